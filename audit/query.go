@@ -1,0 +1,203 @@
+package audit
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// SessionSummary is one line of `tfsh audit sessions`.
+type SessionSummary struct {
+	ID       string      `json:"id"`
+	Start    time.Time   `json:"start"`
+	End      *time.Time  `json:"end,omitempty"`
+	Status   string      `json:"status"` // running (or crashed, not yet noticed), ok, failed, crashed, ...
+	ExitCode *int        `json:"exit_code,omitempty"`
+	Info     SessionInfo `json:"session"`
+	Commands int         `json:"commands"`
+}
+
+// SessionQuery filters sessions; zero fields match everything.
+type SessionQuery struct {
+	User  string
+	Host  string
+	Since time.Time
+	Limit int // newest N; 0 means all
+}
+
+// Sessions lists sessions, oldest first (the newest Limit when Limit > 0).
+func (d *DB) Sessions(ctx context.Context, q SessionQuery) ([]SessionSummary, error) {
+	query := `SELECT s.session_id, s.at, s.data,
+			e.at, e.data,
+			(SELECT COUNT(*) FROM events c WHERE c.session_id = s.session_id AND c.kind = 'command_start')
+		FROM events s
+		LEFT JOIN events e ON e.session_id = s.session_id AND e.kind = 'session_end'
+		WHERE s.kind = 'session_start'`
+	var args []any
+	if !q.Since.IsZero() {
+		query += ` AND s.at >= ?`
+		args = append(args, q.Since.UnixNano())
+	}
+	query += ` ORDER BY s.seq DESC`
+	rows, err := d.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list sessions: %w", err)
+	}
+	defer rows.Close()
+	var out []SessionSummary
+	for rows.Next() {
+		var s SessionSummary
+		var start int64
+		var data string
+		var endAt sql.NullInt64
+		var endData sql.NullString
+		if err := rows.Scan(&s.ID, &start, &data, &endAt, &endData, &s.Commands); err != nil {
+			return nil, err
+		}
+		s.Start = time.Unix(0, start).UTC()
+		_ = json.Unmarshal([]byte(data), &s.Info)
+		if q.User != "" && s.Info.User != q.User || q.Host != "" && s.Info.Host != q.Host {
+			continue
+		}
+		s.Status = "running"
+		if endAt.Valid {
+			t := time.Unix(0, endAt.Int64).UTC()
+			s.End = &t
+			var end struct {
+				Status   string `json:"status"`
+				ExitCode int    `json:"exit_code"`
+			}
+			_ = json.Unmarshal([]byte(endData.String), &end)
+			s.Status = end.Status
+			s.ExitCode = &end.ExitCode
+		}
+		out = append(out, s)
+		if q.Limit > 0 && len(out) >= q.Limit {
+			break
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+		out[i], out[j] = out[j], out[i]
+	}
+	return out, nil
+}
+
+// CommandRecord is one command of a session as the log tells it.
+type CommandRecord struct {
+	ID       string      `json:"id"`
+	Start    time.Time   `json:"start"`
+	Info     CommandInfo `json:"command"`
+	StateKey string      `json:"state_key,omitempty"`
+	Decision *Decision   `json:"decision,omitempty"`
+	End      *CommandEnd `json:"end,omitempty"`
+	EndAt    *time.Time  `json:"end_at,omitempty"`
+	// Events are the command's other events (lock events, hook results).
+	Events []Event `json:"events,omitempty"`
+}
+
+// SessionRecord is a whole session.
+type SessionRecord struct {
+	SessionSummary
+	CommandList []CommandRecord `json:"command_list"`
+}
+
+// ErrNotFound is returned when no session or command matches.
+var ErrNotFound = errors.New("not found")
+
+// ResolveSession turns "last", a full ID or a unique ID prefix (case
+// insensitive) into a session ID.
+func (d *DB) ResolveSession(ctx context.Context, ref string) (string, error) {
+	var q string
+	var args []any
+	if ref == "last" || ref == "" {
+		q = `SELECT session_id FROM events WHERE kind = 'session_start' ORDER BY seq DESC LIMIT 2`
+	} else {
+		q = `SELECT session_id FROM events WHERE kind = 'session_start' AND session_id LIKE ? ORDER BY seq DESC LIMIT 2`
+		args = append(args, strings.ToUpper(ref)+"%")
+	}
+	rows, err := d.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return "", err
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return "", err
+		}
+		ids = append(ids, id)
+	}
+	switch {
+	case len(ids) == 0:
+		return "", fmt.Errorf("session %q: %w", ref, ErrNotFound)
+	case len(ids) > 1 && ref != "last" && ref != "":
+		return "", fmt.Errorf("session %q is ambiguous: give more characters of the ID", ref)
+	}
+	return ids[0], nil
+}
+
+// Session reads one whole session.
+func (d *DB) Session(ctx context.Context, id string) (*SessionRecord, error) {
+	rec := &SessionRecord{}
+	rec.ID = id
+	rec.Status = "running"
+	idx := map[string]int{}
+	found := false
+	err := d.Events(ctx, EventFilter{SessionID: id}, func(e Event) error {
+		switch e.Kind {
+		case KindSessionStart:
+			found = true
+			rec.Start = e.At
+			_ = json.Unmarshal(e.Data, &rec.Info)
+		case KindSessionEnd:
+			t := e.At
+			rec.End = &t
+			var end struct {
+				Status   string `json:"status"`
+				ExitCode int    `json:"exit_code"`
+			}
+			_ = json.Unmarshal(e.Data, &end)
+			rec.Status, rec.ExitCode = end.Status, &end.ExitCode
+		case KindCommandStart:
+			c := CommandRecord{ID: e.CommandID, Start: e.At, StateKey: e.StateKey}
+			_ = json.Unmarshal(e.Data, &c.Info)
+			idx[e.CommandID] = len(rec.CommandList)
+			rec.CommandList = append(rec.CommandList, c)
+			rec.Commands++
+		default:
+			i, ok := idx[e.CommandID]
+			if !ok {
+				return nil
+			}
+			c := &rec.CommandList[i]
+			switch e.Kind {
+			case KindPolicyDecision:
+				c.Decision = new(Decision)
+				_ = json.Unmarshal(e.Data, c.Decision)
+			case KindCommandEnd:
+				c.End = new(CommandEnd)
+				_ = json.Unmarshal(e.Data, c.End)
+				t := e.At
+				c.EndAt = &t
+			default:
+				c.Events = append(c.Events, e)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		return nil, fmt.Errorf("session %s: %w", id, ErrNotFound)
+	}
+	return rec, nil
+}

@@ -1,0 +1,213 @@
+package audit
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+)
+
+// SessionInfo is what session_start records about the tfsh process.
+type SessionInfo struct {
+	Mode             string            `json:"mode"` // interactive, script, command, run
+	User             string            `json:"user"`
+	Host             string            `json:"host"`
+	PID              int               `json:"pid"`
+	PIDStart         string            `json:"pid_start,omitempty"` // process start time, to tell a reused PID apart
+	CWD              string            `json:"cwd"`
+	TfshVersion      string            `json:"tfsh_version"`
+	Terraform        string            `json:"terraform,omitempty"` // binary path
+	TerraformName    string            `json:"terraform_name,omitempty"`
+	TerraformVersion string            `json:"terraform_version,omitempty"`
+	Args             []string          `json:"args,omitempty"` // tfsh's own argv, redacted
+	CI               map[string]string `json:"ci,omitempty"`
+}
+
+// Session records one tfsh invocation. Methods are safe for concurrent use.
+type Session struct {
+	db    *DB
+	ID    string
+	Start time.Time
+	red   *Redactor
+	info  SessionInfo
+}
+
+// StartSession writes session_start, and in the same transaction closes the
+// sessions on this host that crashed (see CloseCrashed), returning them. The
+// redactor applies to everything the session and its commands store;
+// commands may add their own secrets.
+func (d *DB) StartSession(ctx context.Context, info SessionInfo, red *Redactor) (*Session, []CrashedSession, error) {
+	now := d.Now().UTC()
+	s := &Session{db: d, ID: newID(now), Start: now, red: red, info: info}
+	evs, err := d.build(red, pending{at: now, sessionID: s.ID, kind: KindSessionStart, data: info})
+	if err != nil {
+		return nil, nil, err
+	}
+	var crashed []CrashedSession
+	err = d.inTx(ctx, "start audit session", func(tx *sql.Tx) error {
+		if err := chainAndInsert(ctx, tx, evs); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO live_sessions (session_id, host, pid, pid_start, started_at) VALUES (?, ?, ?, ?, ?)`,
+			s.ID, info.Host, info.PID, info.PIDStart, now.UnixNano()); err != nil {
+			return fmt.Errorf("start audit session: %w", err)
+		}
+		crashed, err = d.closeCrashed(ctx, tx, info.Host, s.ID)
+		return err
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, crashed, nil
+}
+
+// Redactor returns the session's redactor.
+func (s *Session) Redactor() *Redactor { return s.red }
+
+// SessionEnd is what session_end records.
+type SessionEnd struct {
+	Status     string `json:"status"` // ok, failed, interrupted, crashed
+	ExitCode   int    `json:"exit_code"`
+	DurationMS int64  `json:"duration_ms"`
+	Commands   int    `json:"commands"`
+}
+
+// End writes session_end.
+func (s *Session) End(ctx context.Context, end SessionEnd) error {
+	now := s.db.Now().UTC()
+	end.DurationMS = now.Sub(s.Start).Milliseconds()
+	evs, err := s.db.build(s.red, pending{at: now, sessionID: s.ID, kind: KindSessionEnd, data: end})
+	if err != nil {
+		return err
+	}
+	return s.db.inTx(ctx, "end audit session", func(tx *sql.Tx) error {
+		if err := chainAndInsert(ctx, tx, evs); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `DELETE FROM live_sessions WHERE session_id = ?`, s.ID)
+		return err
+	})
+}
+
+// CommandInfo is what command_start records. Argv fields must already be
+// structurally redacted (terraform.Invocation does that); the redactor is
+// applied on top.
+type CommandInfo struct {
+	Line        string            `json:"line,omitempty"` // as typed, redacted; empty for tfsh run
+	Typed       []string          `json:"typed"`          // argv as typed (after tokenizing)
+	Run         []string          `json:"run,omitempty"`  // argv given to terraform, after policy
+	Effective   []string          `json:"effective"`      // argv terraform sees after TF_CLI_ARGS*
+	Subcommand  string            `json:"subcommand"`     // "apply", "state mv", or the unknown word
+	Known       bool              `json:"known"`          // in tfsh's catalog
+	WritesState bool              `json:"writes_state"`   //
+	Locks       string            `json:"locks"`          // never, always, conditional, session
+	Lock        *bool             `json:"lock,omitempty"` // effective -lock, if set
+	LockFrom    string            `json:"lock_from,omitempty"`
+	Workdir     string            `json:"workdir"`
+	Workspace   string            `json:"workspace,omitempty"`
+	Backend     string            `json:"backend,omitempty"`
+	StateKey    string            `json:"-"`             // stored in the state_key column
+	Env         map[string]string `json:"env,omitempty"` // TF_CLI_ARGS*, TF_WORKSPACE, ... (redacted)
+	Interactive bool              `json:"interactive"`
+	Terraform   string            `json:"terraform,omitempty"`
+	Note        string            `json:"note,omitempty"`
+}
+
+// Decision is what policy_decision records.
+type Decision struct {
+	Action   string    `json:"action"` // allow, deny, warn
+	Rule     string    `json:"rule,omitempty"`
+	Source   string    `json:"source,omitempty"`
+	Message  string    `json:"message,omitempty"`
+	Findings []Finding `json:"findings,omitempty"`
+	Added    []string  `json:"added,omitempty"`
+}
+
+// Finding is one rule that matched.
+type Finding struct {
+	Rule    string `json:"rule"`
+	Source  string `json:"source"`
+	Action  string `json:"action"`
+	Message string `json:"message"`
+}
+
+// Command records one command line of a session.
+type Command struct {
+	s        *Session
+	ID       string
+	Start    time.Time
+	stateKey string
+	red      *Redactor
+
+	mu  sync.Mutex
+	out *outputRecorder
+}
+
+// StartCommand writes command_start and policy_decision in one transaction.
+// secrets are added to the session's redactor for this command.
+func (s *Session) StartCommand(ctx context.Context, info CommandInfo, dec Decision, secrets ...string) (*Command, error) {
+	now := s.db.Now().UTC()
+	red := s.red.With(secrets...)
+	c := &Command{s: s, ID: newID(now), Start: now, stateKey: info.StateKey, red: red}
+	_, err := s.db.append(ctx, red,
+		pending{at: now, sessionID: s.ID, commandID: c.ID, kind: KindCommandStart, stateKey: info.StateKey, data: info},
+		pending{at: now, sessionID: s.ID, commandID: c.ID, kind: KindPolicyDecision, stateKey: info.StateKey, data: dec},
+	)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Append writes one more event about the command (lock events, hook results).
+func (c *Command) Append(ctx context.Context, kind, lockID string, data any) error {
+	_, err := c.s.db.append(ctx, c.red, pending{sessionID: c.s.ID, commandID: c.ID, kind: kind, stateKey: c.stateKey, lockID: lockID, data: data})
+	return err
+}
+
+// CommandEnd is what command_end records.
+type CommandEnd struct {
+	Status       string `json:"status"` // ok, failed, refused, error, interrupted, unknown
+	ExitCode     int    `json:"exit_code"`
+	Signal       string `json:"signal,omitempty"`
+	DurationMS   int64  `json:"duration_ms"`
+	Error        string `json:"error,omitempty"`
+	OutputSHA256 string `json:"output_sha256,omitempty"`
+	OutputBytes  int64  `json:"output_bytes"`
+	OutputChunks int    `json:"output_chunks"`
+	Reason       string `json:"reason,omitempty"`
+}
+
+// End flushes the recorded output and writes command_end with its digest.
+// The output error, if any, is returned after command_end is written.
+func (c *Command) End(ctx context.Context, end CommandEnd) error {
+	c.mu.Lock()
+	out := c.out
+	c.mu.Unlock()
+	var outErr error
+	if out != nil {
+		sum, n, chunks, err := out.close()
+		end.OutputSHA256, end.OutputBytes, end.OutputChunks = sum, n, chunks
+		outErr = err
+	} else {
+		end.OutputSHA256 = hex.EncodeToString(sha256.New().Sum(nil))
+	}
+	now := c.s.db.Now().UTC()
+	end.DurationMS = now.Sub(c.Start).Milliseconds()
+	if _, err := c.s.db.append(ctx, c.red, pending{at: now, sessionID: c.s.ID, commandID: c.ID, kind: KindCommandEnd, stateKey: c.stateKey, data: end}); err != nil {
+		return err
+	}
+	if outErr != nil {
+		return fmt.Errorf("record output: %w", outErr)
+	}
+	return nil
+}
+
+func newID(t time.Time) string {
+	return ulid.MustNew(ulid.Timestamp(t), ulid.DefaultEntropy()).String()
+}
