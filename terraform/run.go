@@ -1,0 +1,295 @@
+package terraform
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/creack/pty"
+	"golang.org/x/sys/unix"
+	"golang.org/x/term"
+)
+
+// RunSpec says how to run one terraform process. Argv only: nothing is
+// ever given to a shell.
+type RunSpec struct {
+	Path string
+	Args []string
+	Dir  string
+	Env  []string
+
+	// Stdin, Stdout and Stderr are the user's streams. In PTY mode Stdin and
+	// Stdout must be the terminal.
+	Stdin  *os.File
+	Stdout io.Writer
+	Stderr io.Writer
+
+	// Record receives a copy of the output: stream "stdout"/"stderr" in pipe
+	// mode, "tty" in PTY mode. Its writers must not block for long.
+	Record func(stream string) io.Writer
+
+	// PTY runs the child on a pseudo-terminal with our terminal in raw mode.
+	PTY bool
+
+	// Signals delivers the signals tfsh receives while the command runs.
+	// In pipe mode each one is forwarded once to the child (which is in its
+	// own process group, so the terminal did not send it). In PTY mode
+	// SIGINT is not forwarded (the pty's line discipline already delivered
+	// Ctrl-C); SIGTERM and SIGHUP are forwarded as SIGTERM, the graceful stop.
+	Signals <-chan os.Signal
+
+	// OnStart is called with the child's PID once it runs.
+	OnStart func(pid int)
+}
+
+// Result is how a run ended.
+type Result struct {
+	Started  bool
+	ExitCode int    // terraform's exit code; 128+N when killed by signal N
+	Signal   string // the signal that killed the child, if any
+	// Forwarded lists the signals tfsh passed on.
+	Forwarded []string
+	Duration  time.Duration
+	Err       error // tfsh could not run the command at all
+}
+
+// Run starts the child, copies its streams and waits for it. ctx cancels a
+// run that has not started; once it runs, only signals stop it, so that
+// terraform always gets to release its lock.
+func Run(ctx context.Context, spec RunSpec) Result {
+	if err := ctx.Err(); err != nil {
+		return Result{Err: err, ExitCode: 130}
+	}
+	if spec.PTY {
+		return runPTY(spec)
+	}
+	return runPipes(spec)
+}
+
+func command(spec RunSpec) *exec.Cmd {
+	cmd := exec.Command(spec.Path, spec.Args...)
+	cmd.Dir = spec.Dir
+	cmd.Env = spec.Env
+	return cmd
+}
+
+// tee writes to the user and to the recorder; a failing user stream (a
+// closed pipe) never stops the recording nor the child's output.
+type tee struct {
+	user   io.Writer
+	rec    io.Writer
+	broken bool
+}
+
+func (t *tee) Write(p []byte) (int, error) {
+	if t.user != nil && !t.broken {
+		if _, err := t.user.Write(p); err != nil {
+			t.broken = true
+		}
+	}
+	if t.rec != nil {
+		t.rec.Write(p)
+	}
+	return len(p), nil
+}
+
+func recorder(spec RunSpec, stream string) io.Writer {
+	if spec.Record == nil {
+		return nil
+	}
+	return spec.Record(stream)
+}
+
+func runPipes(spec RunSpec) Result {
+	cmd := command(spec)
+	if spec.Stdin != nil {
+		cmd.Stdin = spec.Stdin
+	}
+	cmd.Stdout = &tee{user: spec.Stdout, rec: recorder(spec, "stdout")}
+	cmd.Stderr = &tee{user: spec.Stderr, rec: recorder(spec, "stderr")}
+	// Own process group: a terminal's Ctrl-C reaches tfsh only, which passes
+	// it on exactly once. Pdeathsig: if tfsh dies, terraform gets the
+	// graceful stop rather than running on unobserved.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return Result{Err: fmt.Errorf("start %s: %w", spec.Path, err), ExitCode: 4}
+	}
+	if spec.OnStart != nil {
+		spec.OnStart(cmd.Process.Pid)
+	}
+	stop := make(chan struct{})
+	var fwd []string
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	if spec.Signals != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				case sig := <-spec.Signals:
+					if cmd.Process.Signal(sig) == nil {
+						mu.Lock()
+						fwd = append(fwd, sig.String())
+						mu.Unlock()
+					}
+				}
+			}
+		}()
+	}
+	err := cmd.Wait()
+	close(stop)
+	wg.Wait()
+	res := exitResult(cmd, err)
+	res.Started = true
+	res.Duration = time.Since(start)
+	res.Forwarded = fwd
+	return res
+}
+
+func exitResult(cmd *exec.Cmd, err error) Result {
+	var res Result
+	if cmd.ProcessState == nil {
+		res.Err = err
+		res.ExitCode = 4
+		return res
+	}
+	ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus)
+	switch {
+	case ok && ws.Signaled():
+		res.Signal = ws.Signal().String()
+		res.ExitCode = 128 + int(ws.Signal())
+	default:
+		res.ExitCode = cmd.ProcessState.ExitCode()
+	}
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		res.Err = err
+	}
+	return res
+}
+
+func runPTY(spec RunSpec) Result {
+	cmd := command(spec)
+	inFd := int(spec.Stdin.Fd())
+	size, err := pty.GetsizeFull(spec.Stdin)
+	if err != nil {
+		size = nil
+	}
+	start := time.Now()
+	ptmx, err := pty.StartWithAttrs(cmd, size, &syscall.SysProcAttr{Setsid: true, Setctty: true, Pdeathsig: syscall.SIGTERM})
+	if err != nil {
+		return Result{Err: fmt.Errorf("start %s on a terminal: %w", spec.Path, err), ExitCode: 4}
+	}
+	defer ptmx.Close()
+	if spec.OnStart != nil {
+		spec.OnStart(cmd.Process.Pid)
+	}
+
+	// Raw mode for the duration, restored on every path out of here
+	// (including panics: deferred).
+	if old, err := term.MakeRaw(inFd); err == nil {
+		defer term.Restore(inFd, old)
+	}
+
+	winch := make(chan os.Signal, 1)
+	signal.Notify(winch, syscall.SIGWINCH)
+	defer signal.Stop(winch)
+
+	wake, wakeW, err := os.Pipe()
+	if err != nil {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+		return Result{Err: err, ExitCode: 4}
+	}
+	defer wake.Close()
+	defer wakeW.Close()
+
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		copyInput(ptmx, inFd, int(wake.Fd()))
+	}()
+	outDone := make(chan struct{})
+	go func() {
+		defer close(outDone)
+		// Ends with EIO once the child and its descendants close the pty.
+		io.Copy(&tee{user: spec.Stdout, rec: recorder(spec, "tty")}, ptmx)
+	}()
+
+	waitErr := make(chan error, 1)
+	go func() { waitErr <- cmd.Wait() }()
+	var fwd []string
+	var werr error
+loop:
+	for {
+		select {
+		case werr = <-waitErr:
+			break loop
+		case <-winch:
+			pty.InheritSize(spec.Stdin, ptmx)
+		case sig := <-spec.Signals:
+			if sig == os.Interrupt {
+				continue
+			}
+			if cmd.Process.Signal(syscall.SIGTERM) == nil {
+				fwd = append(fwd, syscall.SIGTERM.String())
+			}
+		}
+	}
+	// Let the output drain, but do not hang on a grandchild that keeps the
+	// pty open.
+	select {
+	case <-outDone:
+	case <-time.After(2 * time.Second):
+	}
+	wakeW.Write([]byte{0})
+	wg.Wait()
+	res := exitResult(cmd, werr)
+	res.Started = true
+	res.Duration = time.Since(start)
+	res.Forwarded = fwd
+	return res
+}
+
+// copyInput copies the terminal to the pty until wake becomes readable. It
+// polls instead of blocking in read, so that it never swallows what the user
+// types after the command ends.
+func copyInput(dst io.Writer, in, wake int) {
+	buf := make([]byte, 4096)
+	fds := []unix.PollFd{{Fd: int32(in), Events: unix.POLLIN}, {Fd: int32(wake), Events: unix.POLLIN}}
+	for {
+		fds[0].Revents, fds[1].Revents = 0, 0
+		if _, err := unix.Poll(fds, -1); err != nil {
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			return
+		}
+		if fds[1].Revents != 0 {
+			return
+		}
+		if fds[0].Revents&(unix.POLLIN|unix.POLLHUP|unix.POLLERR) != 0 {
+			n, err := unix.Read(in, buf)
+			if n > 0 {
+				if _, err := dst.Write(buf[:n]); err != nil {
+					return
+				}
+			}
+			if err != nil && !errors.Is(err, unix.EINTR) && !errors.Is(err, unix.EAGAIN) || n == 0 && err == nil {
+				return
+			}
+		}
+	}
+}
