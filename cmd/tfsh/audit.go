@@ -1,0 +1,297 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/tfsh/tfsh/audit"
+	"github.com/tfsh/tfsh/shell"
+)
+
+const auditUsage = `Usage:
+  tfsh audit sessions [--json] [--limit N] [--user U] [--host H] [--since RFC3339|DURATION]
+  tfsh audit show [--json] [--no-output] SESSION|last
+`
+
+func auditCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		io.WriteString(stderr, auditUsage)
+		return exitCannotRun
+	}
+	var err error
+	switch args[0] {
+	case "sessions":
+		err = auditSessions(ctx, args[1:], stdout)
+	case "show":
+		err = auditShow(ctx, args[1:], stdout)
+	case "-h", "--help", "help":
+		io.WriteString(stdout, auditUsage)
+		return 0
+	default:
+		err = &usageError{fmt.Sprintf("unknown audit command %q (sessions, show)", args[0])}
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		io.WriteString(stdout, auditUsage)
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "tfsh: %v\n", err)
+		if errors.Is(err, audit.ErrNotFound) {
+			return 1
+		}
+		return exitCannotRun
+	}
+	return 0
+}
+
+// openAuditForReading opens the log; reading never creates one.
+func openAuditForReading(ctx context.Context, path string) (*audit.DB, error) {
+	if path == "" {
+		var err error
+		if path, err = audit.DefaultPath(); err != nil {
+			return nil, err
+		}
+	}
+	if !fileExists(path) {
+		return nil, fmt.Errorf("no audit log at %s yet: run a command through tfsh first, or give --audit-db", path)
+	}
+	return audit.Open(ctx, path)
+}
+
+// parseSince accepts RFC3339 or a duration back from now ("2h", "2h ago").
+func parseSince(s string, now time.Time) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	if d, err := time.ParseDuration(strings.TrimSpace(strings.TrimSuffix(s, "ago"))); err == nil {
+		return now.Add(-d), nil
+	}
+	return time.Time{}, &usageError{fmt.Sprintf("--since %q: give an RFC3339 time or a duration such as 2h", s)}
+}
+
+func auditSessions(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := newFlagSet("audit sessions")
+	dbPath := fs.String("audit-db", "", "audit log path")
+	asJSON := fs.Bool("json", false, "JSON output")
+	limit := fs.Int("limit", 50, "newest N sessions (0: all)")
+	user := fs.String("user", "", "only this user's sessions")
+	host := fs.String("host", "", "only sessions on this host")
+	since := fs.String("since", "", "only sessions since")
+	if err := fs.Parse(args); err != nil {
+		return flagError("audit sessions", err)
+	}
+	t, err := parseSince(*since, time.Now())
+	if err != nil {
+		return err
+	}
+	db, err := openAuditForReading(ctx, *dbPath)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	list, err := db.Sessions(ctx, audit.SessionQuery{User: *user, Host: *host, Since: t, Limit: *limit})
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		if list == nil {
+			list = []audit.SessionSummary{}
+		}
+		return writeJSON(stdout, list)
+	}
+	if len(list) == 0 {
+		fmt.Fprintln(stdout, "no sessions recorded")
+		return nil
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SESSION\tSTARTED\tDURATION\tUSER@HOST\tMODE\tCOMMANDS\tSTATUS\tDIRECTORY")
+	for _, s := range list {
+		dur := "-"
+		if s.End != nil {
+			dur = s.End.Sub(s.Start).Round(time.Millisecond).String()
+		}
+		status := s.Status
+		if s.ExitCode != nil && *s.ExitCode != 0 {
+			status = fmt.Sprintf("%s (%d)", status, *s.ExitCode)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s@%s\t%s\t%d\t%s\t%s\n", s.ID, s.Start.Local().Format("2006-01-02 15:04:05"), dur,
+			s.Info.User, s.Info.Host, s.Info.Mode, s.Commands, status, s.Info.CWD)
+	}
+	return tw.Flush()
+}
+
+// shownCommand is a command with its output, for --json.
+type shownCommand struct {
+	audit.CommandRecord
+	Output []shownFrame `json:"output,omitempty"`
+}
+
+type shownFrame struct {
+	OffsetMS float64 `json:"offset_ms"`
+	Stream   string  `json:"stream"`
+	Text     string  `json:"text"`
+}
+
+func auditShow(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := newFlagSet("audit show")
+	dbPath := fs.String("audit-db", "", "audit log path")
+	asJSON := fs.Bool("json", false, "JSON output")
+	noOutput := fs.Bool("no-output", false, "leave out the recorded output")
+	if err := fs.Parse(args); err != nil {
+		return flagError("audit show", err)
+	}
+	if fs.NArg() > 1 {
+		return &usageError{"audit show takes one session ID (or last)"}
+	}
+	db, err := openAuditForReading(ctx, *dbPath)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	id, err := db.ResolveSession(ctx, fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	rec, err := db.Session(ctx, id)
+	if err != nil {
+		return err
+	}
+	frames := func(cmdID string) ([]audit.Frame, error) {
+		var out []audit.Frame
+		if *noOutput {
+			return nil, nil
+		}
+		err := db.Frames(ctx, cmdID, func(f audit.Frame) error { out = append(out, f); return nil })
+		return out, err
+	}
+	if *asJSON {
+		doc := struct {
+			audit.SessionSummary
+			Commands []shownCommand `json:"command_list"`
+		}{SessionSummary: rec.SessionSummary, Commands: []shownCommand{}}
+		for _, c := range rec.CommandList {
+			sc := shownCommand{CommandRecord: c}
+			fr, err := frames(c.ID)
+			if err != nil {
+				return err
+			}
+			for _, f := range fr {
+				sc.Output = append(sc.Output, shownFrame{OffsetMS: float64(f.Offset) / 1e6, Stream: f.Stream.String(), Text: string(f.Data)})
+			}
+			doc.Commands = append(doc.Commands, sc)
+		}
+		return writeJSON(stdout, doc)
+	}
+	return renderSession(stdout, rec, frames)
+}
+
+func renderSession(w io.Writer, rec *audit.SessionRecord, frames func(string) ([]audit.Frame, error)) error {
+	i := rec.Info
+	fmt.Fprintf(w, "session %s  %s  %s@%s  pid %d\n", rec.ID, i.Mode, i.User, i.Host, i.PID)
+	fmt.Fprintf(w, "  started  %s", rec.Start.Local().Format(time.RFC3339))
+	if rec.End != nil {
+		fmt.Fprintf(w, ", ended after %s: %s", rec.End.Sub(rec.Start).Round(time.Millisecond), rec.Status)
+		if rec.ExitCode != nil {
+			fmt.Fprintf(w, " (exit %d)", *rec.ExitCode)
+		}
+	} else {
+		fmt.Fprintf(w, ", still running or killed without a trace yet")
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "  cwd      %s\n", i.CWD)
+	fmt.Fprintf(w, "  tfsh %s, %s %s (%s)\n", i.TfshVersion, i.TerraformName, i.TerraformVersion, i.Terraform)
+	for n, c := range rec.CommandList {
+		fmt.Fprintln(w)
+		typed := c.Info.Line
+		if typed == "" {
+			typed = shell.Quote(c.Info.Typed)
+		}
+		fmt.Fprintf(w, "[%d] %s  %s\n", n+1, c.Start.Local().Format("15:04:05.000"), typed)
+		if ran := shell.Quote(c.Info.Run); len(c.Info.Run) > 0 && ran != shell.Quote(c.Info.Typed) {
+			fmt.Fprintf(w, "    ran        %s\n", ran)
+		}
+		if eff := shell.Quote(c.Info.Effective); len(c.Info.Env) > 0 {
+			fmt.Fprintf(w, "    effective  %s\n", eff)
+			for k, v := range c.Info.Env {
+				fmt.Fprintf(w, "    env        %s=%s\n", k, v)
+			}
+		}
+		fmt.Fprintf(w, "    where      %s (workspace %s, backend %s)\n", c.Info.Workdir, c.Info.Workspace, c.Info.Backend)
+		if c.StateKey != "" {
+			fmt.Fprintf(w, "    state      %s\n", c.StateKey)
+		}
+		if d := c.Decision; d != nil {
+			line := d.Action
+			if d.Rule != "" {
+				line += fmt.Sprintf(" by rule %q (%s)", d.Rule, d.Source)
+			}
+			if d.Message != "" {
+				line += ": " + d.Message
+			}
+			fmt.Fprintf(w, "    decision   %s\n", line)
+			if len(d.Added) > 0 {
+				fmt.Fprintf(w, "    added      %s\n", strings.Join(d.Added, " "))
+			}
+		}
+		if c.Info.Note != "" {
+			fmt.Fprintf(w, "    note       %s\n", c.Info.Note)
+		}
+		if e := c.End; e != nil {
+			line := fmt.Sprintf("%s, exit %d", e.Status, e.ExitCode)
+			if e.Signal != "" {
+				line += ", signal " + e.Signal
+			}
+			line += fmt.Sprintf(", %s", (time.Duration(e.DurationMS) * time.Millisecond).String())
+			if e.Reason != "" {
+				line += " (" + e.Reason + ")"
+			}
+			if e.Error != "" {
+				line += ": " + e.Error
+			}
+			fmt.Fprintf(w, "    result     %s\n", line)
+		} else {
+			fmt.Fprintf(w, "    result     none recorded (still running, or tfsh was killed)\n")
+		}
+		for _, ev := range c.Events {
+			fmt.Fprintf(w, "    %-10s %s %s\n", ev.Kind, ev.At.Local().Format("15:04:05.000"), ev.Data)
+		}
+		fr, err := frames(c.ID)
+		if err != nil {
+			return err
+		}
+		var text bytes.Buffer
+		for _, f := range fr {
+			text.Write(f.Data)
+		}
+		if text.Len() > 0 {
+			fmt.Fprintln(w, "    output:")
+			for _, l := range strings.Split(strings.TrimRight(text.String(), "\n"), "\n") {
+				fmt.Fprintf(w, "      │ %s\n", strings.TrimRight(l, "\r"))
+			}
+		}
+	}
+	return nil
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}

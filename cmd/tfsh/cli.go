@@ -1,0 +1,387 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"os/user"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+	"syscall"
+
+	"golang.org/x/term"
+
+	"github.com/tfsh/tfsh/audit"
+	"github.com/tfsh/tfsh/policy"
+	"github.com/tfsh/tfsh/shell"
+	"github.com/tfsh/tfsh/terraform"
+)
+
+// Exit codes (README "Exit codes").
+const (
+	exitRefused   = shell.ExitRefused
+	exitCannotRun = shell.ExitCannotRun
+)
+
+// usageError is a mistake in how tfsh was called: one line, exit 4.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+// Main is tfsh's entry point, shared by the binary and the tests.
+func Main(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "run":
+			return runCommand(ctx, args[1:], stdin, stdout, stderr)
+		case "audit":
+			return auditCommand(ctx, args[1:], stdout, stderr)
+		case "version":
+			fmt.Fprintf(stdout, "tfsh %s\n", tfshVersion())
+			return 0
+		case "help":
+			io.WriteString(stdout, usage)
+			return 0
+		}
+	}
+	return shellCommand(ctx, args, stdin, stdout, stderr)
+}
+
+const usage = `tfsh: a shell for terraform and tofu that keeps state locking honest.
+
+Usage:
+  tfsh [flags]                     interactive shell in the current directory (or a script on stdin)
+  tfsh [flags] -c 'LINE'           run one command line, e.g. tfsh -c 'apply -auto-approve'
+  tfsh [flags] -f FILE [-k]        run a script, one command per line; -k keeps going after a failure
+  tfsh run [flags] -- ARGS...      the CI form: terraform's arguments given directly
+  tfsh audit sessions [--json]     list recorded sessions
+  tfsh audit show [--json] ID|last show a session: commands, decisions, exit codes, output
+  tfsh version
+
+Flags:
+  --terraform PATH   terraform or tofu binary (default: $TFSH_TERRAFORM, else terraform, then tofu on PATH)
+  --audit-db PATH    audit log (default: $TFSH_AUDIT_DB, else $XDG_STATE_HOME/tfsh/audit.db)
+
+Exit codes: terraform's own (0, 1, 2), 3 refused by policy, 4 tfsh could not run the
+command, 130 interrupted before terraform started.
+`
+
+// common holds the flags every running mode shares.
+type common struct {
+	terraform string
+	auditDB   string
+}
+
+func (c *common) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.terraform, "terraform", "", "terraform or tofu binary")
+	fs.StringVar(&c.auditDB, "audit-db", "", "audit log path")
+}
+
+func newFlagSet(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	return fs
+}
+
+// flagError turns flag's error into one line that says what to do.
+func flagError(cmd string, err error) error {
+	if errors.Is(err, flag.ErrHelp) {
+		return err
+	}
+	msg := err.Error()
+	if strings.HasPrefix(msg, "flag provided but not defined: ") {
+		f := strings.TrimPrefix(msg, "flag provided but not defined: ")
+		hint := "see tfsh help"
+		if cmd == "tfsh" {
+			hint = fmt.Sprintf("tfsh flags go before the command; to pass %s to terraform, write it inside -c '...' or after tfsh run --", f)
+		}
+		return &usageError{fmt.Sprintf("unknown tfsh flag %s: %s", f, hint)}
+	}
+	return &usageError{msg + " (see tfsh help)"}
+}
+
+func shellCommand(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.Writer) int {
+	fs := newFlagSet("tfsh")
+	var c common
+	c.register(fs)
+	line := fs.String("c", "", "run one command line")
+	file := fs.String("f", "", "run a script file")
+	keep := fs.Bool("k", false, "keep going after a failing script line")
+	showVersion := fs.Bool("version", false, "print tfsh's version")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			io.WriteString(stdout, usage)
+			return 0
+		}
+		fmt.Fprintf(stderr, "tfsh: %v\n", flagError("tfsh", err))
+		return exitCannotRun
+	}
+	if *showVersion {
+		fmt.Fprintf(stdout, "tfsh %s\n", tfshVersion())
+		return 0
+	}
+	if fs.NArg() > 0 {
+		w := fs.Arg(0)
+		fmt.Fprintf(stderr, "tfsh: %q is not a tfsh command: to run terraform's, use tfsh -c '%s' or tfsh run -- %s (see tfsh help)\n",
+			w, shell.Quote(fs.Args()), shell.Quote(fs.Args()))
+		return exitCannotRun
+	}
+	isSet := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { isSet[f.Name] = true })
+	if isSet["c"] && isSet["f"] {
+		fmt.Fprintln(stderr, "tfsh: give either -c or -f, not both")
+		return exitCannotRun
+	}
+
+	mode := "script"
+	interactive := term.IsTerminal(int(stdin.Fd()))
+	switch {
+	case isSet["c"]:
+		mode = "command"
+	case isSet["f"]:
+		mode = "script"
+	case interactive:
+		mode = "interactive"
+	}
+	var script *os.File
+	scriptName := "stdin"
+	if isSet["f"] {
+		f, err := os.Open(*file)
+		if err != nil {
+			fmt.Fprintf(stderr, "tfsh: cannot read script: %v\n", err)
+			return exitCannotRun
+		}
+		defer f.Close()
+		script, scriptName = f, *file
+	} else if mode == "script" {
+		script = stdin
+	}
+
+	env, err := setup(ctx, c, mode, args, stdin, stdout, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "tfsh: %v\n", err)
+		return exitCannotRun
+	}
+	defer env.close()
+	sess := env.session
+
+	var out shell.Outcome
+	switch mode {
+	case "command":
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		sess.OnIdleSignal(func(os.Signal) { cancel() })
+		code, _ := sess.Execute(ctx, *line)
+		out = shell.Outcome{ExitCode: code, Status: statusOf(code)}
+	case "interactive":
+		out = sess.Interactive(ctx, stdin)
+	default:
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		sess.OnIdleSignal(func(os.Signal) { cancel() })
+		out = sess.Script(ctx, script, scriptName, *keep)
+	}
+	env.end(out)
+	return out.ExitCode
+}
+
+func runCommand(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.Writer) int {
+	fs := newFlagSet("run")
+	var c common
+	c.register(fs)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			io.WriteString(stdout, "Usage: tfsh run [--terraform PATH] [--audit-db PATH] -- <terraform arguments>\n")
+			return 0
+		}
+		fmt.Fprintf(stderr, "tfsh: %v\n", flagError("run", err))
+		return exitCannotRun
+	}
+	tfArgs := fs.Args()
+	// flag stops at "--" and drops it; a missing "--" is fine when the first
+	// terraform argument is not a flag.
+	if len(tfArgs) == 0 {
+		fmt.Fprintln(stderr, "tfsh: run needs terraform's arguments after --, e.g. tfsh run -- plan")
+		return exitCannotRun
+	}
+	env, err := setup(ctx, c, "run", append([]string{"run"}, args...), stdin, stdout, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "tfsh: %v\n", err)
+		return exitCannotRun
+	}
+	defer env.close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	env.session.OnIdleSignal(func(os.Signal) { cancel() })
+	code := env.session.Run(ctx, tfArgs, "")
+	env.end(shell.Outcome{ExitCode: code, Status: statusOf(code)})
+	return code
+}
+
+func statusOf(code int) string {
+	switch code {
+	case 0:
+		return "ok"
+	case shell.ExitInterrupted:
+		return "interrupted"
+	}
+	return "failed"
+}
+
+// runEnv is a running session and what must be released after it.
+type runEnv struct {
+	session *shell.Session
+	db      *audit.DB
+	sigs    chan os.Signal
+	stderr  io.Writer
+}
+
+func (e *runEnv) end(out shell.Outcome) {
+	ctx := context.Background()
+	if err := e.session.Close(ctx, out.Status, out.ExitCode); err != nil {
+		fmt.Fprintf(e.stderr, "tfsh: could not record the end of the session: %v\n", err)
+	}
+}
+
+func (e *runEnv) close() {
+	signal.Stop(e.sigs)
+	e.db.Close()
+}
+
+// setup finds terraform, opens the audit log and starts the session. Any
+// failure means nothing runs (exit 4): tfsh never runs a command it cannot
+// record.
+func setup(ctx context.Context, c common, mode string, args []string, stdin *os.File, stdout, stderr io.Writer) (*runEnv, error) {
+	getenv := os.Getenv
+	path, err := terraform.Find(c.terraform, getenv)
+	if err != nil {
+		return nil, err
+	}
+	bin, err := terraform.Identify(ctx, path, cacheDir())
+	if err != nil {
+		return nil, err
+	}
+	dbPath := c.auditDB
+	if dbPath == "" {
+		if dbPath, err = audit.DefaultPath(); err != nil {
+			return nil, err
+		}
+	}
+	db, err := audit.Open(ctx, dbPath)
+	if err != nil {
+		return nil, err
+	}
+	cwd, err := os.Getwd()
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("find the working directory: %w", err)
+	}
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+
+	outFile, _ := stdout.(*os.File)
+	pty := stdin != nil && outFile != nil && term.IsTerminal(int(stdin.Fd())) && term.IsTerminal(int(outFile.Fd()))
+	host, _ := os.Hostname()
+	info := audit.SessionInfo{
+		Mode:             mode,
+		User:             userName(),
+		Host:             host,
+		PID:              os.Getpid(),
+		PIDStart:         audit.ProcessStart(os.Getpid()),
+		CWD:              cwd,
+		TfshVersion:      tfshVersion(),
+		Terraform:        bin.Path,
+		TerraformName:    bin.Name,
+		TerraformVersion: bin.Version,
+		Args:             redactOwnArgs(args),
+	}
+	sess, crashed, err := shell.NewSession(ctx, shell.Config{
+		Binary:  bin,
+		Policy:  policy.Default(),
+		Audit:   db,
+		Env:     os.Environ(),
+		Dir:     cwd,
+		Stdin:   stdin,
+		Out:     stdout,
+		Err:     stderr,
+		PTY:     pty,
+		Signals: sigs,
+	}, info)
+	if err != nil {
+		signal.Stop(sigs)
+		db.Close()
+		return nil, err
+	}
+	for _, cs := range crashed {
+		fmt.Fprintf(stderr, "tfsh: session %s (pid %d) ended without closing (tfsh was killed); recorded it as crashed", cs.SessionID, cs.PID)
+		if cs.StateKey != "" {
+			fmt.Fprintf(stderr, "; its last command used state %s: check its lock", cs.StateKey)
+		}
+		fmt.Fprintln(stderr)
+	}
+	return &runEnv{session: sess, db: db, sigs: sigs, stderr: stderr}, nil
+}
+
+func cacheDir() string {
+	if d := os.Getenv("XDG_CACHE_HOME"); d != "" && filepath.IsAbs(d) {
+		return filepath.Join(d, "tfsh")
+	}
+	if d, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(d, "tfsh")
+	}
+	return ""
+}
+
+func userName() string {
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return u.Username
+	}
+	return os.Getenv("USER")
+}
+
+func tfshVersion() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	v := bi.Main.Version
+	if v == "" || v == "(devel)" {
+		v = "devel"
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				v += "+" + s.Value[:12]
+			}
+		}
+	}
+	return v
+}
+
+// redactOwnArgs redacts tfsh's own argv for session_start: terraform
+// arguments (after run --) and the line given to -c, which carries them
+// inside one string.
+func redactOwnArgs(args []string) []string {
+	out := terraform.RedactArgs(args)
+	redactLine := func(line string) string {
+		toks, err := shell.Tokenize(line)
+		if err != nil {
+			toks = strings.Fields(line)
+		}
+		return shell.Quote(terraform.RedactArgs(toks))
+	}
+	for i := 0; i < len(out); i++ {
+		switch a := out[i]; {
+		case (a == "-c" || a == "--c") && i+1 < len(out):
+			i++
+			out[i] = redactLine(out[i])
+		case strings.HasPrefix(a, "-c=") || strings.HasPrefix(a, "--c="):
+			flag, line, _ := strings.Cut(a, "=")
+			out[i] = flag + "=" + redactLine(line)
+		}
+	}
+	return out
+}

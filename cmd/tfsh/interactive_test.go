@@ -1,0 +1,148 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/creack/pty"
+	"golang.org/x/sys/unix"
+
+	"github.com/tfsh/tfsh/internal/lab/labtest"
+)
+
+// screen collects what a program writes to its terminal.
+type screen struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (s *screen) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.Write(p)
+}
+
+func (s *screen) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.String()
+}
+
+// waitFor waits until the screen, from offset from, matches re.
+func (s *screen) waitFor(t *testing.T, from int, re string) int {
+	t.Helper()
+	rx := regexp.MustCompile(re)
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		text := s.String()
+		if loc := rx.FindStringIndex(text[from:]); loc != nil {
+			return from + loc[1]
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("screen never matched %q; it shows:\n%s", re, s.String()[from:])
+	return 0
+}
+
+// TestInteractivePrompt types into tfsh on a real pseudo-terminal: commands
+// run on a pty of their own (terraform's approval prompt works), Ctrl-C at
+// the prompt clears the line, and the terminal is restored afterwards.
+func TestInteractivePrompt(t *testing.T) {
+	tf := labtest.Terraform(t)
+	dir := labtest.Example(t, ".", tf, nil, nil)
+	h := newHarness(t, dir, tf)
+
+	cmd := exec.Command("tfsh")
+	cmd.Dir = dir
+	cmd.Env = append(h.env, "TERM=dumb")
+	ptmx, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 40, Cols: 120})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ptmx.Close()
+	before, err := unix.IoctlGetTermios(int(ptmx.Fd()), unix.TCGETS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var scr screen
+	go func() { _, _ = copyUntilEOF(&scr, ptmx) }()
+	type_ := func(s string) {
+		if _, err := ptmx.Write([]byte(s)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	prompt := `tfsh [^ ]+ \[default · local\]> `
+
+	at := scr.waitFor(t, 0, `Type terraform commands`)
+	at = scr.waitFor(t, at, prompt)
+	type_("init -input=false\n")
+	at = scr.waitFor(t, at, `successfully initialized`)
+	at = scr.waitFor(t, at, prompt)
+
+	// terraform asks for approval on its own terminal; the answer goes through.
+	type_("apply\n")
+	at = scr.waitFor(t, at, `added -lock-timeout=5m \(built-in rule lock-timeout-default\)`)
+	at = scr.waitFor(t, at, `Enter a value:`)
+	type_("yes\r")
+	at = scr.waitFor(t, at, `Apply complete! Resources: 1 added`)
+	at = scr.waitFor(t, at, prompt)
+
+	// Ctrl-C at the prompt drops the half-typed line.
+	type_("apply -lock=fal")
+	type_("\x03")
+	at = scr.waitFor(t, at, `\^C\r?\n`+prompt)
+	type_("apply -lock=false\n")
+	at = scr.waitFor(t, at, `refused by rule "no-unlocked-writes"`)
+	scr.waitFor(t, at, prompt)
+
+	type_("exit\n")
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("tfsh exited with %v; screen:\n%s", err, scr.String())
+		}
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("tfsh did not exit; screen:\n%s", scr.String())
+	}
+	after, err := unix.IoctlGetTermios(int(ptmx.Fd()), unix.TCGETS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Lflag != before.Lflag || after.Iflag != before.Iflag || after.Oflag != before.Oflag {
+		t.Fatalf("terminal not restored: lflag %#x→%#x iflag %#x→%#x oflag %#x→%#x",
+			before.Lflag, after.Lflag, before.Iflag, after.Iflag, before.Oflag, after.Oflag)
+	}
+	// The session was recorded as interactive, with its three commands.
+	r := h.must("audit", "sessions")
+	if !regexp.MustCompile(`interactive +3 +ok`).MatchString(r.stdout) {
+		t.Fatalf("audit sessions:\n%s", r.stdout)
+	}
+	show := h.must("audit", "show", "last")
+	if !strings.Contains(show.stdout, "Apply complete!") {
+		t.Fatalf("the pty output was not recorded:\n%s", show.stdout)
+	}
+}
+
+func copyUntilEOF(dst *screen, src *os.File) (int64, error) {
+	buf := make([]byte, 4096)
+	var n int64
+	for {
+		k, err := src.Read(buf)
+		if k > 0 {
+			dst.Write(buf[:k])
+			n += int64(k)
+		}
+		if err != nil {
+			return n, err
+		}
+	}
+}

@@ -1,0 +1,204 @@
+// Command bench measures tfsh against plain terraform on examples/lab and
+// prints the Markdown rows recorded in BENCHMARKS.md. Run it through
+// scripts/bench.sh (make bench), which builds what it needs.
+//
+// Comparisons are paired: each round runs plain terraform and tfsh back to
+// back, in a random order, so drift in the machine's load hits both sides.
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"time"
+)
+
+func main() {
+	tfsh := flag.String("tfsh", "bin/tfsh", "tfsh binary")
+	tf := flag.String("terraform", "", "terraform binary")
+	example := flag.String("example", "examples/lab", "configuration to plan")
+	rounds := flag.Int("rounds", 30, "paired rounds")
+	resources := flag.Int("resources", 0, "add this many terraform_data resources to the configuration (a larger, more realistic plan)")
+	flag.Parse()
+	if *tf == "" {
+		fail("give -terraform")
+	}
+	abs := func(p string) string {
+		a, err := filepath.Abs(p)
+		if err != nil {
+			fail(err.Error())
+		}
+		return a
+	}
+	*tfsh, *tf = abs(*tfsh), abs(*tf)
+
+	work, err := os.MkdirTemp("", "tfsh-bench-")
+	if err != nil {
+		fail(err.Error())
+	}
+	defer os.RemoveAll(work)
+	dir := filepath.Join(work, "lab")
+	copyConfig(abs(*example), dir)
+	if *resources > 0 {
+		var b strings.Builder
+		for i := 0; i < *resources; i++ {
+			fmt.Fprintf(&b, "resource \"terraform_data\" \"r%d\" {\n  input = \"value-%d\"\n}\n", i, i)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "bench_resources.tf"), []byte(b.String()), 0o644); err != nil {
+			fail(err.Error())
+		}
+	}
+	env := benchEnv(work, *tf)
+	run(env, dir, *tf, "init", "-input=false")
+	run(env, dir, *tf, "apply", "-auto-approve", "-input=false")
+
+	plain := []string{*tf, "plan", "-input=false"}
+	wrapped := []string{*tfsh, "run", "--", "plan", "-input=false"}
+	refused := []string{*tfsh, "-c", "apply -lock=false -auto-approve"}
+	// Warm both (page cache, tfsh's version cache, audit log creation).
+	for i := 0; i < 3; i++ {
+		timed(env, dir, plain)
+		timed(env, dir, wrapped)
+	}
+
+	var pt, wt, ratios, added []float64
+	for i := 0; i < *rounds; i++ {
+		var a, b time.Duration
+		if rand.IntN(2) == 0 {
+			a = timed(env, dir, plain)
+			b = timed(env, dir, wrapped)
+		} else {
+			b = timed(env, dir, wrapped)
+			a = timed(env, dir, plain)
+		}
+		pt = append(pt, ms(a))
+		wt = append(wt, ms(b))
+		ratios = append(ratios, float64(b)/float64(a))
+		added = append(added, ms(b-a))
+	}
+	var rt []float64
+	for i := 0; i < *rounds; i++ {
+		rt = append(rt, ms(timedExpect(env, dir, refused, 3)))
+	}
+
+	host, _ := os.Hostname()
+	fmt.Printf("Machine: %s, %d CPUs, %s/%s, %s. Date: %s. %s. %d paired rounds. Configuration: %s plus %d terraform_data resources.\n\n",
+		host, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), time.Now().UTC().Format("2006-01-02"), version(env, *tf), *rounds, *example, *resources)
+	fmt.Println("| figure | median | min | max | goal |")
+	fmt.Println("|---|---|---|---|---|")
+	fmt.Printf("| `terraform plan` (ms) | %.1f | %.1f | %.1f | |\n", median(pt), minOf(pt), maxOf(pt))
+	fmt.Printf("| `tfsh run -- plan` (ms) | %.1f | %.1f | %.1f | |\n", median(wt), minOf(wt), maxOf(wt))
+	fmt.Printf("| ratio tfsh / terraform | %.3f | %.3f | %.3f | ≤ 1.03 |\n", median(ratios), minOf(ratios), maxOf(ratios))
+	fmt.Printf("| added by tfsh (ms) | %.1f | %.1f | %.1f | ≤ 15 |\n", median(added), minOf(added), maxOf(added))
+	fmt.Printf("| refused command, `tfsh -c 'apply -lock=false'` (ms) | %.1f | %.1f | %.1f | |\n", median(rt), minOf(rt), maxOf(rt))
+}
+
+func benchEnv(work, tf string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if k == "TF_CLI_CONFIG_FILE" || strings.HasPrefix(k, "TF_LOG") || strings.HasPrefix(k, "TF_CLI_ARGS") || strings.HasPrefix(k, "TFSH_") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return append(env,
+		"CHECKPOINT_DISABLE=1",
+		"TFSH_TERRAFORM="+tf,
+		"TFSH_AUDIT_DB="+filepath.Join(work, "audit.db"),
+		"XDG_CACHE_HOME="+filepath.Join(work, "cache"),
+	)
+}
+
+func run(env []string, dir string, argv ...string) {
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Dir, cmd.Env = dir, env
+	if out, err := cmd.CombinedOutput(); err != nil {
+		fail(fmt.Sprintf("%s: %v\n%s", strings.Join(argv, " "), err, out))
+	}
+}
+
+func timed(env []string, dir string, argv []string) time.Duration {
+	return timedExpect(env, dir, argv, 0)
+}
+
+func timedExpect(env []string, dir string, argv []string, code int) time.Duration {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Dir, cmd.Env = dir, env
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	start := time.Now()
+	err := cmd.Run()
+	d := time.Since(start)
+	if got := cmd.ProcessState.ExitCode(); got != code {
+		fail(fmt.Sprintf("%s: exit %d (%v), want %d\n%s", strings.Join(argv, " "), got, err, code, out.String()))
+	}
+	return d
+}
+
+func version(env []string, tf string) string {
+	cmd := exec.Command(tf, "version")
+	cmd.Env = env
+	out, _ := cmd.Output()
+	line, _, _ := strings.Cut(string(out), "\n")
+	return line
+}
+
+func copyConfig(src, dst string) {
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		fail(err.Error())
+	}
+	files, _ := filepath.Glob(filepath.Join(src, "*.tf"))
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			fail(err.Error())
+		}
+		if err := os.WriteFile(filepath.Join(dst, filepath.Base(f)), b, 0o644); err != nil {
+			fail(err.Error())
+		}
+	}
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func median(xs []float64) float64 {
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+func minOf(xs []float64) float64 {
+	m := xs[0]
+	for _, x := range xs {
+		m = min(m, x)
+	}
+	return m
+}
+
+func maxOf(xs []float64) float64 {
+	m := xs[0]
+	for _, x := range xs {
+		m = max(m, x)
+	}
+	return m
+}
+
+func fail(msg string) {
+	fmt.Fprintln(os.Stderr, "bench:", msg)
+	os.Exit(1)
+}

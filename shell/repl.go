@@ -1,0 +1,340 @@
+package shell
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/tfsh/tfsh/lock"
+	"github.com/tfsh/tfsh/terraform"
+)
+
+// Outcome is how a session's loop ended.
+type Outcome struct {
+	ExitCode int
+	Status   string // ok, failed, interrupted
+}
+
+// Interactive reads commands from the terminal, one line at a time, until
+// exit, quit, Ctrl-D or SIGTERM/SIGHUP. (The go-prompt shell replaces this
+// plain prompt.) Ctrl-C at the prompt clears the line.
+func (s *Session) Interactive(ctx context.Context, in *os.File) Outcome {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	lr, err := newLineReader(in)
+	if err != nil {
+		s.errorf("%v", err)
+		return Outcome{ExitCode: ExitCannotRun, Status: "failed"}
+	}
+	defer lr.close()
+	var terminated bool
+	var tmu sync.Mutex
+	s.OnIdleSignal(func(sig os.Signal) {
+		if sig == os.Interrupt {
+			lr.discard()
+			// The terminal already echoed ^C and dropped the half-typed line.
+			fmt.Fprint(s.cfg.Out, "\n"+s.Prompt())
+			return
+		}
+		tmu.Lock()
+		terminated = true
+		tmu.Unlock()
+		cancel()
+	})
+	fmt.Fprintf(s.cfg.Out, "tfsh: %s %s in %s. Type terraform commands without \"terraform\" (plan, apply, state list); help for more; exit or Ctrl-D to leave.\n",
+		s.cfg.Binary.Name, s.cfg.Binary.Version, s.dir)
+	last := 0
+	for {
+		fmt.Fprint(s.cfg.Out, s.Prompt())
+		line, err := lr.next(ctx)
+		if err != nil {
+			tmu.Lock()
+			t := terminated
+			tmu.Unlock()
+			if t {
+				fmt.Fprintln(s.cfg.Out)
+				return Outcome{ExitCode: last, Status: "terminated"}
+			}
+			if errors.Is(err, io.EOF) {
+				fmt.Fprintln(s.cfg.Out)
+				return Outcome{ExitCode: last, Status: "ok"}
+			}
+			s.errorf("read from terminal: %v", err)
+			return Outcome{ExitCode: ExitCannotRun, Status: "failed"}
+		}
+		code, done := s.Execute(ctx, line)
+		if done {
+			return Outcome{ExitCode: code, Status: "ok"}
+		}
+		last = code
+	}
+}
+
+// Script runs one command per line from r, stopping at the first failure
+// unless keepGoing. Blank lines and # comments are skipped. The exit code is
+// the first failure's (or the last command's with keepGoing).
+func (s *Session) Script(ctx context.Context, r io.Reader, name string, keepGoing bool) Outcome {
+	data := r
+	if f, ok := r.(*os.File); ok {
+		if lr, err := newLineReader(f); err == nil {
+			defer lr.close()
+			return s.scriptLines(ctx, lr.next, name, keepGoing)
+		}
+	}
+	br := newBufLines(data)
+	return s.scriptLines(ctx, func(context.Context) (string, error) { return br.next() }, name, keepGoing)
+}
+
+func (s *Session) scriptLines(ctx context.Context, next func(context.Context) (string, error), name string, keepGoing bool) Outcome {
+	worst := 0
+	for n := 1; ; n++ {
+		if ctx.Err() != nil {
+			return Outcome{ExitCode: ExitInterrupted, Status: "interrupted"}
+		}
+		line, err := next(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return Outcome{ExitCode: ExitInterrupted, Status: "interrupted"}
+			}
+			s.errorf("read %s: %v", name, err)
+			return Outcome{ExitCode: ExitCannotRun, Status: "failed"}
+		}
+		if strings.TrimSpace(line) == "" || strings.HasPrefix(strings.TrimSpace(line), "#") {
+			continue
+		}
+		code, done := s.Execute(ctx, line)
+		if done {
+			return Outcome{ExitCode: code, Status: "ok"}
+		}
+		if code != 0 && !(code == 2 && s.lastDetailed) {
+			if !keepGoing {
+				s.errorf("%s:%d: stopped: the command exited %d (use -k to keep going)", name, n, code)
+				return Outcome{ExitCode: code, Status: "failed"}
+			}
+			worst = code
+		}
+	}
+	status := "ok"
+	if worst != 0 {
+		status = "failed"
+	}
+	return Outcome{ExitCode: worst, Status: status}
+}
+
+// Execute runs one line typed by the user or read from a script: a builtin,
+// or terraform's arguments through the pipeline. done is true for exit/quit.
+func (s *Session) Execute(ctx context.Context, line string) (code int, done bool) {
+	s.lastDetailed = false
+	argv, err := Tokenize(line)
+	if err != nil {
+		s.errorf("cannot read that line: %v; nothing was run", err)
+		return ExitCannotRun, false
+	}
+	if len(argv) == 0 {
+		return 0, false
+	}
+	switch argv[0] {
+	case "exit", "quit":
+		code := 0
+		if len(argv) > 1 {
+			n, err := strconv.Atoi(argv[1])
+			if err != nil {
+				s.errorf("exit takes a number, not %q", argv[1])
+				return ExitCannotRun, false
+			}
+			code = n
+		}
+		return code, true
+	case "help":
+		if len(argv) == 1 {
+			io.WriteString(s.cfg.Out, helpText)
+			return 0, false
+		}
+	case "cd":
+		return s.cd(argv[1:]), false
+	case "pwd":
+		fmt.Fprintln(s.cfg.Out, s.dir)
+		return 0, false
+	}
+	if argv[0] == "terraform" || argv[0] == "tofu" {
+		// Typing the binary out of habit is harmless: drop it.
+		argv = argv[1:]
+		if len(argv) == 0 {
+			return 0, false
+		}
+	}
+	return s.Run(ctx, argv, line), false
+}
+
+func (s *Session) cd(args []string) int {
+	if len(args) != 1 {
+		s.errorf("cd takes one directory")
+		return ExitCannotRun
+	}
+	dir := args[0]
+	if !filepath.IsAbs(dir) {
+		dir = filepath.Join(s.dir, dir)
+	}
+	fi, err := os.Stat(dir)
+	if err != nil || !fi.IsDir() {
+		s.errorf("cd: %s is not a directory", dir)
+		return 1
+	}
+	s.dir = filepath.Clean(dir)
+	return 0
+}
+
+// Prompt renders the plain prompt: directory, workspace and backend.
+func (s *Session) Prompt() string {
+	ref, err := lock.Discover(s.dir, lock.Getenv(terraform.EnvLookup(s.cfg.Env)))
+	where := filepath.Base(s.dir)
+	if err != nil {
+		return fmt.Sprintf("tfsh %s> ", where)
+	}
+	return fmt.Sprintf("tfsh %s [%s · %s]> ", where, ref.Workspace, ref.Backend)
+}
+
+const helpText = `tfsh runs terraform (or tofu) commands through lock policy and an audit log.
+
+  plan, apply, state mv A B, ...   any terraform subcommand, typed without "terraform"
+  help <subcommand>                terraform's own help for it
+  cd DIR, pwd                      change or show the working directory
+  exit [N], quit, Ctrl-D           leave
+
+Lock rules (built-in): commands that write state may not run with -lock=false;
+-lock-timeout=5m is added where terraform accepts it and none is given.
+Every command, decision and its output is recorded: see "tfsh audit sessions".
+`
+
+// lineReader reads lines from a file descriptor with poll, so that a read
+// can be abandoned (SIGTERM at the prompt) and so that it never holds on to
+// input while a command owns the terminal.
+type lineReader struct {
+	fd    int
+	buf   []byte
+	wakeR *os.File
+	wakeW *os.File
+	mu    sync.Mutex
+	drop  bool
+}
+
+func newLineReader(f *os.File) (*lineReader, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	return &lineReader{fd: int(f.Fd()), wakeR: r, wakeW: w}, nil
+}
+
+func (l *lineReader) close() {
+	l.wakeR.Close()
+	l.wakeW.Close()
+}
+
+// discard drops a partly read line (Ctrl-C at the prompt).
+func (l *lineReader) discard() {
+	l.mu.Lock()
+	l.drop = true
+	l.mu.Unlock()
+	l.wakeW.Write([]byte{1})
+}
+
+func (l *lineReader) next(ctx context.Context) (string, error) {
+	stop := context.AfterFunc(ctx, func() { l.wakeW.Write([]byte{0}) })
+	defer stop()
+	tmp := make([]byte, 4096)
+	fds := []unix.PollFd{{Fd: int32(l.fd), Events: unix.POLLIN}, {Fd: int32(l.wakeR.Fd()), Events: unix.POLLIN}}
+	for {
+		if i := bytes.IndexByte(l.buf, '\n'); i >= 0 {
+			line := string(l.buf[:i])
+			l.buf = l.buf[i+1:]
+			return strings.TrimSuffix(line, "\r"), nil
+		}
+		if err := ctx.Err(); err != nil {
+			return "", err
+		}
+		fds[0].Revents, fds[1].Revents = 0, 0
+		if _, err := unix.Poll(fds, -1); err != nil {
+			if errors.Is(err, syscall.EINTR) {
+				continue
+			}
+			return "", err
+		}
+		if fds[1].Revents != 0 {
+			var b [16]byte
+			l.wakeR.Read(b[:])
+			l.mu.Lock()
+			if l.drop {
+				l.buf = l.buf[:0]
+				l.drop = false
+			}
+			l.mu.Unlock()
+			continue
+		}
+		n, err := syscall.Read(l.fd, tmp)
+		if n > 0 {
+			l.buf = append(l.buf, tmp[:n]...)
+			continue
+		}
+		if err != nil && (errors.Is(err, syscall.EINTR) || errors.Is(err, syscall.EAGAIN)) {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		// EOF: a last line without a newline still counts.
+		if len(l.buf) > 0 {
+			line := string(l.buf)
+			l.buf = nil
+			return line, nil
+		}
+		return "", io.EOF
+	}
+}
+
+type bufLines struct {
+	r   io.Reader
+	buf []byte
+	eof bool
+}
+
+func newBufLines(r io.Reader) *bufLines { return &bufLines{r: r} }
+
+func (b *bufLines) next() (string, error) {
+	tmp := make([]byte, 4096)
+	for {
+		if i := bytes.IndexByte(b.buf, '\n'); i >= 0 {
+			line := string(b.buf[:i])
+			b.buf = b.buf[i+1:]
+			return strings.TrimSuffix(line, "\r"), nil
+		}
+		if b.eof {
+			if len(b.buf) > 0 {
+				line := string(b.buf)
+				b.buf = nil
+				return line, nil
+			}
+			return "", io.EOF
+		}
+		n, err := b.r.Read(tmp)
+		b.buf = append(b.buf, tmp[:n]...)
+		if errors.Is(err, io.EOF) {
+			b.eof = true
+		} else if err != nil {
+			return "", err
+		}
+	}
+}

@@ -1,0 +1,386 @@
+package shell
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tfsh/tfsh/audit"
+	"github.com/tfsh/tfsh/lock"
+	"github.com/tfsh/tfsh/policy"
+	"github.com/tfsh/tfsh/terraform"
+)
+
+// Exit codes beyond terraform's own 0, 1 and 2.
+const (
+	ExitRefused     = 3   // refused by policy
+	ExitCannotRun   = 4   // tfsh could not run the command (bad input, audit log unavailable)
+	ExitInterrupted = 130 // interrupted before terraform started
+)
+
+// Config is everything a session needs; I/O is passed in, never global.
+type Config struct {
+	Binary terraform.Binary
+	Policy *policy.Policy
+	Audit  *audit.DB
+	Env    []string
+	Dir    string
+
+	// Stdin is given to terraform (its prompts read it). Out and Err are
+	// where terraform's output and tfsh's own messages go.
+	Stdin *os.File
+	Out   io.Writer
+	Err   io.Writer
+
+	// PTY runs commands on a pseudo-terminal (stdin and stdout are a TTY).
+	PTY bool
+
+	// Signals are the signals tfsh receives; the session routes them to
+	// the running command or to the prompt.
+	Signals <-chan os.Signal
+
+	Now func() time.Time
+}
+
+// Session runs commands through the one pipeline: tokenize, interpret,
+// discover, decide, record, run, record.
+type Session struct {
+	cfg   Config
+	rec   *audit.Session
+	red   *audit.Redactor
+	dir   string
+	count int
+
+	lastDetailed bool // the last command used -detailed-exitcode
+
+	mu      sync.Mutex
+	running chan os.Signal // the running command's signals, nil at the prompt
+	onIdle  func(os.Signal)
+	stop    chan struct{}
+}
+
+// NewSession writes session_start (after closing sessions that crashed on
+// this host) and starts routing signals. info.Args must already be redacted. An audit failure is returned: the
+// caller must not run anything unrecorded.
+func NewSession(ctx context.Context, cfg Config, info audit.SessionInfo) (*Session, []audit.CrashedSession, error) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Policy == nil {
+		cfg.Policy = policy.Default()
+	}
+	red := audit.NewRedactor(audit.SecretEnvValues(cfg.Env)...)
+	rec, crashed, err := cfg.Audit.StartSession(ctx, info, red)
+	if err != nil {
+		return nil, nil, fmt.Errorf("audit log %s cannot be written: %w", cfg.Audit.Path(), err)
+	}
+	s := &Session{cfg: cfg, rec: rec, red: red, dir: cfg.Dir, stop: make(chan struct{})}
+	if cfg.Signals != nil {
+		go s.route()
+	}
+	return s, crashed, nil
+}
+
+// ID is the audit session ID.
+func (s *Session) ID() string { return s.rec.ID }
+
+// Dir is the session's working directory.
+func (s *Session) Dir() string { return s.dir }
+
+// OnIdleSignal sets what happens to a signal that arrives while no command
+// runs (the prompt clears its line on SIGINT, ends on SIGTERM).
+func (s *Session) OnIdleSignal(fn func(os.Signal)) {
+	s.mu.Lock()
+	s.onIdle = fn
+	s.mu.Unlock()
+}
+
+func (s *Session) route() {
+	for {
+		select {
+		case <-s.stop:
+			return
+		case sig := <-s.cfg.Signals:
+			s.mu.Lock()
+			ch, idle := s.running, s.onIdle
+			s.mu.Unlock()
+			switch {
+			case ch != nil:
+				select {
+				case ch <- sig:
+				default:
+				}
+			case idle != nil:
+				idle(sig)
+			}
+		}
+	}
+}
+
+// Close writes session_end.
+func (s *Session) Close(ctx context.Context, status string, exitCode int) error {
+	close(s.stop)
+	return s.rec.End(ctx, audit.SessionEnd{Status: status, ExitCode: exitCode, Commands: s.count})
+}
+
+func (s *Session) errorf(format string, args ...any) {
+	fmt.Fprintf(s.cfg.Err, "tfsh: "+format+"\n", args...)
+}
+
+// Run sends argv (terraform's arguments, without the binary) through the
+// pipeline. line is what the user typed, if anything, for the record.
+func (s *Session) Run(ctx context.Context, argv []string, line string) int {
+	s.count++
+	env := s.cfg.Env
+	getenv := terraform.EnvLookup(env)
+	inv := terraform.ParseFor(s.cfg.Binary.Name, argv, getenv)
+	s.lastDetailed = detailed(inv)
+
+	dir := s.dir
+	if inv.Chdir != "" {
+		if filepath.IsAbs(inv.Chdir) {
+			dir = inv.Chdir
+		} else {
+			dir = filepath.Join(s.dir, inv.Chdir)
+		}
+	}
+	ref, derr := lock.Discover(dir, lock.Getenv(getenv))
+
+	in := policyInput(inv)
+	dec := s.cfg.Policy.Decide(in)
+	runArgv := inv.Argv(dec.Args()...)
+
+	secrets := terraform.ArgSecrets(inv.EffectiveArgv())
+	secrets = append(secrets, terraform.VarFileSecrets(dir, inv)...)
+	secrets = append(secrets, terraform.BackendConfigSecrets(dir, inv)...)
+	secrets = append(secrets, ref.Secrets...)
+
+	info := audit.CommandInfo{
+		Typed:       terraform.RedactArgs(argv),
+		Run:         terraform.RedactArgs(runArgv),
+		Effective:   terraform.RedactArgs(inv.EffectiveArgv()),
+		Subcommand:  inv.Command,
+		Known:       inv.Spec != nil,
+		WritesState: in.WritesState,
+		Locks:       in.Locks,
+		Workdir:     dir,
+		Workspace:   ref.Workspace,
+		Backend:     ref.Backend,
+		StateKey:    ref.Key,
+		Env:         relevantEnv(env),
+		Interactive: s.cfg.PTY,
+		Terraform:   s.cfg.Binary.Name + " " + s.cfg.Binary.Version,
+	}
+	if line != "" {
+		if toks, err := Tokenize(line); err == nil {
+			info.Line = Quote(terraform.RedactArgs(toks))
+		}
+	}
+	if inv.Lock.Set {
+		v := !inv.LockDisabled
+		info.Lock = &v
+		info.LockFrom = originName(inv.Lock.From)
+	}
+	var notes []string
+	if inv.Err != nil {
+		notes = append(notes, inv.Err.Error())
+	}
+	if derr != nil {
+		notes = append(notes, "backend discovery: "+derr.Error())
+	}
+	info.Note = strings.Join(notes, "; ")
+
+	c, err := s.rec.StartCommand(ctx, info, auditDecision(dec), secrets...)
+	if err != nil {
+		s.errorf("audit log %s cannot be written (%v): not running the command unrecorded", s.cfg.Audit.Path(), err)
+		return ExitCannotRun
+	}
+	say := func(msg string) {
+		line := "tfsh: " + msg + "\n"
+		io.WriteString(s.cfg.Err, line)
+		c.Output(audit.Note).Write([]byte(line))
+	}
+	for _, f := range dec.Findings {
+		if f.Action == policy.Warn {
+			say(fmt.Sprintf("warning from rule %q (%s): %s", f.Rule, f.Source, f.Message))
+		}
+	}
+	if dec.Action == policy.Deny {
+		f := dec.Deciding()
+		say(fmt.Sprintf("refused by rule %q (%s): %s", f.Rule, f.Source, f.Message))
+		s.end(c, audit.CommandEnd{Status: "refused", ExitCode: ExitRefused, Reason: f.Rule})
+		return ExitRefused
+	}
+	for _, a := range dec.Add {
+		say(fmt.Sprintf("added %s (%s rule %s)", a.Arg, a.Source, a.Rule))
+	}
+	if ctx.Err() != nil {
+		s.end(c, audit.CommandEnd{Status: "interrupted", ExitCode: ExitInterrupted, Reason: "interrupted before terraform started"})
+		return ExitInterrupted
+	}
+
+	sigs := make(chan os.Signal, 4)
+	s.mu.Lock()
+	s.running = sigs
+	s.mu.Unlock()
+	res := terraform.Run(ctx, terraform.RunSpec{
+		Path:    s.cfg.Binary.Path,
+		Args:    runArgv,
+		Dir:     s.dir,
+		Env:     env,
+		Stdin:   s.cfg.Stdin,
+		Stdout:  s.cfg.Out,
+		Stderr:  s.cfg.Err,
+		PTY:     s.cfg.PTY,
+		Signals: sigs,
+		Record: func(stream string) io.Writer {
+			switch stream {
+			case "stderr":
+				return c.Output(audit.Stderr)
+			case "tty":
+				return c.Output(audit.TTY)
+			}
+			return c.Output(audit.Stdout)
+		},
+	})
+	s.mu.Lock()
+	s.running = nil
+	s.mu.Unlock()
+
+	end := audit.CommandEnd{ExitCode: res.ExitCode, Signal: res.Signal}
+	switch {
+	case res.Err != nil && !res.Started:
+		end.Status = "error"
+		end.Error = res.Err.Error()
+		s.errorf("%v", res.Err)
+	case res.Signal != "":
+		end.Status = "killed"
+	case res.ExitCode == 0, res.ExitCode == 2 && detailed(inv):
+		end.Status = "ok"
+	default:
+		end.Status = "failed"
+	}
+	if len(res.Forwarded) > 0 {
+		end.Reason = "tfsh forwarded " + strings.Join(res.Forwarded, ", ")
+	}
+	s.end(c, end)
+	return res.ExitCode
+}
+
+func (s *Session) end(c *audit.Command, end audit.CommandEnd) {
+	// Recording the end must survive a cancelled command context.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := c.End(ctx, end); err != nil {
+		s.errorf("could not record the end of the command in %s: %v", s.cfg.Audit.Path(), err)
+	}
+}
+
+// detailed reports -detailed-exitcode, under which 2 means "changes".
+func detailed(inv *terraform.Invocation) bool {
+	for _, f := range inv.Flags {
+		if f.Name == "detailed-exitcode" && f.Value != "false" {
+			return true
+		}
+	}
+	return false
+}
+
+func originName(from string) string {
+	if from == "" {
+		return policy.OriginCommandLine
+	}
+	return from
+}
+
+func policyInput(inv *terraform.Invocation) policy.Input {
+	in := policy.Input{
+		Command:       inv.Command,
+		Known:         inv.Spec != nil,
+		Help:          inv.Help,
+		LockDisabled:  inv.LockDisabled,
+		LockUncertain: inv.Uncertain && inv.LockDisabled,
+	}
+	if inv.Err != nil {
+		var ae *terraform.ArgError
+		if errors.As(inv.Err, &ae) {
+			in.ParseError = ae.Msg
+		} else {
+			in.ParseError = inv.Err.Error()
+		}
+	}
+	if inv.Lock.Set {
+		in.LockSpelling = inv.Lock.Spelling
+		in.LockOrigin = originName(inv.Lock.From)
+	}
+	if d, ok := inv.LockTimeoutValue(); ok {
+		in.LockTimeoutSet, in.LockTimeout = true, d
+	}
+	if sp := inv.Spec; sp != nil {
+		in.WritesState = sp.WritesState
+		in.Locks = sp.Locks.String()
+		in.AcceptsLock = sp.LockFlag
+		in.AcceptsLockTimeout = sp.LockTimeoutFlag
+		in.LockTimeoutHonoured = sp.LockTimeoutHonoured
+	} else {
+		// Unknown to tfsh: assume the worst.
+		in.WritesState = true
+		in.Locks = "unknown"
+	}
+	return in
+}
+
+func auditDecision(d policy.Decision) audit.Decision {
+	out := audit.Decision{Action: string(d.Action), Added: d.Args()}
+	if f := d.Deciding(); f != nil {
+		out.Rule, out.Source, out.Message = f.Rule, f.Source, f.Message
+	}
+	for _, f := range d.Findings {
+		out.Findings = append(out.Findings, audit.Finding{Rule: f.Rule, Source: f.Source, Action: string(f.Action), Message: f.Message})
+	}
+	for _, a := range d.Add {
+		if out.Rule == "" {
+			out.Rule, out.Source = a.Rule, a.Source
+		}
+	}
+	return out
+}
+
+// relevantEnv picks the environment that changes what terraform does with
+// state. Values are redacted later by the session's redactor; TF_VAR_* are
+// listed by name only.
+func relevantEnv(env []string) map[string]string {
+	out := map[string]string{}
+	for _, kv := range env {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			continue
+		}
+		switch {
+		case strings.HasPrefix(k, "TF_CLI_ARGS"):
+			out[k] = strings.Join(terraform.RedactArgs(splitForRecord(v)), " ")
+		case k == "TF_WORKSPACE", k == "TF_DATA_DIR", k == "TF_IN_AUTOMATION", k == "TF_INPUT", k == "TF_LOG":
+			out[k] = v
+		case strings.HasPrefix(k, "TF_VAR_"):
+			out[k] = terraform.RedactedValue
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// splitForRecord splits an environment value into words for redaction only.
+func splitForRecord(v string) []string {
+	if toks, err := Tokenize(v); err == nil {
+		return toks
+	}
+	return strings.Fields(v)
+}
