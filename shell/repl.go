@@ -163,6 +163,8 @@ func (s *Session) Execute(ctx context.Context, line string) (code int, done bool
 			io.WriteString(s.cfg.Out, helpText)
 			return 0, false
 		}
+		// terraform has no help command: "help state mv" is "state mv -help".
+		return s.Run(ctx, append(argv[1:], "-help"), line), false
 	case "cd":
 		return s.cd(argv[1:]), false
 	case "pwd":
