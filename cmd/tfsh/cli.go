@@ -162,7 +162,13 @@ func shellCommand(ctx context.Context, args []string, stdin *os.File, stdout, st
 		script = stdin
 	}
 
-	env, err := setup(ctx, c, mode, args, stdin, stdout, stderr)
+	// A script read from stdin is not terraform's input: a prompt must see
+	// end of file rather than eat the next lines of the script.
+	childIn := stdin
+	if mode == "script" && !isSet["f"] {
+		childIn = nil
+	}
+	env, err := setup(ctx, c, mode, args, childIn, stdout, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "tfsh: %v\n", err)
 		return exitCannotRun

@@ -407,3 +407,51 @@ func (l *lockedBuffer) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// TestScriptIsNotTerraformsInput: a script on stdin feeds tfsh, not the
+// commands it runs; an approval prompt sees end of input instead of the
+// script's next line.
+func TestScriptIsNotTerraformsInput(t *testing.T) {
+	tf := labtest.Terraform(t)
+	dir := labtest.Example(t, ".", tf, nil, nil)
+	h := newHarness(t, dir, tf)
+	h.must("run", "--", "init", "-input=false")
+	cmd := exec.Command("tfsh")
+	cmd.Dir = dir
+	cmd.Env = append(append([]string(nil), h.env...), "TF_INPUT=1")
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out lockedBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// The approval prompt comes; if terraform read the script, it would wait
+	// here for the next line.
+	if _, err := in.Write([]byte("apply\n")); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+			t.Fatalf("tfsh = %v, want exit 1 (approval refused at end of input):\n%s", err, out.String())
+		}
+	case <-time.After(30 * time.Second):
+		in.Write([]byte("yes\n"))
+		in.Close()
+		<-done
+		t.Fatalf("terraform waited for the script's next line as its input:\n%s", out.String())
+	}
+	in.Close()
+	if !strings.Contains(out.String(), "Enter a value:") {
+		t.Fatalf("apply never asked for approval:\n%s", out.String())
+	}
+	if strings.Contains(out.String(), "Apply complete!") {
+		t.Fatalf("apply went ahead:\n%s", out.String())
+	}
+}
