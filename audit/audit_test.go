@@ -28,7 +28,7 @@ func MustOpenDB(t testing.TB) *audit.DB {
 }
 
 func testInfo() audit.SessionInfo {
-	return audit.SessionInfo{Mode: "command", User: "alice", Host: "box", PID: os.Getpid(), CWD: "/tmp", TfshVersion: "test"}
+	return audit.SessionInfo{Mode: "command", User: "alice", Host: "box", PID: os.Getpid(), PIDNS: audit.PIDNamespace(), CWD: "/tmp", TfshVersion: "test"}
 }
 
 // record writes a small session with one command and some output.
@@ -137,6 +137,7 @@ func TestVerifyFindsTampering(t *testing.T) {
 		{"edit kind", `UPDATE events SET kind = 'session_end' WHERE seq = 2`, 2, "edited"},
 		{"edit time", `UPDATE events SET at = at + 1 WHERE seq = 4`, 4, "edited"},
 		{"edit state key", `UPDATE events SET state_key = 'other' WHERE seq = 2`, 2, "edited"},
+		{"white space in data", `UPDATE events SET data = data || ' ' WHERE seq = 3`, 3, "edited"},
 		{"delete", `DELETE FROM events WHERE seq = 3`, 4, "deleted"},
 		{"reorder", `UPDATE events SET seq = 100 WHERE seq = 2; UPDATE events SET seq = 2 WHERE seq = 3; UPDATE events SET seq = 3 WHERE seq = 100`, 2, "inserted or reordered"},
 		{"output length", `UPDATE output_chunks SET raw_len = raw_len - 1`, 4, "output unreadable"},
@@ -355,8 +356,14 @@ func TestConcurrentWritersKeepOneChain(t *testing.T) {
 func TestCloseCrashedSessions(t *testing.T) {
 	db := MustOpenDB(t)
 	ctx := context.Background()
+	var mu sync.Mutex
 	clock := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
-	db.Now = func() time.Time { clock = clock.Add(time.Millisecond); return clock }
+	db.Now = func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		clock = clock.Add(time.Millisecond)
+		return clock
+	}
 	dead := testInfo()
 	dead.PID = deadPID(t)
 	s, _, err := db.StartSession(ctx, dead, nil)
@@ -367,24 +374,30 @@ func TestCloseCrashedSessions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.Output(audit.Stdout).Write([]byte("Applying...\n"))
+	// More than a chunk, so some output is stored before the crash.
+	c.Output(audit.Stdout).Write(bytes.Repeat([]byte("Applying...\n"), 7000))
+	waitChunks(t, db, c.ID, 1)
 	other := testInfo()
 	other.Host = "elsewhere"
 	other.PID = dead.PID
 	if _, crashed, err := db.StartSession(ctx, other, nil); err != nil || len(crashed) != 0 { // other host: cannot tell
 		t.Fatalf("a session on another host closed %v (%v)", crashed, err)
 	}
+	container := testInfo()
+	container.PIDNS = "pid:[1]"
+	if _, crashed, err := db.StartSession(ctx, container, nil); err != nil || len(crashed) != 0 { // same name, other PID namespace
+		t.Fatalf("a session in another PID namespace closed %v (%v)", crashed, err)
+	}
 	// Starting a session on the same host notices the dead one.
-	alive, crashed, err := db.StartSession(ctx, testInfo(), nil)
+	_, crashed, err := db.StartSession(ctx, testInfo(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(crashed) != 1 || crashed[0].SessionID != s.ID || len(crashed[0].OpenCommands) != 1 || crashed[0].StateKey != "terraform.tfstate" {
 		t.Fatalf("crashed = %+v, want only %s with its open command", crashed, s.ID)
 	}
-	again, err := db.CloseCrashed(ctx, "box", alive)
-	if err != nil || len(again) != 0 {
-		t.Fatalf("second CloseCrashed = %v, %v; want nothing", again, err)
+	if _, again, err := db.StartSession(ctx, testInfo(), nil); err != nil || len(again) != 0 {
+		t.Fatalf("a second new session closed %v (%v); want nothing", again, err)
 	}
 	rec, err := db.Session(ctx, s.ID)
 	if err != nil {
@@ -393,7 +406,118 @@ func TestCloseCrashedSessions(t *testing.T) {
 	if rec.Status != "crashed" || rec.CommandList[0].End == nil || rec.CommandList[0].End.Status != "unknown" {
 		t.Fatalf("session after crash = %+v", rec)
 	}
+	// The output stored before the crash is under the chain.
+	sum, _, _, err := db.OutputDigest(ctx, c.ID)
+	if err != nil || rec.CommandList[0].End.OutputSHA256 != sum {
+		t.Fatalf("crash command_end digest %q, stored output hashes to %q (%v)", rec.CommandList[0].End.OutputSHA256, sum, err)
+	}
 	if res, err := db.Verify(ctx); err != nil || !res.OK() {
 		t.Fatalf("verify after crash closing = %+v, %v", res, err)
+	}
+}
+
+// waitChunks waits until a command has at least n stored chunks.
+func waitChunks(t *testing.T, db *audit.DB, commandID string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, _, chunks, err := db.OutputDigest(context.Background(), commandID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if chunks >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d chunks stored, want %d", chunks, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestQuietOutputIsStored: output followed by silence reaches the database
+// within about a second, without another write or End.
+func TestQuietOutputIsStored(t *testing.T) {
+	db := MustOpenDB(t)
+	ctx := context.Background()
+	s, _, err := db.StartSession(ctx, testInfo(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.StartCommand(ctx, audit.CommandInfo{Subcommand: "apply"}, audit.Decision{Action: "allow"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Output(audit.Stdout).Write([]byte("terraform_data.hold: Creating...\n"))
+	waitChunks(t, db, c.ID, 1)
+	if err := c.End(ctx, audit.CommandEnd{Status: "ok"}); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := db.Verify(ctx); err != nil || !res.OK() {
+		t.Fatalf("verify = %+v, %v", res, err)
+	}
+}
+
+func TestWithheldOutputIsNotStored(t *testing.T) {
+	db := MustOpenDB(t)
+	ctx := context.Background()
+	s, _, err := db.StartSession(ctx, testInfo(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.StartCommand(ctx, audit.CommandInfo{Subcommand: "state pull"}, audit.Decision{Action: "allow"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Withhold("shows values from state")
+	c.Output(audit.Stdout).Write([]byte(`{"password":"from-state-1234"}`))
+	if err := c.End(ctx, audit.CommandEnd{Status: "ok"}); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := db.Session(ctx, s.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := rec.CommandList[0].End
+	if end.OutputWithheld != "shows values from state" || end.OutputBytes != 30 || end.OutputChunks != 0 {
+		t.Fatalf("command_end = %+v", end)
+	}
+	db.Close()
+	for _, suffix := range []string{"", "-wal"} {
+		b, _ := os.ReadFile(db.Path() + suffix)
+		if bytes.Contains(b, []byte("from-state-1234")) {
+			t.Fatalf("withheld output stored in audit.db%s", suffix)
+		}
+	}
+}
+
+// TestRedactionKeepsRecordsIntact: a secret equal to a field name or to a
+// structural value (a -var value "status" or "deny") must not rewrite them.
+func TestRedactionKeepsRecordsIntact(t *testing.T) {
+	db := MustOpenDB(t)
+	ctx := context.Background()
+	red := audit.NewRedactor("exit_code", "status", "deny", "failed")
+	s, _, err := db.StartSession(ctx, testInfo(), red)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.StartCommand(ctx, audit.CommandInfo{Subcommand: "plan", Typed: []string{"plan", "-var", "x=status"}},
+		audit.Decision{Action: "deny", Rule: "r", Message: "deny because status"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.End(ctx, audit.CommandEnd{Status: "failed", ExitCode: 1}); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := db.Session(ctx, s.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := rec.CommandList[0]
+	if cmd.End.Status != "failed" || cmd.End.ExitCode != 1 || cmd.Decision.Action != "deny" {
+		t.Fatalf("structural fields were redacted: end %+v decision %+v", cmd.End, cmd.Decision)
+	}
+	if cmd.Info.Typed[2] != "x=[redacted]" || cmd.Decision.Message != "[redacted] because [redacted]" {
+		t.Fatalf("free text was not redacted: typed %q message %q", cmd.Info.Typed, cmd.Decision.Message)
 	}
 }

@@ -52,7 +52,7 @@ func processAlive(pid int, start string) bool {
 	return true
 }
 
-// CrashedSession is a session closed by CloseCrashed.
+// CrashedSession is a session that StartSession found crashed and closed.
 type CrashedSession struct {
 	SessionID    string
 	PID          int
@@ -60,28 +60,27 @@ type CrashedSession struct {
 	StateKey     string // of the last open command, for the orphan check
 }
 
-// CloseCrashed finds sessions on this host that never wrote session_end and
-// whose process is gone (tfsh was killed), and closes them: each open command
-// gets command_end with status "unknown", and the session gets session_end
-// with status "crashed", both naming the session that noticed. It runs in
-// one transaction, so two tfsh processes starting at once close a session
-// only once. StartSession does this already; CloseCrashed is for readers.
-func (d *DB) CloseCrashed(ctx context.Context, host string, by *Session) ([]CrashedSession, error) {
-	byID := ""
-	if by != nil {
-		byID = by.ID
+// PIDNamespace identifies this process's PID namespace ("pid:[4026531836]"
+// on Linux), or "" if unknown. Two containers may share a host name and an
+// audit log, but a PID only means something inside its own namespace.
+func PIDNamespace() string {
+	ns, err := os.Readlink("/proc/self/ns/pid")
+	if err != nil {
+		return ""
 	}
-	var crashed []CrashedSession
-	err := d.inTx(ctx, "close crashed sessions", func(tx *sql.Tx) error {
-		var err error
-		crashed, err = d.closeCrashed(ctx, tx, host, byID)
-		return err
-	})
-	return crashed, err
+	return ns
 }
 
-func (d *DB) closeCrashed(ctx context.Context, tx *sql.Tx, host, byID string) ([]CrashedSession, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT session_id, pid, pid_start FROM live_sessions WHERE host = ? AND session_id != ?`, host, byID)
+// closeCrashed finds sessions on this host and PID namespace that never
+// wrote session_end and whose process is gone (tfsh was killed), and closes
+// them: each open command gets command_end with status "unknown" and the
+// digest of the output stored so far, and the session gets session_end with
+// status "crashed", both naming the session that noticed. It runs inside
+// StartSession's transaction, so two tfsh starting at once close a session
+// only once.
+func (d *DB) closeCrashed(ctx context.Context, tx *sql.Tx, host, pidns, byID string) ([]CrashedSession, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT session_id, pid, pid_start FROM live_sessions
+		WHERE host = ? AND pidns = ? AND session_id != ?`, host, pidns, byID)
 	if err != nil {
 		return nil, fmt.Errorf("check for crashed sessions: %w", err)
 	}
@@ -115,7 +114,13 @@ func (d *DB) closeCrashed(ctx context.Context, tx *sql.Tx, host, byID string) ([
 		for _, oc := range open {
 			c.OpenCommands = append(c.OpenCommands, oc.id)
 			c.StateKey = oc.stateKey
+			// Bring the output stored before the crash under the chain.
+			sum, n, chunks, err := outputDigest(ctx, tx, oc.id)
+			if err != nil {
+				return nil, err
+			}
 			data, _ := json.Marshal(CommandEnd{Status: "unknown", ExitCode: -1,
+				OutputSHA256: sum, OutputBytes: n, OutputChunks: chunks,
 				Reason: "tfsh was killed while this command ran; session " + byID + " noticed"})
 			evs = append(evs, Event{ID: newID(now), At: now, SessionID: c.SessionID, CommandID: oc.id,
 				Kind: KindCommandEnd, StateKey: oc.stateKey, Data: data})

@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"database/sql"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -39,16 +41,18 @@ type Event struct {
 	Hash      string          `json:"hash"`
 }
 
-// canonical is the byte string a row's hash covers, after the previous hash.
-// Every column is included; empty strings stand for NULL.
+// canonical is the byte string a row's hash covers, after the previous hash:
+// every column in order (seq, id, at in Unix nanoseconds, session_id,
+// command_id, kind, state_key, lock_id, data), each as its decimal or exact
+// stored bytes preceded by its length as a uvarint. Empty stands for NULL.
+// Exact bytes: even white space inside data, or invalid UTF-8, is covered.
 func canonical(e *Event) []byte {
-	b, err := json.Marshal([]any{e.Seq, e.ID, e.At.UnixNano(), e.SessionID, e.CommandID, e.Kind, e.StateKey, e.LockID, e.Data})
-	if err != nil {
-		// Data was produced by json.Marshal or read back from the log; an
-		// invalid value here is a programming error or a tampered row, and
-		// hashing the raw text keeps verify able to say which.
-		b = []byte(fmt.Sprintf("%d\x00%s\x00%d\x00%s\x00%s\x00%s\x00%s\x00%s\x00%s",
-			e.Seq, e.ID, e.At.UnixNano(), e.SessionID, e.CommandID, e.Kind, e.StateKey, e.LockID, e.Data))
+	fields := []string{strconv.FormatInt(e.Seq, 10), e.ID, strconv.FormatInt(e.At.UnixNano(), 10),
+		e.SessionID, e.CommandID, e.Kind, e.StateKey, e.LockID, string(e.Data)}
+	var b []byte
+	for _, f := range fields {
+		b = binary.AppendUvarint(b, uint64(len(f)))
+		b = append(b, f...)
 	}
 	return b
 }

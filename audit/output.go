@@ -5,6 +5,7 @@ import (
 	"compress/flate"
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"hash"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -61,10 +63,14 @@ const (
 // Output returns a writer that records what is written to it as frames of
 // stream s. Writes are redacted, timed and stored in compressed chunks by a
 // background goroutine; a slow database applies back-pressure only after
-// chunkQueue chunks are waiting. Call End to flush.
+// chunkQueue chunks are waiting. Call End to flush. After Withhold, the
+// writer only counts bytes.
 func (c *Command) Output(s Stream) io.Writer {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.withheld != "" {
+		return &c.withheldBytes
+	}
 	if c.out == nil {
 		c.out = newOutputRecorder(c)
 	}
@@ -73,6 +79,24 @@ func (c *Command) Output(s Stream) io.Writer {
 	c.out.writers = append(c.out.writers, w)
 	c.out.mu.Unlock()
 	return w
+}
+
+// Withhold stops the command's output from being stored, for a reason
+// recorded in command_end (output that shows values from state, debug logs
+// that carry credentials). Only its length is recorded. Call it before
+// Output.
+func (c *Command) Withhold(reason string) {
+	c.mu.Lock()
+	c.withheld = reason
+	c.mu.Unlock()
+}
+
+// byteCounter counts what is written to it.
+type byteCounter struct{ n atomic.Int64 }
+
+func (b *byteCounter) Write(p []byte) (int, error) {
+	b.n.Add(int64(len(p)))
+	return len(p), nil
 }
 
 type streamWriter struct {
@@ -100,7 +124,7 @@ type chunk struct {
 
 type outputRecorder struct {
 	c       *Command
-	mu      sync.Mutex
+	mu      sync.Mutex // guards everything below but err
 	writers []*streamWriter
 	buf     bytes.Buffer
 	bufAt   time.Time
@@ -109,14 +133,20 @@ type outputRecorder struct {
 	total   int64
 	digest  hash.Hash
 	closed  bool
+	sending sync.WaitGroup // chunks cut but not yet queued
 	queue   chan chunk
+	stop    chan struct{}
 	done    chan struct{}
-	err     error // first storage error, guarded by mu
+
+	errMu sync.Mutex
+	err   error // first storage error
 }
 
 func newOutputRecorder(c *Command) *outputRecorder {
-	r := &outputRecorder{c: c, digest: sha256.New(), queue: make(chan chunk, chunkQueue), done: make(chan struct{})}
+	r := &outputRecorder{c: c, digest: sha256.New(), queue: make(chan chunk, chunkQueue),
+		stop: make(chan struct{}), done: make(chan struct{})}
 	go r.store()
+	go r.age()
 	return r
 }
 
@@ -133,8 +163,8 @@ func (r *outputRecorder) frame(s Stream, data []byte) {
 	n += binary.PutUvarint(hdr[n:], uint64(len(data)))
 
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if r.closed {
+		r.mu.Unlock()
 		return
 	}
 	if r.buf.Len() == 0 {
@@ -144,34 +174,69 @@ func (r *outputRecorder) frame(s Stream, data []byte) {
 	r.buf.Write(hdr[:n])
 	r.buf.Write(data)
 	r.total += int64(len(data))
+	var ch *chunk
 	if r.buf.Len() >= chunkMaxBytes || now.Sub(r.bufAt) >= chunkMaxAge {
-		r.cutLocked()
+		ch = r.cutLocked()
+	}
+	r.mu.Unlock()
+	r.send(ch)
+}
+
+// age stores a quiet buffer once it is chunkMaxAge old, so that output is
+// on disk within about a second even when nothing more is written (tfsh may
+// be killed during a long silent apply).
+func (r *outputRecorder) age() {
+	t := time.NewTicker(chunkMaxAge / 4)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.stop:
+			return
+		case <-t.C:
+			r.mu.Lock()
+			var ch *chunk
+			if !r.closed && r.buf.Len() > 0 && r.c.s.db.Now().Sub(r.bufAt) >= chunkMaxAge {
+				ch = r.cutLocked()
+			}
+			r.mu.Unlock()
+			r.send(ch)
+		}
 	}
 }
 
-// cutLocked hands the current buffer to the storing goroutine.
-func (r *outputRecorder) cutLocked() {
+// cutLocked takes the current buffer as the next chunk. The digest is
+// written here, under the lock, so it follows chunk order; the chunk itself
+// is queued by send, outside the lock (a full queue must not stop writers).
+func (r *outputRecorder) cutLocked() *chunk {
 	if r.buf.Len() == 0 {
-		return
+		return nil
 	}
 	raw := bytes.Clone(r.buf.Bytes())
 	r.buf.Reset()
 	r.digest.Write(raw)
-	ch := chunk{seq: r.seq, startNS: r.startNS, raw: raw}
+	ch := &chunk{seq: r.seq, startNS: r.startNS, raw: raw}
 	r.seq++
-	// Sending under the lock keeps chunks in order; the queue bounds memory.
-	r.queue <- ch
+	r.sending.Add(1)
+	return ch
+}
+
+func (r *outputRecorder) send(ch *chunk) {
+	if ch == nil {
+		return
+	}
+	r.queue <- *ch
+	r.sending.Done()
 }
 
 func (r *outputRecorder) store() {
 	defer close(r.done)
 	for ch := range r.queue {
 		if err := r.c.s.db.storeChunk(r.c.ID, ch); err != nil {
-			r.mu.Lock()
+			r.errMu.Lock()
 			if r.err == nil {
 				r.err = err
 			}
-			r.mu.Unlock()
+			r.errMu.Unlock()
 		}
 	}
 }
@@ -191,16 +256,25 @@ func (r *outputRecorder) close() (string, int64, int, error) {
 		}
 	}
 	r.mu.Lock()
-	if !r.closed {
-		r.cutLocked()
+	if r.closed {
+		r.mu.Unlock()
+		<-r.done
+	} else {
 		r.closed = true
+		ch := r.cutLocked()
+		r.mu.Unlock()
+		close(r.stop)
+		r.send(ch)
+		r.sending.Wait()
 		close(r.queue)
+		<-r.done
 	}
-	r.mu.Unlock()
-	<-r.done
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	return hex.EncodeToString(r.digest.Sum(nil)), r.total, r.seq, r.err
+	sum, total, seq := hex.EncodeToString(r.digest.Sum(nil)), r.total, r.seq
+	r.mu.Unlock()
+	r.errMu.Lock()
+	defer r.errMu.Unlock()
+	return sum, total, seq, r.err
 }
 
 func (d *DB) storeChunk(commandID string, ch chunk) error {
@@ -231,18 +305,33 @@ func (d *DB) Frames(ctx context.Context, commandID string, fn func(Frame) error)
 }
 
 // OutputDigest recomputes the SHA-256 of a command's stored frames.
-func (d *DB) OutputDigest(ctx context.Context, commandID string) (string, int64, error) {
+func (d *DB) OutputDigest(ctx context.Context, commandID string) (string, int64, int, error) {
+	return outputDigest(ctx, d.db, commandID)
+}
+
+func outputDigest(ctx context.Context, q querier, commandID string) (string, int64, int, error) {
 	h := sha256.New()
 	var n int64
-	err := d.chunks(ctx, commandID, func(raw []byte) error {
+	chunks := 0
+	err := readChunks(ctx, q, commandID, func(raw []byte) error {
+		chunks++
 		h.Write(raw)
 		return decodeFrames(raw, func(f Frame) error { n += int64(len(f.Data)); return nil })
 	})
-	return hex.EncodeToString(h.Sum(nil)), n, err
+	return hex.EncodeToString(h.Sum(nil)), n, chunks, err
+}
+
+// querier is a *sql.DB or a *sql.Tx.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
 func (d *DB) chunks(ctx context.Context, commandID string, fn func(raw []byte) error) error {
-	rows, err := d.db.QueryContext(ctx, `SELECT seq, raw_len, frames FROM output_chunks WHERE command_id = ? ORDER BY seq`, commandID)
+	return readChunks(ctx, d.db, commandID, fn)
+}
+
+func readChunks(ctx context.Context, q querier, commandID string, fn func(raw []byte) error) error {
+	rows, err := q.QueryContext(ctx, `SELECT seq, raw_len, frames FROM output_chunks WHERE command_id = ? ORDER BY seq`, commandID)
 	if err != nil {
 		return fmt.Errorf("read output of %s: %w", commandID, err)
 	}

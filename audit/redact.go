@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"io"
 	"sort"
-	"strings"
 )
 
 // Redacted replaces every secret value before anything is stored.
@@ -83,18 +82,11 @@ func (r *Redactor) String(s string) string {
 	return string(r.Bytes([]byte(s)))
 }
 
-// Strings redacts each element of a copy of ss.
-func (r *Redactor) Strings(ss []string) []string {
-	out := make([]string, len(ss))
-	for i, s := range ss {
-		out[i] = r.String(s)
-	}
-	return out
-}
-
-// JSON redacts an encoded JSON document by redacting every string in it
-// (keys included) and encoding it again, so the result is always valid JSON
-// whatever the secrets contain. Numbers keep their exact text.
+// JSON redacts the string values of an encoded JSON document and encodes
+// it again, so the result is always valid JSON whatever the secrets contain.
+// Keys are never changed, nor the values of structural fields (status,
+// kind, exit codes, ...): a -var value that happens to equal "deny" or
+// "status" must not rewrite the record. Numbers keep their exact text.
 func (r *Redactor) JSON(b []byte) []byte {
 	if r.Empty() {
 		return b
@@ -106,28 +98,40 @@ func (r *Redactor) JSON(b []byte) []byte {
 		// Not JSON after all: redact it as text rather than store it raw.
 		return r.Bytes(b)
 	}
-	out, err := json.Marshal(r.walk(v))
+	out, err := json.Marshal(r.walk(v, ""))
 	if err != nil {
 		return r.Bytes(b)
 	}
 	return out
 }
 
-func (r *Redactor) walk(v any) any {
+// structuralKeys name fields whose values tfsh itself chose from a fixed
+// set or computed; they carry no user text and are never redacted.
+var structuralKeys = map[string]bool{
+	"status": true, "action": true, "mode": true, "kind": true, "locks": true,
+	"stream": true, "source": true, "rule": true, "subcommand": true,
+	"terraform_name": true, "terraform_version": true, "tfsh_version": true,
+	"output_sha256": true, "output_withheld": true, "signal": true, "pid_start": true, "pidns": true,
+	"detected_by": true, "open_commands": true, "lock_from": true, "backend": true,
+}
+
+func (r *Redactor) walk(v any, key string) any {
 	switch t := v.(type) {
 	case string:
+		if structuralKeys[key] {
+			return t
+		}
 		return r.String(t)
 	case []any:
 		for i := range t {
-			t[i] = r.walk(t[i])
+			t[i] = r.walk(t[i], key)
 		}
 		return t
 	case map[string]any:
-		m := make(map[string]any, len(t))
 		for k, x := range t {
-			m[r.String(k)] = r.walk(x)
+			t[k] = r.walk(x, k)
 		}
-		return m
+		return t
 	default:
 		return v
 	}
@@ -150,12 +154,25 @@ func (r *Redactor) scan(b []byte, final bool) (out, rest []byte) {
 	if final {
 		return out, tail
 	}
-	keep := r.maxLen - 1
-	if keep > len(tail) {
-		keep = len(tail)
-	}
+	keep := r.partial(tail)
 	out = append(out, tail[:len(tail)-keep]...)
 	return out, append([]byte(nil), tail[len(tail)-keep:]...)
+}
+
+// partial returns the length of the longest suffix of b that is a proper
+// prefix of some secret: the only bytes that must wait for the next write.
+// Holding back less keeps output in order and loses less on a crash.
+func (r *Redactor) partial(b []byte) int {
+	keep := 0
+	for _, s := range r.secrets {
+		for k := min(len(s)-1, len(b)); k > keep; k-- {
+			if bytes.Equal(b[len(b)-k:], s[:k]) {
+				keep = k
+				break
+			}
+		}
+	}
+	return keep
 }
 
 // next finds the earliest secret in b (the longest at that position).
@@ -219,40 +236,4 @@ func (rw *redactWriter) Write(p []byte) (int, error) {
 func (rw *redactWriter) Close() error {
 	_, err := rw.w.Write(rw.s.flush())
 	return err
-}
-
-// SecretEnvValues returns the values of environment entries ("K=V") that
-// are secret by name: TF_VAR_*, cloud credentials and tokens.
-func SecretEnvValues(env []string) []string {
-	var out []string
-	for _, kv := range env {
-		k, v, ok := strings.Cut(kv, "=")
-		if ok && v != "" && SecretEnvName(k) {
-			out = append(out, v)
-		}
-	}
-	return out
-}
-
-// SecretEnvName reports whether an environment variable holds a secret by
-// its name alone.
-func SecretEnvName(k string) bool {
-	u := strings.ToUpper(k)
-	if strings.HasPrefix(u, "TF_VAR_") || strings.HasPrefix(u, "TF_TOKEN_") {
-		return true
-	}
-	switch u {
-	case "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
-		"ARM_CLIENT_SECRET", "ARM_ACCESS_KEY", "ARM_SAS_TOKEN", "ARM_CLIENT_CERTIFICATE_PASSWORD",
-		"GOOGLE_CREDENTIALS", "GOOGLE_OAUTH_ACCESS_TOKEN", "CONSUL_HTTP_TOKEN", "VAULT_TOKEN",
-		"PG_CONN_STR", "TF_HTTP_PASSWORD", "TF_HTTP_LOCK_PASSWORD", "KUBE_TOKEN", "GITHUB_TOKEN",
-		"ALICLOUD_SECRET_KEY", "TENCENTCLOUD_SECRET_KEY":
-		return true
-	}
-	for _, frag := range []string{"SECRET", "PASSWORD", "PASSWD", "TOKEN", "PRIVATE_KEY", "CREDENTIAL"} {
-		if strings.Contains(u, frag) {
-			return true
-		}
-	}
-	return false
 }

@@ -19,6 +19,7 @@ type SessionInfo struct {
 	Host             string            `json:"host"`
 	PID              int               `json:"pid"`
 	PIDStart         string            `json:"pid_start,omitempty"` // process start time, to tell a reused PID apart
+	PIDNS            string            `json:"pidns,omitempty"`     // PID namespace, so that PIDs are only judged where they mean something
 	CWD              string            `json:"cwd"`
 	TfshVersion      string            `json:"tfsh_version"`
 	Terraform        string            `json:"terraform,omitempty"` // binary path
@@ -38,7 +39,7 @@ type Session struct {
 }
 
 // StartSession writes session_start, and in the same transaction closes the
-// sessions on this host that crashed (see CloseCrashed), returning them. The
+// sessions on this host that crashed (see closeCrashed), returning them. The
 // redactor applies to everything the session and its commands store;
 // commands may add their own secrets.
 func (d *DB) StartSession(ctx context.Context, info SessionInfo, red *Redactor) (*Session, []CrashedSession, error) {
@@ -53,11 +54,11 @@ func (d *DB) StartSession(ctx context.Context, info SessionInfo, red *Redactor) 
 		if err := chainAndInsert(ctx, tx, evs); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO live_sessions (session_id, host, pid, pid_start, started_at) VALUES (?, ?, ?, ?, ?)`,
-			s.ID, info.Host, info.PID, info.PIDStart, now.UnixNano()); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO live_sessions (session_id, host, pid, pid_start, pidns, started_at) VALUES (?, ?, ?, ?, ?, ?)`,
+			s.ID, info.Host, info.PID, info.PIDStart, info.PIDNS, now.UnixNano()); err != nil {
 			return fmt.Errorf("start audit session: %w", err)
 		}
-		crashed, err = d.closeCrashed(ctx, tx, info.Host, s.ID)
+		crashed, err = d.closeCrashed(ctx, tx, info.Host, info.PIDNS, s.ID)
 		return err
 	})
 	if err != nil {
@@ -65,9 +66,6 @@ func (d *DB) StartSession(ctx context.Context, info SessionInfo, red *Redactor) 
 	}
 	return s, crashed, nil
 }
-
-// Redactor returns the session's redactor.
-func (s *Session) Redactor() *Redactor { return s.red }
 
 // SessionEnd is what session_end records.
 type SessionEnd struct {
@@ -144,8 +142,10 @@ type Command struct {
 	stateKey string
 	red      *Redactor
 
-	mu  sync.Mutex
-	out *outputRecorder
+	mu            sync.Mutex
+	out           *outputRecorder
+	withheld      string
+	withheldBytes byteCounter
 }
 
 // StartCommand writes command_start and policy_decision in one transaction.
@@ -180,21 +180,27 @@ type CommandEnd struct {
 	OutputSHA256 string `json:"output_sha256,omitempty"`
 	OutputBytes  int64  `json:"output_bytes"`
 	OutputChunks int    `json:"output_chunks"`
-	Reason       string `json:"reason,omitempty"`
+	// OutputWithheld says why the output was not stored (only its length).
+	OutputWithheld string `json:"output_withheld,omitempty"`
+	Reason         string `json:"reason,omitempty"`
 }
 
 // End flushes the recorded output and writes command_end with its digest.
 // The output error, if any, is returned after command_end is written.
 func (c *Command) End(ctx context.Context, end CommandEnd) error {
 	c.mu.Lock()
-	out := c.out
+	out, withheld := c.out, c.withheld
 	c.mu.Unlock()
 	var outErr error
-	if out != nil {
+	switch {
+	case withheld != "":
+		end.OutputWithheld = withheld
+		end.OutputBytes = c.withheldBytes.n.Load()
+	case out != nil:
 		sum, n, chunks, err := out.close()
 		end.OutputSHA256, end.OutputBytes, end.OutputChunks = sum, n, chunks
 		outErr = err
-	} else {
+	default:
 		end.OutputSHA256 = hex.EncodeToString(sha256.New().Sum(nil))
 	}
 	now := c.s.db.Now().UTC()

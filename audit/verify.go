@@ -70,7 +70,7 @@ func (d *DB) Verify(ctx context.Context) (*VerifyResult, error) {
 	}
 	for _, c := range ends {
 		res.Commands++
-		got, _, err := d.OutputDigest(ctx, c.id)
+		got, _, _, err := d.OutputDigest(ctx, c.id)
 		switch {
 		case err != nil:
 			res.Problems = append(res.Problems, Problem{Seq: c.seq, Kind: "output unreadable", CommandID: c.id, Detail: err.Error()})

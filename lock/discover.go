@@ -12,6 +12,8 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
+
+	"github.com/tfsh/tfsh/internal/secret"
 )
 
 // StateRef says which state a working directory's commands use and where
@@ -85,7 +87,7 @@ func Discover(dir string, getenv Getenv) (StateRef, error) {
 		if !ok || s == "" {
 			continue
 		}
-		if secretKey(k) {
+		if secret.KeyName(k) {
 			ref.Secrets = append(ref.Secrets, s)
 			continue
 		}
@@ -94,16 +96,6 @@ func Discover(dir string, getenv Getenv) (StateRef, error) {
 	sort.Strings(ref.Secrets)
 	ref.Key = stateKey(ref)
 	return ref, nil
-}
-
-func secretKey(k string) bool {
-	k = strings.ToLower(k)
-	for _, f := range []string{"secret", "password", "token", "credential", "access_key", "sas", "customer_key", "conn_str", "private_key"} {
-		if strings.Contains(k, f) {
-			return true
-		}
-	}
-	return false
 }
 
 // stateKey follows reference §5 and §6.

@@ -14,7 +14,7 @@ type Input struct {
 	// Help: terraform will only print help (a -h/-help/--help flag).
 	Help bool
 	// ParseError is set when terraform will reject the arguments itself and
-	// run nothing; rules about the command's effect do not apply then.
+	// run nothing. Nothing is added then; a disabled lock is still refused.
 	ParseError string
 
 	WritesState         bool
@@ -189,7 +189,10 @@ func describeLock(in Input) string {
 const OriginCommandLine = "the command line"
 
 func noUnlockedWrites(in Input, _ Settings) (string, bool) {
-	if !runs(in) || !in.LockDisabled || !in.WritesState {
+	// A parse error does not stop this rule: terraform would refuse the
+	// command anyway, so refusing costs nothing, and it covers the case
+	// where tfsh predicts an error that terraform does not make.
+	if in.Help || !in.LockDisabled || !in.WritesState {
 		return "", false
 	}
 	what := in.Command + " writes state"

@@ -38,7 +38,9 @@ func TestDefaultPolicy(t *testing.T) {
 		{"unknown command assumed to write", func(Input) Input {
 			return Input{Command: "frobnicate", LockDisabled: true, WritesState: true, LockUncertain: true}
 		}, Deny, RuleNoUnlockedWrites, "", "does not know"},
-		{"parse error left to terraform", func(i Input) Input { i.LockDisabled = true; i.ParseError = "invalid boolean"; return i }, Allow, "", "", ""},
+		{"parse error: nothing added", func(i Input) Input { i.ParseError = "invalid boolean"; return i }, Allow, "", "", ""},
+		{"parse error does not excuse -lock=false", func(i Input) Input { i.LockDisabled = true; i.ParseError = "flag needs an argument"; return i },
+			Deny, RuleNoUnlockedWrites, "", "turns its state lock off"},
 		{"help runs nothing", func(i Input) Input { i.LockDisabled = true; i.Help = true; return i }, Allow, "", "", ""},
 		{"ignored timeout is not added", func(i Input) Input {
 			i.Command, i.LockTimeoutHonoured = "workspace delete", false

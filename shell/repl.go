@@ -19,12 +19,6 @@ import (
 	"github.com/tfsh/tfsh/terraform"
 )
 
-// Outcome is how a session's loop ended.
-type Outcome struct {
-	ExitCode int
-	Status   string // ok, failed, interrupted
-}
-
 // Interactive reads commands from the terminal, one line at a time, until
 // exit, quit, Ctrl-D or SIGTERM/SIGHUP. (The go-prompt shell replaces this
 // plain prompt.) Ctrl-C at the prompt clears the line.
@@ -72,36 +66,31 @@ func (s *Session) Interactive(ctx context.Context, in *os.File) Outcome {
 			s.errorf("read from terminal: %v", err)
 			return Outcome{ExitCode: ExitCannotRun, Status: "failed"}
 		}
-		code, done := s.Execute(ctx, line)
+		out, done := s.Execute(ctx, line)
 		if done {
-			return Outcome{ExitCode: code, Status: "ok"}
+			return Outcome{ExitCode: out.ExitCode, Status: "ok"}
 		}
-		last = code
+		last = out.ExitCode
 	}
 }
 
-// Script runs one command per line from r, stopping at the first failure
+// Script runs one command per line from f, stopping at the first failure
 // unless keepGoing. Blank lines and # comments are skipped. The exit code is
-// the first failure's (or the last command's with keepGoing).
-func (s *Session) Script(ctx context.Context, r io.Reader, name string, keepGoing bool) Outcome {
-	data := r
-	if f, ok := r.(*os.File); ok {
-		if lr, err := newLineReader(f); err == nil {
-			defer lr.close()
-			return s.scriptLines(ctx, lr.next, name, keepGoing)
-		}
+// the first failure's (with keepGoing, the last failure's). A command that
+// exits 2 under -detailed-exitcode has not failed.
+func (s *Session) Script(ctx context.Context, f *os.File, name string, keepGoing bool) Outcome {
+	lr, err := newLineReader(f)
+	if err != nil {
+		s.errorf("%v", err)
+		return Outcome{ExitCode: ExitCannotRun, Status: "failed"}
 	}
-	br := newBufLines(data)
-	return s.scriptLines(ctx, func(context.Context) (string, error) { return br.next() }, name, keepGoing)
-}
-
-func (s *Session) scriptLines(ctx context.Context, next func(context.Context) (string, error), name string, keepGoing bool) Outcome {
-	worst := 0
+	defer lr.close()
+	failed := Outcome{Status: "ok"}
 	for n := 1; ; n++ {
 		if ctx.Err() != nil {
 			return Outcome{ExitCode: ExitInterrupted, Status: "interrupted"}
 		}
-		line, err := next(ctx)
+		line, err := lr.next(ctx)
 		if errors.Is(err, io.EOF) {
 			break
 		}
@@ -112,39 +101,35 @@ func (s *Session) scriptLines(ctx context.Context, next func(context.Context) (s
 			s.errorf("read %s: %v", name, err)
 			return Outcome{ExitCode: ExitCannotRun, Status: "failed"}
 		}
-		if strings.TrimSpace(line) == "" || strings.HasPrefix(strings.TrimSpace(line), "#") {
+		if t := strings.TrimSpace(line); t == "" || strings.HasPrefix(t, "#") {
 			continue
 		}
-		code, done := s.Execute(ctx, line)
+		out, done := s.Execute(ctx, line)
 		if done {
-			return Outcome{ExitCode: code, Status: "ok"}
+			return Outcome{ExitCode: out.ExitCode, Status: "ok"}
 		}
-		if code != 0 && !(code == 2 && s.lastDetailed) {
+		if !out.OK() {
 			if !keepGoing {
-				s.errorf("%s:%d: stopped: the command exited %d (use -k to keep going)", name, n, code)
-				return Outcome{ExitCode: code, Status: "failed"}
+				s.errorf("%s:%d: stopped: the command exited %d (use -k to keep going)", name, n, out.ExitCode)
+				return Outcome{ExitCode: out.ExitCode, Status: "failed"}
 			}
-			worst = code
+			failed = Outcome{ExitCode: out.ExitCode, Status: "failed"}
 		}
 	}
-	status := "ok"
-	if worst != 0 {
-		status = "failed"
-	}
-	return Outcome{ExitCode: worst, Status: status}
+	return failed
 }
 
 // Execute runs one line typed by the user or read from a script: a builtin,
 // or terraform's arguments through the pipeline. done is true for exit/quit.
-func (s *Session) Execute(ctx context.Context, line string) (code int, done bool) {
-	s.lastDetailed = false
+func (s *Session) Execute(ctx context.Context, line string) (out Outcome, done bool) {
+	ok := Outcome{Status: "ok"}
 	argv, err := Tokenize(line)
 	if err != nil {
 		s.errorf("cannot read that line: %v; nothing was run", err)
-		return ExitCannotRun, false
+		return Outcome{ExitCode: ExitCannotRun, Status: "error"}, false
 	}
 	if len(argv) == 0 {
-		return 0, false
+		return ok, false
 	}
 	switch argv[0] {
 	case "exit", "quit":
@@ -153,15 +138,15 @@ func (s *Session) Execute(ctx context.Context, line string) (code int, done bool
 			n, err := strconv.Atoi(argv[1])
 			if err != nil {
 				s.errorf("exit takes a number, not %q", argv[1])
-				return ExitCannotRun, false
+				return Outcome{ExitCode: ExitCannotRun, Status: "error"}, false
 			}
 			code = n
 		}
-		return code, true
+		return Outcome{ExitCode: code, Status: "ok"}, true
 	case "help":
 		if len(argv) == 1 {
 			io.WriteString(s.cfg.Out, helpText)
-			return 0, false
+			return ok, false
 		}
 		// terraform has no help command: "help state mv" is "state mv -help".
 		return s.Run(ctx, append(argv[1:], "-help"), line), false
@@ -169,22 +154,22 @@ func (s *Session) Execute(ctx context.Context, line string) (code int, done bool
 		return s.cd(argv[1:]), false
 	case "pwd":
 		fmt.Fprintln(s.cfg.Out, s.dir)
-		return 0, false
+		return ok, false
 	}
 	if argv[0] == "terraform" || argv[0] == "tofu" {
 		// Typing the binary out of habit is harmless: drop it.
 		argv = argv[1:]
 		if len(argv) == 0 {
-			return 0, false
+			return ok, false
 		}
 	}
 	return s.Run(ctx, argv, line), false
 }
 
-func (s *Session) cd(args []string) int {
+func (s *Session) cd(args []string) Outcome {
 	if len(args) != 1 {
 		s.errorf("cd takes one directory")
-		return ExitCannotRun
+		return Outcome{ExitCode: ExitCannotRun, Status: "error"}
 	}
 	dir := args[0]
 	if !filepath.IsAbs(dir) {
@@ -193,10 +178,10 @@ func (s *Session) cd(args []string) int {
 	fi, err := os.Stat(dir)
 	if err != nil || !fi.IsDir() {
 		s.errorf("cd: %s is not a directory", dir)
-		return 1
+		return Outcome{ExitCode: 1, Status: "failed"}
 	}
 	s.dir = filepath.Clean(dir)
-	return 0
+	return Outcome{Status: "ok"}
 }
 
 // Prompt renders the plain prompt: directory, workspace and backend.
@@ -304,39 +289,5 @@ func (l *lineReader) next(ctx context.Context) (string, error) {
 			return line, nil
 		}
 		return "", io.EOF
-	}
-}
-
-type bufLines struct {
-	r   io.Reader
-	buf []byte
-	eof bool
-}
-
-func newBufLines(r io.Reader) *bufLines { return &bufLines{r: r} }
-
-func (b *bufLines) next() (string, error) {
-	tmp := make([]byte, 4096)
-	for {
-		if i := bytes.IndexByte(b.buf, '\n'); i >= 0 {
-			line := string(b.buf[:i])
-			b.buf = b.buf[i+1:]
-			return strings.TrimSuffix(line, "\r"), nil
-		}
-		if b.eof {
-			if len(b.buf) > 0 {
-				line := string(b.buf)
-				b.buf = nil
-				return line, nil
-			}
-			return "", io.EOF
-		}
-		n, err := b.r.Read(tmp)
-		b.buf = append(b.buf, tmp[:n]...)
-		if errors.Is(err, io.EOF) {
-			b.eof = true
-		} else if err != nil {
-			return "", err
-		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tfsh/tfsh/audit"
+	"github.com/tfsh/tfsh/internal/secret"
 	"github.com/tfsh/tfsh/lock"
 	"github.com/tfsh/tfsh/policy"
 	"github.com/tfsh/tfsh/terraform"
@@ -57,11 +58,10 @@ type Session struct {
 	dir   string
 	count int
 
-	lastDetailed bool // the last command used -detailed-exitcode
-
 	mu      sync.Mutex
 	running chan os.Signal // the running command's signals, nil at the prompt
 	onIdle  func(os.Signal)
+	early   []os.Signal // signals that came before anyone could take them
 	stop    chan struct{}
 }
 
@@ -75,7 +75,7 @@ func NewSession(ctx context.Context, cfg Config, info audit.SessionInfo) (*Sessi
 	if cfg.Policy == nil {
 		cfg.Policy = policy.Default()
 	}
-	red := audit.NewRedactor(audit.SecretEnvValues(cfg.Env)...)
+	red := audit.NewRedactor(secret.EnvValues(cfg.Env)...)
 	rec, crashed, err := cfg.Audit.StartSession(ctx, info, red)
 	if err != nil {
 		return nil, nil, fmt.Errorf("audit log %s cannot be written: %w", cfg.Audit.Path(), err)
@@ -94,11 +94,17 @@ func (s *Session) ID() string { return s.rec.ID }
 func (s *Session) Dir() string { return s.dir }
 
 // OnIdleSignal sets what happens to a signal that arrives while no command
-// runs (the prompt clears its line on SIGINT, ends on SIGTERM).
+// runs (the prompt clears its line on SIGINT, ends on SIGTERM). Signals that
+// arrived before it was set are delivered to it at once.
 func (s *Session) OnIdleSignal(fn func(os.Signal)) {
 	s.mu.Lock()
 	s.onIdle = fn
+	early := s.early
+	s.early = nil
 	s.mu.Unlock()
+	for _, sig := range early {
+		fn(sig)
+	}
 }
 
 func (s *Session) route() {
@@ -109,6 +115,9 @@ func (s *Session) route() {
 		case sig := <-s.cfg.Signals:
 			s.mu.Lock()
 			ch, idle := s.running, s.onIdle
+			if ch == nil && idle == nil {
+				s.early = append(s.early, sig)
+			}
 			s.mu.Unlock()
 			switch {
 			case ch != nil:
@@ -133,14 +142,26 @@ func (s *Session) errorf(format string, args ...any) {
 	fmt.Fprintf(s.cfg.Err, "tfsh: "+format+"\n", args...)
 }
 
+// Outcome is how a command, or a session's loop, ended.
+type Outcome struct {
+	ExitCode int
+	// Status is ok, failed, refused, killed, error, interrupted (commands)
+	// or terminated (a session ended by a signal).
+	Status string
+}
+
+// OK reports success: exit 0, or 2 from a command run with
+// -detailed-exitcode (changes present).
+func (o Outcome) OK() bool { return o.Status == "ok" }
+
 // Run sends argv (terraform's arguments, without the binary) through the
 // pipeline. line is what the user typed, if anything, for the record.
-func (s *Session) Run(ctx context.Context, argv []string, line string) int {
+func (s *Session) Run(ctx context.Context, argv []string, line string) Outcome {
 	s.count++
 	env := s.cfg.Env
 	getenv := terraform.EnvLookup(env)
-	inv := terraform.ParseFor(s.cfg.Binary.Name, argv, getenv)
-	s.lastDetailed = detailed(inv)
+	product := s.cfg.Binary.Name
+	inv := terraform.ParseFor(product, argv, getenv)
 
 	dir := s.dir
 	if inv.Chdir != "" {
@@ -154,17 +175,32 @@ func (s *Session) Run(ctx context.Context, argv []string, line string) int {
 
 	in := policyInput(inv)
 	dec := s.cfg.Policy.Decide(in)
-	runArgv := inv.Argv(dec.Args()...)
+	var notes []string
+	runArgv, placed := inv.Argv(dec.Args()...)
+	if len(dec.Add) > 0 && placed {
+		// What terraform will make of the final arguments must be what was
+		// decided on, with the addition in effect; otherwise run what the
+		// user typed.
+		again := terraform.ParseFor(product, runArgv, getenv)
+		placed = sameMeaning(inv, again)
+	}
+	if len(dec.Add) > 0 && !placed {
+		notes = append(notes, fmt.Sprintf("did not add %s: no place in these arguments where terraform would read it without changing the rest",
+			strings.Join(dec.Args(), " ")))
+		dec.Add = nil
+		runArgv = append([]string(nil), argv...)
+	}
+	final := terraform.ParseFor(product, runArgv, getenv)
 
-	secrets := terraform.ArgSecrets(inv.EffectiveArgv())
-	secrets = append(secrets, terraform.VarFileSecrets(dir, inv)...)
-	secrets = append(secrets, terraform.BackendConfigSecrets(dir, inv)...)
+	secrets := terraform.ArgSecrets(final.EffectiveArgv())
+	secrets = append(secrets, terraform.VarFileSecrets(dir, final)...)
+	secrets = append(secrets, terraform.BackendConfigSecrets(dir, final)...)
 	secrets = append(secrets, ref.Secrets...)
 
 	info := audit.CommandInfo{
 		Typed:       terraform.RedactArgs(argv),
 		Run:         terraform.RedactArgs(runArgv),
-		Effective:   terraform.RedactArgs(inv.EffectiveArgv()),
+		Effective:   terraform.RedactArgs(final.EffectiveArgv()),
 		Subcommand:  inv.Command,
 		Known:       inv.Spec != nil,
 		WritesState: in.WritesState,
@@ -173,7 +209,7 @@ func (s *Session) Run(ctx context.Context, argv []string, line string) int {
 		Workspace:   ref.Workspace,
 		Backend:     ref.Backend,
 		StateKey:    ref.Key,
-		Env:         relevantEnv(env),
+		Env:         relevantEnv(env, final),
 		Interactive: s.cfg.PTY,
 		Terraform:   s.cfg.Binary.Name + " " + s.cfg.Binary.Version,
 	}
@@ -187,7 +223,6 @@ func (s *Session) Run(ctx context.Context, argv []string, line string) int {
 		info.Lock = &v
 		info.LockFrom = originName(inv.Lock.From)
 	}
-	var notes []string
 	if inv.Err != nil {
 		notes = append(notes, inv.Err.Error())
 	}
@@ -199,7 +234,10 @@ func (s *Session) Run(ctx context.Context, argv []string, line string) int {
 	c, err := s.rec.StartCommand(ctx, info, auditDecision(dec), secrets...)
 	if err != nil {
 		s.errorf("audit log %s cannot be written (%v): not running the command unrecorded", s.cfg.Audit.Path(), err)
-		return ExitCannotRun
+		return Outcome{ExitCode: ExitCannotRun, Status: "error"}
+	}
+	if reason := withholdReason(final, env); reason != "" {
+		c.Withhold(reason)
 	}
 	say := func(msg string) {
 		line := "tfsh: " + msg + "\n"
@@ -214,21 +252,29 @@ func (s *Session) Run(ctx context.Context, argv []string, line string) int {
 	if dec.Action == policy.Deny {
 		f := dec.Deciding()
 		say(fmt.Sprintf("refused by rule %q (%s): %s", f.Rule, f.Source, f.Message))
-		s.end(c, audit.CommandEnd{Status: "refused", ExitCode: ExitRefused, Reason: f.Rule})
-		return ExitRefused
+		return s.end(c, audit.CommandEnd{Status: "refused", ExitCode: ExitRefused, Reason: f.Rule})
 	}
 	for _, a := range dec.Add {
 		say(fmt.Sprintf("added %s (%s rule %s)", a.Arg, a.Source, a.Rule))
 	}
-	if ctx.Err() != nil {
-		s.end(c, audit.CommandEnd{Status: "interrupted", ExitCode: ExitInterrupted, Reason: "interrupted before terraform started"})
-		return ExitInterrupted
+	if len(dec.Add) == 0 && len(notes) > 0 && strings.HasPrefix(notes[0], "did not add") {
+		say(notes[0])
 	}
 
+	// From here on, signals go to the command; one that came just before is
+	// seen through ctx and stops it before it starts.
 	sigs := make(chan os.Signal, 4)
 	s.mu.Lock()
 	s.running = sigs
 	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.running = nil
+		s.mu.Unlock()
+	}()
+	if ctx.Err() != nil {
+		return s.end(c, audit.CommandEnd{Status: "interrupted", ExitCode: ExitInterrupted, Reason: "interrupted before terraform started"})
+	}
 	res := terraform.Run(ctx, terraform.RunSpec{
 		Path:    s.cfg.Binary.Path,
 		Args:    runArgv,
@@ -249,19 +295,18 @@ func (s *Session) Run(ctx context.Context, argv []string, line string) int {
 			return c.Output(audit.Stdout)
 		},
 	})
-	s.mu.Lock()
-	s.running = nil
-	s.mu.Unlock()
 
 	end := audit.CommandEnd{ExitCode: res.ExitCode, Signal: res.Signal}
 	switch {
-	case res.Err != nil && !res.Started:
-		end.Status = "error"
+	case !res.Started && errors.Is(res.Err, context.Canceled):
+		end.Status, end.ExitCode, end.Reason = "interrupted", ExitInterrupted, "interrupted before terraform started"
+	case !res.Started:
+		end.Status, end.ExitCode = "error", ExitCannotRun
 		end.Error = res.Err.Error()
 		s.errorf("%v", res.Err)
 	case res.Signal != "":
 		end.Status = "killed"
-	case res.ExitCode == 0, res.ExitCode == 2 && detailed(inv):
+	case res.ExitCode == 0, res.ExitCode == 2 && detailed(final):
 		end.Status = "ok"
 	default:
 		end.Status = "failed"
@@ -269,17 +314,50 @@ func (s *Session) Run(ctx context.Context, argv []string, line string) int {
 	if len(res.Forwarded) > 0 {
 		end.Reason = "tfsh forwarded " + strings.Join(res.Forwarded, ", ")
 	}
-	s.end(c, end)
-	return res.ExitCode
+	return s.end(c, end)
 }
 
-func (s *Session) end(c *audit.Command, end audit.CommandEnd) {
+// sameMeaning reports whether b (a with arguments added) keeps a's
+// command, lock, positional arguments and error status, with a
+// -lock-timeout in effect.
+func sameMeaning(a, b *terraform.Invocation) bool {
+	if a.Command != b.Command || a.LockDisabled != b.LockDisabled || (a.Err == nil) != (b.Err == nil) || !b.LockTimeout.Set {
+		return false
+	}
+	if len(a.Positional) != len(b.Positional) {
+		return false
+	}
+	for i := range a.Positional {
+		if a.Positional[i].Value != b.Positional[i].Value {
+			return false
+		}
+	}
+	return true
+}
+
+// withholdReason says why a command's output must not be stored: it shows
+// values from state (which may be sensitive, and which tfsh cannot know to
+// redact), or it carries terraform's debug log, which can hold credentials.
+func withholdReason(inv *terraform.Invocation, env []string) string {
+	switch inv.Command {
+	case "output", "show", "state pull", "state show", "console":
+		return inv.Command + " prints values from state, which may be secret"
+	}
+	getenv := terraform.EnvLookup(env)
+	if lvl := strings.ToLower(getenv("TF_LOG")); lvl != "" && lvl != "off" && getenv("TF_LOG_PATH") == "" {
+		return "TF_LOG sends terraform's debug log, which can carry credentials, to the output"
+	}
+	return ""
+}
+
+func (s *Session) end(c *audit.Command, end audit.CommandEnd) Outcome {
 	// Recording the end must survive a cancelled command context.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := c.End(ctx, end); err != nil {
 		s.errorf("could not record the end of the command in %s: %v", s.cfg.Audit.Path(), err)
 	}
+	return Outcome{ExitCode: end.ExitCode, Status: end.Status}
 }
 
 // detailed reports -detailed-exitcode, under which 2 means "changes".
@@ -353,19 +431,20 @@ func auditDecision(d policy.Decision) audit.Decision {
 }
 
 // relevantEnv picks the environment that changes what terraform does with
-// state. Values are redacted later by the session's redactor; TF_VAR_* are
-// listed by name only.
-func relevantEnv(env []string) map[string]string {
+// state. TF_CLI_ARGS* are recorded as terraform splits them, redacted;
+// TF_VAR_* by name only.
+func relevantEnv(env []string, inv *terraform.Invocation) map[string]string {
 	out := map[string]string{}
+	for _, ea := range inv.EnvArgs {
+		out[ea.Name] = Quote(terraform.RedactArgs(ea.Args))
+	}
 	for _, kv := range env {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok {
 			continue
 		}
 		switch {
-		case strings.HasPrefix(k, "TF_CLI_ARGS"):
-			out[k] = strings.Join(terraform.RedactArgs(splitForRecord(v)), " ")
-		case k == "TF_WORKSPACE", k == "TF_DATA_DIR", k == "TF_IN_AUTOMATION", k == "TF_INPUT", k == "TF_LOG":
+		case k == "TF_WORKSPACE", k == "TF_DATA_DIR", k == "TF_IN_AUTOMATION", k == "TF_INPUT", k == "TF_LOG", k == "TF_LOG_PATH":
 			out[k] = v
 		case strings.HasPrefix(k, "TF_VAR_"):
 			out[k] = terraform.RedactedValue
@@ -375,12 +454,4 @@ func relevantEnv(env []string) map[string]string {
 		return nil
 	}
 	return out
-}
-
-// splitForRecord splits an environment value into words for redaction only.
-func splitForRecord(v string) []string {
-	if toks, err := Tokenize(v); err == nil {
-		return toks
-	}
-	return strings.Fields(v)
 }

@@ -54,8 +54,6 @@ type Invocation struct {
 	Spec    *Command // the catalog entry, nil when the command is unknown
 	// Help: terraform will only print help.
 	Help bool
-	// Version: a -v/-version/--version argument made this "version".
-	Version bool
 	// Effective is what terraform's CLI layer passes on, in order: the
 	// arguments after -chdir extraction and TF_CLI_ARGS* insertion (the
 	// list terraform logs as "CLI command args").
@@ -76,7 +74,10 @@ type Invocation struct {
 	// Err is set when terraform will refuse these arguments and run nothing.
 	Err error
 
-	insertAt int // index in Typed just after the subcommand words
+	// insertAt is where arguments can be added in Typed: where the
+	// subcommand's flags end (the first positional argument, "--", or the
+	// end), or -1 when no place is safe.
+	insertAt int
 }
 
 // EnvArgs is one TF_CLI_ARGS variable and how terraform splits it.
@@ -145,7 +146,6 @@ func ParseFor(product string, args []string, getenv Getenv) *Invocation {
 	for _, a := range merged {
 		if a.Value == "-v" || a.Value == "-version" || a.Value == "--version" {
 			merged = append([]Arg{{Value: "version", Pos: -1}}, merged...)
-			inv.Version = true
 			break
 		}
 	}
@@ -155,17 +155,7 @@ func ParseFor(product string, args []string, getenv Getenv) *Invocation {
 	inv.Command = r.command
 	inv.Help = r.help
 	inv.Spec, _ = Lookup(r.command)
-	inv.insertAt = len(inv.Typed)
-	if r.argsAt <= len(merged) {
-		// Insert after the last typed argument that precedes the
-		// subcommand's own arguments.
-		inv.insertAt = 0
-		for _, a := range merged[:r.argsAt] {
-			if a.Pos >= 0 {
-				inv.insertAt = a.Pos + 1
-			}
-		}
-	}
+	inv.insertAt = -1
 	if inv.Err != nil {
 		return inv
 	}
@@ -190,8 +180,21 @@ func ParseFor(product string, args []string, getenv Getenv) *Invocation {
 	inv.Flags, inv.Positional, inv.Uncertain = w.flags, w.positional, w.uncertain
 	if w.err != nil {
 		inv.Err = w.err
+		// tfsh may mispredict an error terraform does not have: look at
+		// what follows too, so that a -lock=false there still counts.
+		w.danger = firstDanger(w.danger, scanDanger(sub[min(w.stop, len(sub)):], inv.Spec))
 	}
 	inv.settle(w)
+	switch {
+	case w.err != nil || w.uncertain:
+	case w.stop >= len(sub):
+		inv.insertAt = len(inv.Typed)
+	case sub[w.stop].Pos >= 0:
+		// Before the first positional argument (or "--") that the user
+		// typed: every flag before it keeps its value, and a value flag at
+		// the end of TF_CLI_ARGS* cannot take ours as its value.
+		inv.insertAt = sub[w.stop].Pos
+	}
 	return inv
 }
 
@@ -205,11 +208,7 @@ func (inv *Invocation) settle(w walkResult) {
 			inv.LockTimeout = Setting{Set: true, Value: f.Value, Spelling: f.Spelling, From: f.From}
 		}
 	}
-	if inv.Lock.Set {
-		if b, err := strconv.ParseBool(inv.Lock.Value); err == nil && !b {
-			inv.LockDisabled = true
-		}
-	}
+	inv.LockDisabled = inv.Lock.Set && isFalse(inv.Lock.Value)
 	if w.danger != nil && !inv.LockDisabled {
 		inv.LockDisabled = true
 		inv.Lock = *w.danger
@@ -226,7 +225,8 @@ func (inv *Invocation) LockTimeoutValue() (time.Duration, bool) {
 }
 
 // scanUnknown handles a subcommand tfsh does not know: it cannot walk its
-// flags, so any argument that spells -lock=<false> counts, wherever it is.
+// flags, so any argument before "--" that spells -lock=<false> counts,
+// wherever it is and whatever follows it.
 func (inv *Invocation) scanUnknown(sub []Arg) {
 	inv.Uncertain = true
 	for _, a := range sub {
@@ -234,32 +234,40 @@ func (inv *Invocation) scanUnknown(sub []Arg) {
 			break
 		}
 		name, value, hasValue, ok := flagName(a.Value)
-		if !ok {
+		if !ok || name != "lock" {
 			continue
 		}
-		if name == "lock" {
-			if !hasValue {
-				value = "true"
-			}
+		if !hasValue {
+			value = "true"
+		}
+		if !inv.LockDisabled || isFalse(value) {
 			inv.Lock = Setting{Set: true, Value: value, Spelling: a.Value, From: a.From}
 		}
-	}
-	if inv.Lock.Set {
-		if b, err := strconv.ParseBool(inv.Lock.Value); err == nil && !b {
+		if isFalse(value) {
 			inv.LockDisabled = true
 		}
 	}
 }
 
+// isFalse reports whether a -lock value is one of strconv.ParseBool's false
+// spellings (an invalid value is not false: terraform rejects it).
+func isFalse(v string) bool {
+	b, err := strconv.ParseBool(v)
+	return err == nil && !b
+}
+
 // Argv returns the arguments to run: the typed arguments with add inserted
-// right after the subcommand words, where terraform's flag parser sees them
-// before any positional argument.
-func (inv *Invocation) Argv(add ...string) []string {
+// where the subcommand's flags end. ok is false, and the typed arguments are
+// returned unchanged, when there is no safe place (arguments terraform will
+// reject, a flag tfsh does not know, flags ending inside TF_CLI_ARGS*).
+func (inv *Invocation) Argv(add ...string) (argv []string, ok bool) {
+	if len(add) == 0 || inv.insertAt < 0 {
+		return append([]string(nil), inv.Typed...), len(add) == 0
+	}
 	out := make([]string, 0, len(inv.Typed)+len(add))
-	at := min(inv.insertAt, len(inv.Typed))
-	out = append(out, inv.Typed[:at]...)
+	out = append(out, inv.Typed[:inv.insertAt]...)
 	out = append(out, add...)
-	return append(out, inv.Typed[at:]...)
+	return append(out, inv.Typed[inv.insertAt:]...), true
 }
 
 // EffectiveArgv returns the values of Effective.
@@ -428,6 +436,7 @@ type walkResult struct {
 	err        error
 	uncertain  bool
 	danger     *Setting // a reading under which the lock is disabled
+	stop       int      // index in args where flag parsing ended
 }
 
 // maxBranches bounds the readings tried for unknown flags.
@@ -440,6 +449,7 @@ const maxBranches = 6
 func walk(args []Arg, spec *Command, depth int) walkResult {
 	var r walkResult
 	for i := 0; i < len(args); i++ {
+		r.stop = i
 		a := args[i]
 		s := a.Value
 		if s == "--" {
@@ -460,6 +470,7 @@ func walk(args []Arg, spec *Command, depth int) walkResult {
 		if !known {
 			if name == "help" || name == "h" {
 				r.err = &ArgError{Msg: "help requested: terraform prints usage"}
+				r.stop = i + 1
 				return r
 			}
 			r.uncertain = true
@@ -496,6 +507,7 @@ func walk(args []Arg, spec *Command, depth int) walkResult {
 			if !hasValue {
 				if i+1 >= len(args) {
 					r.err = &ArgError{Msg: fmt.Sprintf("terraform rejects %q: flag needs an argument", s)}
+					r.stop = i + 1
 					return r
 				}
 				i++
@@ -505,12 +517,14 @@ func walk(args []Arg, spec *Command, depth int) walkResult {
 			if name == "lock-timeout" {
 				if _, err := time.ParseDuration(value); err != nil {
 					r.err = &ArgError{Msg: fmt.Sprintf("terraform rejects -lock-timeout %q: not a duration such as 30s or 5m", value)}
+					r.stop = i + 1
 					return r
 				}
 			}
 		}
 		r.flags = append(r.flags, use)
 	}
+	r.stop = len(args)
 	return r
 }
 
@@ -525,10 +539,8 @@ func lockDanger(w walkResult) *Setting {
 			last = &w.flags[i]
 		}
 	}
-	if last != nil {
-		if b, err := strconv.ParseBool(last.Value); err == nil && !b {
-			return &Setting{Set: true, Value: last.Value, Spelling: last.Spelling, From: last.From}
-		}
+	if last != nil && isFalse(last.Value) {
+		return &Setting{Set: true, Value: last.Value, Spelling: last.Spelling, From: last.From}
 	}
 	return w.danger
 }
@@ -543,10 +555,8 @@ func scanDanger(args []Arg, spec *Command) *Setting {
 		if a.Value == "--" {
 			break
 		}
-		if name, value, hasValue, ok := flagName(a.Value); ok && name == "lock" && hasValue {
-			if b, err := strconv.ParseBool(value); err == nil && !b {
-				found = &Setting{Set: true, Value: value, Spelling: a.Value, From: a.From}
-			}
+		if name, value, hasValue, ok := flagName(a.Value); ok && name == "lock" && hasValue && isFalse(value) {
+			found = &Setting{Set: true, Value: value, Spelling: a.Value, From: a.From}
 		}
 	}
 	return found

@@ -44,7 +44,11 @@ var parseCases = []parseCase{
 	{name: "last wins: true", args: []string{"apply", "-lock=false", "-lock=true"}, command: "apply"},
 	{name: "last wins: false", args: []string{"apply", "-lock=true", "-lock=F"}, command: "apply", disabled: true, spelling: "-lock=F"},
 	{name: "-lock false is true plus a positional", args: []string{"apply", "-lock", "false"}, command: "apply"},
-	{name: "-lock=no is a parse error", args: []string{"apply", "-lock=no"}, command: "apply", err: true},
+	{name: "-lock=no is a parse error", args: []string{"apply", "-lock=no"}, command: "apply", err: true, argv: []string{"!"}},
+	{name: "a parse error does not hide an earlier -lock=false", args: []string{"apply", "-lock=false", "-var"}, command: "apply", err: true,
+		disabled: true, spelling: "-lock=false"},
+	{name: "nor a later one", args: []string{"apply", "-lock=no", "-lock=false"}, command: "apply", err: true,
+		disabled: true, spelling: "-lock=false"},
 	{name: "-lock= is a parse error", args: []string{"apply", "-lock="}, command: "apply", err: true},
 	{name: "after a positional", args: []string{"apply", "tfplan", "-lock=false"}, command: "apply"},
 	{name: "after --", args: []string{"apply", "--", "-lock=false"}, command: "apply"},
@@ -56,7 +60,15 @@ var parseCases = []parseCase{
 	{name: "bool flag does not consume", args: []string{"apply", "-auto-approve", "-lock=false"}, command: "apply", disabled: true, spelling: "-lock=false"},
 	{name: "lock-timeout space form", args: []string{"apply", "-lock-timeout", "10s", "-lock=false"}, command: "apply", disabled: true, spelling: "-lock=false"},
 	{name: "lock-timeout must be a duration", args: []string{"apply", "-lock-timeout=10"}, command: "apply", err: true},
-	{name: "explicit lock-timeout kept", args: []string{"apply", "-lock-timeout=1m"}, command: "apply", argv: []string{"apply", "-lock-timeout=5m", "-lock-timeout=1m"}},
+	{name: "additions go after the flags", args: []string{"apply", "-auto-approve", "-var", "x=1", "tfplan"}, command: "apply",
+		argv: []string{"apply", "-auto-approve", "-var", "x=1", "-lock-timeout=5m", "tfplan"}},
+	{name: "additions go before --", args: []string{"apply", "-auto-approve", "--", "tfplan"}, command: "apply",
+		argv: []string{"apply", "-auto-approve", "-lock-timeout=5m", "--", "tfplan"}},
+	{name: "a value flag ending TF_CLI_ARGS cannot take the addition", args: []string{"apply", "-lock=false"},
+		env: map[string]string{"TF_CLI_ARGS_apply": "-backup"}, command: "apply",
+		effective: []string{"apply", "-backup", "-lock=false"}, argv: []string{"apply", "-lock=false", "-lock-timeout=5m"}},
+	{name: "flags ending inside TF_CLI_ARGS: nothing can be added", args: []string{"apply", "-auto-approve"},
+		env: map[string]string{"TF_CLI_ARGS": "tfplan"}, command: "apply", argv: []string{"!"}},
 
 	{name: "TF_CLI_ARGS", args: []string{"apply"}, env: map[string]string{"TF_CLI_ARGS": "-lock=false"}, command: "apply",
 		disabled: true, spelling: "-lock=false", from: "TF_CLI_ARGS", effective: []string{"apply", "-lock=false"}},
@@ -84,7 +96,7 @@ var parseCases = []parseCase{
 	{name: "-chdir and TF_CLI_ARGS", args: []string{"-chdir=sub", "apply", "-auto-approve"}, env: map[string]string{"TF_CLI_ARGS_apply": "--lock=false"}, command: "apply", chdir: "sub",
 		disabled: true, spelling: "--lock=false", from: "TF_CLI_ARGS_apply", effective: []string{"apply", "--lock=false", "-auto-approve"}},
 	{name: "-chdir argv insertion", args: []string{"-chdir=sub", "apply", "-auto-approve"}, command: "apply", chdir: "sub",
-		argv: []string{"-chdir=sub", "apply", "-lock-timeout=5m", "-auto-approve"}},
+		argv: []string{"-chdir=sub", "apply", "-auto-approve", "-lock-timeout=5m"}},
 	{name: "-chdir without =", args: []string{"-chdir", "sub", "apply"}, err: true},
 	{name: "two -chdir", args: []string{"-chdir=a", "-chdir=b", "apply"}, command: "apply", chdir: "b", err: true},
 	{name: "flag before subcommand", args: []string{"-no-color", "apply"}, command: "apply", err: true},
@@ -111,6 +123,8 @@ var parseCases = []parseCase{
 	{name: "--version first", args: []string{"--version"}, command: "version", effective: []string{"version", "--version"}},
 
 	{name: "unknown command: lock=false counts", args: []string{"frobnicate", "-lock=false"}, command: "frobnicate", disabled: true, spelling: "-lock=false", unsure: true},
+	{name: "unknown command: any false -lock counts", args: []string{"frobnicate", "-lock=false", "-x", "-lock=true"}, command: "frobnicate",
+		disabled: true, spelling: "-lock=false", unsure: true},
 	{name: "unknown flag read both ways", args: []string{"apply", "-newflag", "-lock=false"}, command: "apply", disabled: true, spelling: "-lock=false", unsure: true},
 	{name: "unknown flag may take the next value", args: []string{"apply", "-newflag", "x", "-lock=false"}, command: "apply", disabled: true, spelling: "-lock=false", unsure: true},
 	{name: "unknown flag with value", args: []string{"apply", "-newflag=1", "-lock=false"}, command: "apply", disabled: true, spelling: "-lock=false", unsure: true},
@@ -153,10 +167,19 @@ func TestParse(t *testing.T) {
 					t.Fatalf("EffectiveArgv = %q, want %q", got, strings.Join(tt.effective, " | "))
 				}
 			}
-			if tt.argv != nil {
-				if got := strings.Join(inv.Argv("-lock-timeout=5m"), " "); got != strings.Join(tt.argv, " ") {
-					t.Fatalf("Argv = %q, want %q", got, strings.Join(tt.argv, " "))
+			argv, ok := inv.Argv("-lock-timeout=5m")
+			switch {
+			case len(tt.argv) == 1 && tt.argv[0] == "!":
+				if ok {
+					t.Fatalf("Argv = %q, want no safe place to add", argv)
 				}
+			case tt.argv != nil:
+				if got := strings.Join(argv, " "); !ok || got != strings.Join(tt.argv, " ") {
+					t.Fatalf("Argv = %q (ok %v), want %q", got, ok, strings.Join(tt.argv, " "))
+				}
+			}
+			if ok {
+				checkAdditionKeepsMeaning(t, inv, argv, func(k string) string { return tt.env[k] })
 			}
 		})
 	}
@@ -171,27 +194,35 @@ func TestRedactArgs(t *testing.T) {
 	if got := strings.Join(ArgSecrets(in), ","); got != "hunter2,abc,y=z,s3,novalue" {
 		t.Fatalf("ArgSecrets = %q", got)
 	}
+	complexVar := []string{"apply", "-var", `keys=["alpha-key-1","beta-key-2"]`, "-var", `m={pin = 987654}`}
+	if got := strings.Join(ArgSecrets(complexVar), ","); got != `["alpha-key-1","beta-key-2"],alpha-key-1,beta-key-2,{pin = 987654},987654` {
+		t.Fatalf("ArgSecrets(complex) = %q", got)
+	}
 }
 
 func FuzzParse(f *testing.F) {
 	for _, c := range parseCases {
 		f.Add(strings.Join(c.args, "\x00"), c.env["TF_CLI_ARGS"], c.env["TF_CLI_ARGS_apply"])
 	}
-	f.Fuzz(func(t *testing.T, args, cli, cliApply string) {
+	f.Fuzz(func(t *testing.T, args, cli, cliCmd string) {
 		argv := strings.Split(args, "\x00")
-		inv := Parse(argv, func(k string) string {
-			switch k {
-			case "TF_CLI_ARGS":
+		// cliCmd stands for TF_CLI_ARGS_<whatever the command is>.
+		getenv := func(k string) string {
+			if k == "TF_CLI_ARGS" {
 				return cli
-			case "TF_CLI_ARGS_apply":
-				return cliApply
+			}
+			if strings.HasPrefix(k, "TF_CLI_ARGS_") {
+				return cliCmd
 			}
 			return ""
-		})
-		// Inserting arguments never loses or reorders the typed ones.
-		out := inv.Argv("-x")
-		if len(out) != len(argv)+1 {
-			t.Fatalf("Argv lost arguments: %q -> %q", argv, out)
+		}
+		inv := Parse(argv, getenv)
+		// Adding never changes how terraform reads the rest.
+		if out, ok := inv.Argv("-lock-timeout=5m"); ok {
+			if len(out) != len(argv)+1 {
+				t.Fatalf("Argv lost arguments: %q -> %q", argv, out)
+			}
+			checkAdditionKeepsMeaning(t, inv, out, getenv)
 		}
 		// A disabled lock always names the argument that disabled it.
 		if inv.LockDisabled && inv.Lock.Spelling == "" {
@@ -199,4 +230,26 @@ func FuzzParse(f *testing.F) {
 		}
 		_ = RedactArgs(inv.EffectiveArgv())
 	})
+}
+
+// checkAdditionKeepsMeaning parses argv (inv's arguments plus an added
+// -lock-timeout) again and requires the same lock, positional arguments and
+// command, with the addition in effect.
+func checkAdditionKeepsMeaning(t *testing.T, inv *Invocation, argv []string, getenv Getenv) {
+	t.Helper()
+	again := Parse(argv, getenv)
+	pos := func(as []Arg) string {
+		var out []string
+		for _, a := range as {
+			out = append(out, a.Value)
+		}
+		return strings.Join(out, "\x00")
+	}
+	if again.LockDisabled != inv.LockDisabled || again.Command != inv.Command || pos(again.Positional) != pos(inv.Positional) || (again.Err == nil) != (inv.Err == nil) {
+		t.Fatalf("adding changed the meaning of %q: lock off %v -> %v, positional %q -> %q, err %v -> %v",
+			inv.Typed, inv.LockDisabled, again.LockDisabled, pos(inv.Positional), pos(again.Positional), inv.Err, again.Err)
+	}
+	if inv.Spec != nil && inv.Spec.LockTimeoutFlag && (!again.LockTimeout.Set || again.LockTimeout.Value != "5m") {
+		t.Fatalf("the addition is not in effect in %q: %+v", argv, again.LockTimeout)
+	}
 }

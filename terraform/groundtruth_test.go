@@ -164,8 +164,9 @@ func TestParseMatchesBinary(t *testing.T) {
 					contended := strings.Contains(out.String(), "Error acquiring the state lock")
 					switch {
 					case inv.Err != nil:
-						if runErr == nil {
-							t.Fatalf("tfsh predicted terraform refuses (%v), but it ran:\n%s", inv.Err, out.String())
+						// Refused before locking: a parse error, not contention.
+						if runErr == nil || contended {
+							t.Fatalf("tfsh predicted terraform refuses the arguments (%v), but it ran or tried to lock:\n%s", inv.Err, out.String())
 						}
 					case inv.LockDisabled && contended:
 						t.Fatalf("tfsh computed -lock=false (%+v), but terraform tried to lock:\n%s", inv.Lock, out.String())

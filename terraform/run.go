@@ -39,20 +39,19 @@ type RunSpec struct {
 	PTY bool
 
 	// Signals delivers the signals tfsh receives while the command runs.
-	// In pipe mode each one is forwarded once to the child (which is in its
-	// own process group, so the terminal did not send it). In PTY mode
-	// SIGINT is not forwarded (the pty's line discipline already delivered
-	// Ctrl-C); SIGTERM and SIGHUP are forwarded as SIGTERM, the graceful stop.
+	// Each is passed on once, SIGHUP as SIGTERM (terraform handles only
+	// INT and TERM; HUP would kill it and leak a remote lock). SIGINT is not
+	// passed on when the terminal already delivered it: in PTY mode, and when
+	// stdin is a terminal (then the child stays in tfsh's foreground process
+	// group, so that it may read the terminal). Otherwise the child has its
+	// own process group and gets signals only from tfsh.
 	Signals <-chan os.Signal
-
-	// OnStart is called with the child's PID once it runs.
-	OnStart func(pid int)
 }
 
 // Result is how a run ended.
 type Result struct {
 	Started  bool
-	ExitCode int    // terraform's exit code; 128+N when killed by signal N
+	ExitCode int    // terraform's exit code; 128+N when killed by signal N; -1 if it never ran
 	Signal   string // the signal that killed the child, if any
 	// Forwarded lists the signals tfsh passed on.
 	Forwarded []string
@@ -65,7 +64,7 @@ type Result struct {
 // terraform always gets to release its lock.
 func Run(ctx context.Context, spec RunSpec) Result {
 	if err := ctx.Err(); err != nil {
-		return Result{Err: err, ExitCode: 130}
+		return Result{Err: err, ExitCode: -1}
 	}
 	if spec.PTY {
 		return runPTY(spec)
@@ -107,23 +106,41 @@ func recorder(spec RunSpec, stream string) io.Writer {
 	return spec.Record(stream)
 }
 
+// forward maps a signal tfsh received to what the child should get, or nil.
+func forward(sig os.Signal, terminalSentInterrupt bool) os.Signal {
+	switch sig {
+	case os.Interrupt:
+		if terminalSentInterrupt {
+			return nil
+		}
+		return sig
+	case syscall.SIGHUP:
+		return syscall.SIGTERM
+	}
+	return sig
+}
+
 func runPipes(spec RunSpec) Result {
 	cmd := command(spec)
+	foreground := false
 	if spec.Stdin != nil {
 		cmd.Stdin = spec.Stdin
+		foreground = term.IsTerminal(int(spec.Stdin.Fd()))
 	}
 	cmd.Stdout = &tee{user: spec.Stdout, rec: recorder(spec, "stdout")}
 	cmd.Stderr = &tee{user: spec.Stderr, rec: recorder(spec, "stderr")}
-	// Own process group: a terminal's Ctrl-C reaches tfsh only, which passes
-	// it on exactly once. Pdeathsig: if tfsh dies, terraform gets the
-	// graceful stop rather than running on unobserved.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	// Without a terminal on stdin, the child gets its own process group:
+	// signals reach it only through tfsh, exactly once. With one, it must
+	// stay in the foreground group, or reading the terminal (an approval
+	// prompt) would stop it with SIGTTIN while it holds the lock.
+	// Pdeathsig: if tfsh dies, terraform gets the graceful stop.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: !foreground, Pdeathsig: syscall.SIGTERM}
+	// A provisioner's background process may keep the output pipes open
+	// after terraform exits; do not wait for it forever.
+	cmd.WaitDelay = 10 * time.Second
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
-		return Result{Err: fmt.Errorf("start %s: %w", spec.Path, err), ExitCode: 4}
-	}
-	if spec.OnStart != nil {
-		spec.OnStart(cmd.Process.Pid)
+		return Result{Err: fmt.Errorf("start %s: %w", spec.Path, err), ExitCode: -1}
 	}
 	stop := make(chan struct{})
 	var fwd []string
@@ -138,9 +155,10 @@ func runPipes(spec RunSpec) Result {
 				case <-stop:
 					return
 				case sig := <-spec.Signals:
-					if cmd.Process.Signal(sig) == nil {
+					to := forward(sig, foreground)
+					if to != nil && cmd.Process.Signal(to) == nil {
 						mu.Lock()
-						fwd = append(fwd, sig.String())
+						fwd = append(fwd, to.String())
 						mu.Unlock()
 					}
 				}
@@ -161,7 +179,7 @@ func exitResult(cmd *exec.Cmd, err error) Result {
 	var res Result
 	if cmd.ProcessState == nil {
 		res.Err = err
-		res.ExitCode = 4
+		res.ExitCode = -1
 		return res
 	}
 	ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus)
@@ -189,12 +207,9 @@ func runPTY(spec RunSpec) Result {
 	start := time.Now()
 	ptmx, err := pty.StartWithAttrs(cmd, size, &syscall.SysProcAttr{Setsid: true, Setctty: true, Pdeathsig: syscall.SIGTERM})
 	if err != nil {
-		return Result{Err: fmt.Errorf("start %s on a terminal: %w", spec.Path, err), ExitCode: 4}
+		return Result{Err: fmt.Errorf("start %s on a terminal: %w", spec.Path, err), ExitCode: -1}
 	}
 	defer ptmx.Close()
-	if spec.OnStart != nil {
-		spec.OnStart(cmd.Process.Pid)
-	}
 
 	// Raw mode for the duration, restored on every path out of here
 	// (including panics: deferred).
@@ -210,7 +225,7 @@ func runPTY(spec RunSpec) Result {
 	if err != nil {
 		cmd.Process.Signal(syscall.SIGTERM)
 		cmd.Wait()
-		return Result{Err: err, ExitCode: 4}
+		return Result{Err: err, ExitCode: -1}
 	}
 	defer wake.Close()
 	defer wakeW.Close()
@@ -240,19 +255,18 @@ loop:
 		case <-winch:
 			pty.InheritSize(spec.Stdin, ptmx)
 		case sig := <-spec.Signals:
-			if sig == os.Interrupt {
-				continue
-			}
-			if cmd.Process.Signal(syscall.SIGTERM) == nil {
-				fwd = append(fwd, syscall.SIGTERM.String())
+			if to := forward(sig, true); to != nil && cmd.Process.Signal(to) == nil {
+				fwd = append(fwd, to.String())
 			}
 		}
 	}
 	// Let the output drain, but do not hang on a grandchild that keeps the
-	// pty open.
+	// pty open: then close it, so that nothing writes after we return.
 	select {
 	case <-outDone:
 	case <-time.After(2 * time.Second):
+		ptmx.Close()
+		<-outDone
 	}
 	wakeW.Write([]byte{0})
 	wg.Wait()

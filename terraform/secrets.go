@@ -5,11 +5,14 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
+
+	"github.com/tfsh/tfsh/internal/secret"
 )
 
 // RedactedValue replaces a secret value in argv.
@@ -46,7 +49,7 @@ func redactAssignment(flag, kv string) string {
 		return kv // a file path
 	case !ok:
 		return RedactedValue
-	case flag == "backend-config" && !SecretKeyName(k):
+	case flag == "backend-config" && !secret.KeyName(k):
 		return kv
 	}
 	return k + "=" + RedactedValue
@@ -72,26 +75,35 @@ func ArgSecrets(args []string) []string {
 		switch {
 		case !found && name == "var":
 			out = append(out, value)
-		case found && (name == "var" || SecretKeyName(k)):
+		case found && (name == "var" || secret.KeyName(k)):
 			out = append(out, v)
+			// A list, map or quoted value: terraform prints its elements
+			// separately, so each is a secret of its own.
+			out = append(out, exprStrings(v)...)
 		}
 	}
 	return out
 }
 
-// SecretKeyName reports whether a configuration key (backend setting,
-// variable name) names a credential.
-func SecretKeyName(k string) bool {
-	k = strings.ToLower(k)
-	for _, frag := range []string{"secret", "password", "passwd", "token", "credential", "conn_str", "private_key", "access_key", "sas", "customer_key", "encryption_key", "client_certificate"} {
-		if strings.Contains(k, frag) {
-			return true
-		}
+// exprStrings returns the strings and numbers inside an HCL literal such as
+// ["a", "b"] or {k = "v"}; nothing for plain text.
+func exprStrings(v string) []string {
+	t := strings.TrimSpace(v)
+	if t == "" || !strings.ContainsAny(t[:1], "[{\"") {
+		return nil
 	}
-	return false
+	expr, diags := hclsyntax.ParseExpression([]byte(t), "-var", hcl.InitialPos)
+	if diags.HasErrors() {
+		return nil
+	}
+	val, diags := expr.Value(nil)
+	if diags.HasErrors() {
+		return nil
+	}
+	return ctyStrings(nil, val)
 }
 
-// VarFileSecrets returns the string values of the variable files terraform
+// VarFileSecrets returns the string and number values of the variable files terraform
 // will read for this invocation: every -var-file, plus terraform.tfvars(.json)
 // and *.auto.tfvars(.json) in dir. Any of them may hold a secret, and tfsh
 // cannot know which, so all strings count. Files that cannot be read or
@@ -138,7 +150,7 @@ func BackendConfigSecrets(dir string, inv *Invocation) []string {
 		}
 		files[v] = true
 	}
-	return fileStrings(files, SecretKeyName)
+	return fileStrings(files, secret.KeyName)
 }
 
 func flagValues(args []string, want string) []string {
@@ -215,6 +227,8 @@ func jsonStrings(out []string, v any) []string {
 	switch t := v.(type) {
 	case string:
 		out = append(out, t)
+	case float64:
+		out = append(out, strconv.FormatFloat(t, 'f', -1, 64))
 	case []any:
 		for _, x := range t {
 			out = jsonStrings(out, x)
@@ -235,6 +249,8 @@ func ctyStrings(out []string, v cty.Value) []string {
 	switch {
 	case t == cty.String:
 		out = append(out, v.AsString())
+	case t == cty.Number:
+		out = append(out, v.AsBigFloat().Text('f', -1))
 	case t.IsListType() || t.IsSetType() || t.IsTupleType() || t.IsMapType() || t.IsObjectType():
 		for it := v.ElementIterator(); it.Next(); {
 			_, e := it.Element()

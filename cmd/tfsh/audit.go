@@ -45,9 +45,6 @@ func auditCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "tfsh: %v\n", err)
-		if errors.Is(err, audit.ErrNotFound) {
-			return 1
-		}
 		return exitCannotRun
 	}
 	return 0
@@ -266,6 +263,9 @@ func renderSession(w io.Writer, rec *audit.SessionRecord, frames func(string) ([
 		}
 		for _, ev := range c.Events {
 			fmt.Fprintf(w, "    %-10s %s %s\n", ev.Kind, ev.At.Local().Format("15:04:05.000"), ev.Data)
+		}
+		if c.End != nil && c.End.OutputWithheld != "" {
+			fmt.Fprintf(w, "    output     withheld: %s (%d bytes)\n", c.End.OutputWithheld, c.End.OutputBytes)
 		}
 		fr, err := frames(c.ID)
 		if err != nil {

@@ -182,8 +182,8 @@ func shellCommand(ctx context.Context, args []string, stdin *os.File, stdout, st
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		sess.OnIdleSignal(func(os.Signal) { cancel() })
-		code, _ := sess.Execute(ctx, *line)
-		out = shell.Outcome{ExitCode: code, Status: statusOf(code)}
+		out, _ = sess.Execute(ctx, *line)
+		out.Status = sessionStatus(out)
 	case "interactive":
 		out = sess.Interactive(ctx, stdin)
 	default:
@@ -224,16 +224,17 @@ func runCommand(ctx context.Context, args []string, stdin *os.File, stdout, stde
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	env.session.OnIdleSignal(func(os.Signal) { cancel() })
-	code := env.session.Run(ctx, tfArgs, "")
-	env.end(shell.Outcome{ExitCode: code, Status: statusOf(code)})
-	return code
+	out := env.session.Run(ctx, tfArgs, "")
+	env.end(shell.Outcome{ExitCode: out.ExitCode, Status: sessionStatus(out)})
+	return out.ExitCode
 }
 
-func statusOf(code int) string {
-	switch code {
-	case 0:
+// sessionStatus is the session_end status of a one-command session.
+func sessionStatus(o shell.Outcome) string {
+	switch {
+	case o.OK():
 		return "ok"
-	case shell.ExitInterrupted:
+	case o.Status == "interrupted":
 		return "interrupted"
 	}
 	return "failed"
@@ -299,6 +300,7 @@ func setup(ctx context.Context, c common, mode string, args []string, stdin *os.
 		Host:             host,
 		PID:              os.Getpid(),
 		PIDStart:         audit.ProcessStart(os.Getpid()),
+		PIDNS:            audit.PIDNamespace(),
 		CWD:              cwd,
 		TfshVersion:      tfshVersion(),
 		Terraform:        bin.Path,

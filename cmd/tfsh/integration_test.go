@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/creack/pty"
 
 	"github.com/tfsh/tfsh/audit"
 	"github.com/tfsh/tfsh/internal/lab"
@@ -224,11 +226,13 @@ func TestRefusalsTouchNothing(t *testing.T) {
 		{"TF_CLI_ARGS_workspace_delete", []string{"TF_CLI_ARGS_workspace_delete=-lock=false"}, []string{"-c", "workspace delete other"}},
 		{"workspace new", nil, []string{"-c", "workspace new -lock=false other"}},
 	}
-	for _, example := range []string{".", "s3-dynamodb"} {
-		t.Run(example, func(t *testing.T) {
+	tofu := labtest.Tofu(t)
+	for _, c := range []struct{ binary, example string }{{tf, "."}, {tf, "s3-dynamodb"}, {tofu, "."}, {tofu, "s3-lockfile"}} {
+		example := c.example
+		t.Run(filepath.Base(c.binary)+"/"+example, func(t *testing.T) {
 			t.Parallel()
-			dir := labtest.Example(t, example, tf, s3srv, dyn)
-			h := newHarness(t, dir, tf)
+			dir := labtest.Example(t, example, c.binary, s3srv, dyn)
+			h := newHarness(t, dir, c.binary)
 			var be labtest.Backend
 			var srv *lab.S3
 			var dy *lab.Dynamo
@@ -236,7 +240,10 @@ func TestRefusalsTouchNothing(t *testing.T) {
 			if example != "." {
 				initArgs = append(initArgs, "-backend-config=backend.hcl")
 				be = labtest.BackendOf(t, dir)
-				srv, dy = s3srv, dyn
+				srv = s3srv
+				if be.Table != "" {
+					dy = dyn
+				}
 			}
 			h.must(initArgs...)
 			h.must("run", "--", "apply", "-auto-approve", "-input=false")
@@ -355,15 +362,10 @@ func TestKilledTfshIsMarkedCrashed(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	// Wait until terraform is provisioning (holding the lock).
-	deadline := time.Now().Add(60 * time.Second)
-	for !strings.Contains(out.String(), "Provisioning with 'local-exec'") {
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			t.Fatalf("apply never started provisioning:\n%s", out.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	// Wait until terraform is provisioning (holding the lock), and a little
+	// more: output is stored within about a second.
+	waitOutput(t, cmd, &out, "Provisioning with 'local-exec'")
+	time.Sleep(1500 * time.Millisecond)
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -379,6 +381,18 @@ func TestKilledTfshIsMarkedCrashed(t *testing.T) {
 	sessions := h.must("audit", "sessions")
 	if !strings.Contains(sessions.stdout, "crashed") {
 		t.Fatalf("audit sessions does not show the crash:\n%s", sessions.stdout)
+	}
+	// What the killed command printed before it died was stored, and is
+	// covered by the chain (verify below).
+	var crashedID string
+	for _, line := range strings.Split(sessions.stdout, "\n") {
+		if strings.Contains(line, "crashed") {
+			crashedID = strings.Fields(line)[0]
+		}
+	}
+	show := h.must("audit", "show", crashedID)
+	if !strings.Contains(show.stdout, "Provisioning with 'local-exec'") || !strings.Contains(show.stdout, "result     unknown") {
+		t.Fatalf("the crashed command's output or end is missing:\n%s", show.stdout)
 	}
 	h.verify()
 	// Only once: a third tfsh finds nothing to close.
@@ -453,5 +467,112 @@ func TestScriptIsNotTerraformsInput(t *testing.T) {
 	}
 	if strings.Contains(out.String(), "Apply complete!") {
 		t.Fatalf("apply went ahead:\n%s", out.String())
+	}
+}
+
+// waitOutput waits until out contains want, killing cmd and failing if it
+// does not within a minute.
+func waitOutput(t *testing.T, cmd *exec.Cmd, out *lockedBuffer, want string) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(out.String(), want) {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("never saw %q:\n%s", want, out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestSignalsStopTerraformGracefully: without a terminal, a SIGTERM or
+// SIGHUP that tfsh receives reaches terraform once, as SIGTERM: it stops
+// the apply gracefully ("Interrupt received", never "Two interrupts"),
+// releases the lock, and the forwarding is recorded.
+func TestSignalsStopTerraformGracefully(t *testing.T) {
+	tf := labtest.Terraform(t)
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGHUP, syscall.SIGINT} {
+		t.Run(sig.String(), func(t *testing.T) {
+			t.Parallel()
+			dir := labtest.Example(t, ".", tf, nil, nil)
+			h := newHarness(t, dir, tf)
+			h.must("run", "--", "init", "-input=false")
+			cmd := exec.Command("tfsh", "run", "--", "apply", "-auto-approve", "-var", "hold_seconds=30", "-var", "run_id=signalled")
+			cmd.Dir, cmd.Env = dir, h.env
+			var out lockedBuffer
+			cmd.Stdout, cmd.Stderr = &out, &out
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			waitOutput(t, cmd, &out, "Provisioning with 'local-exec'")
+			start := time.Now()
+			if err := cmd.Process.Signal(sig); err != nil {
+				t.Fatal(err)
+			}
+			err := cmd.Wait()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+				t.Fatalf("tfsh = %v, want terraform's exit 1 after an interrupt:\n%s", err, out.String())
+			}
+			if time.Since(start) > 20*time.Second {
+				t.Fatalf("stopping took %v: the provisioner ran on", time.Since(start))
+			}
+			text := out.String()
+			if !strings.Contains(text, "Interrupt received") || strings.Contains(text, "Two interrupts") {
+				t.Fatalf("terraform did not get exactly one interrupt:\n%s", text)
+			}
+			want := "terminated"
+			if sig == syscall.SIGINT {
+				want = "interrupt"
+			}
+			show := h.must("audit", "show", "last")
+			if !strings.Contains(show.stdout, "tfsh forwarded "+want) {
+				t.Fatalf("the forwarded signal is not recorded:\n%s", show.stdout)
+			}
+			// The lock was released: an apply that will not wait runs.
+			h.must("run", "--", "apply", "-auto-approve", "-lock-timeout=0s", "-var", "run_id=after")
+		})
+	}
+}
+
+// TestTerminalInputWithPipedOutput: stdin a terminal, stdout a pipe (tfsh
+// -c apply | tee log). terraform must be able to read its approval from the
+// terminal instead of being stopped in the background holding the lock.
+func TestTerminalInputWithPipedOutput(t *testing.T) {
+	tf := labtest.Terraform(t)
+	dir := labtest.Example(t, ".", tf, nil, nil)
+	h := newHarness(t, dir, tf)
+	h.must("run", "--", "init", "-input=false")
+	ptmx, tty, err := pty.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ptmx.Close()
+	defer tty.Close()
+	go io.Copy(io.Discard, ptmx)
+	cmd := exec.Command("tfsh", "-c", "apply")
+	cmd.Dir = dir
+	cmd.Env = append(append([]string(nil), h.env...), "TF_INPUT=1")
+	cmd.Stdin = tty
+	var out lockedBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitOutput(t, cmd, &out, "Enter a value:")
+	ptmx.Write([]byte("yes\n"))
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("tfsh = %v:\n%s", err, out.String())
+		}
+	case <-time.After(60 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("terraform never got its answer (stopped in the background?):\n%s", out.String())
+	}
+	if !strings.Contains(out.String(), "Apply complete!") {
+		t.Fatalf("apply did not complete:\n%s", out.String())
 	}
 }

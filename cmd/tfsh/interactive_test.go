@@ -99,7 +99,18 @@ func TestInteractivePrompt(t *testing.T) {
 	at = scr.waitFor(t, at, `\^C\r?\n`+prompt)
 	type_("apply -lock=false\n")
 	at = scr.waitFor(t, at, `refused by rule "no-unlocked-writes"`)
+	at = scr.waitFor(t, at, prompt)
+
+	// Ctrl-C during a command reaches terraform exactly once, through the
+	// command's own terminal: a graceful stop, never "Two interrupts".
+	type_("apply -auto-approve -var hold_seconds=30 -var run_id=ctrl-c\n")
+	at = scr.waitFor(t, at, `Provisioning with 'local-exec'`)
+	type_("\x03")
+	at = scr.waitFor(t, at, `Interrupt received`)
 	scr.waitFor(t, at, prompt)
+	if strings.Contains(scr.String(), "Two interrupts") {
+		t.Fatalf("terraform got Ctrl-C twice:\n%s", scr.String())
+	}
 
 	type_("exit\n")
 	done := make(chan error, 1)
@@ -123,7 +134,7 @@ func TestInteractivePrompt(t *testing.T) {
 	}
 	// The session was recorded as interactive, with its three commands.
 	r := h.must("audit", "sessions")
-	if !regexp.MustCompile(`interactive +3 +ok`).MatchString(r.stdout) {
+	if !regexp.MustCompile(`interactive +4 +ok`).MatchString(r.stdout) {
 		t.Fatalf("audit sessions:\n%s", r.stdout)
 	}
 	show := h.must("audit", "show", "last")
