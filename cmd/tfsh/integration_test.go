@@ -576,3 +576,67 @@ func TestTerminalInputWithPipedOutput(t *testing.T) {
 		t.Fatalf("apply did not complete:\n%s", out.String())
 	}
 }
+
+// TestAdditionCannotReenableLockFalse is the bypass a review found: with a
+// value flag dangling at the end of TF_CLI_ARGS_apply, terraform reads the
+// user's -lock=false as that flag's value (locking stays on). An added
+// -lock-timeout placed right after "apply" would have become the value
+// instead, turning -lock=false back on. With the state lock held by someone
+// else, the apply must wait for it, not write the state.
+func TestAdditionCannotReenableLockFalse(t *testing.T) {
+	tf := labtest.Terraform(t)
+	dir := labtest.Example(t, ".", tf, nil, nil)
+	h := newHarness(t, dir, tf)
+	h.must("run", "--", "init", "-input=false")
+	statePath := filepath.Join(dir, "terraform.tfstate")
+	f, err := os.OpenFile(statePath, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	lk := syscall.Flock_t{Type: syscall.F_WRLCK}
+	if err := syscall.FcntlFlock(f.Fd(), syscall.F_SETLK, &lk); err != nil {
+		t.Fatal(err)
+	}
+	// With the holder's lock info readable, terraform retries until
+	// -lock-timeout (without it, it gives up at once: reference §1).
+	info := `{"ID":"5d3c1a9e-1111-2222-3333-444455556666","Operation":"OperationTypeApply","Info":"","Who":"test@lab","Version":"1.5.7","Created":"2026-11-25T20:25:11.237442053Z","Path":"terraform.tfstate"}`
+	if err := os.WriteFile(filepath.Join(dir, ".terraform.tfstate.lock.info"), []byte(info), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("tfsh", "-c", "apply -lock=false -auto-approve")
+	cmd.Dir = dir
+	cmd.Env = append(append([]string(nil), h.env...), "TF_CLI_ARGS_apply=-backup")
+	var out lockedBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		t.Fatalf("the apply did not wait for the held lock (exit %v):\n%s", err, out.String())
+	case <-time.After(3 * time.Second):
+	}
+	if fi, err := os.Stat(statePath); err != nil || fi.Size() != 0 {
+		t.Fatalf("state written while its lock was held: %v %v", fi.Size(), err)
+	}
+	os.Remove(filepath.Join(dir, ".terraform.tfstate.lock.info"))
+	lk.Type = syscall.F_UNLCK
+	if err := syscall.FcntlFlock(f.Fd(), syscall.F_SETLK, &lk); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("apply after the lock was freed: %v\n%s", err, out.String())
+		}
+	case <-time.After(60 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("apply never finished:\n%s", out.String())
+	}
+	if !strings.Contains(out.String(), "added -lock-timeout=5m") || !strings.Contains(out.String(), "Apply complete!") {
+		t.Fatalf("output:\n%s", out.String())
+	}
+}
