@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"os"
 	"os/exec"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,26 +14,9 @@ import (
 	"github.com/tfsh/tfsh/internal/lab/labtest"
 )
 
-// screen collects what a program writes to its terminal.
-type screen struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *screen) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
-
-func (s *screen) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.String()
-}
-
-// waitFor waits until the screen, from offset from, matches re.
-func (s *screen) waitFor(t *testing.T, from int, re string) int {
+// waitFor waits until what was written, from offset from, matches re, and
+// returns the offset just past the match.
+func (s *lockedBuffer) waitFor(t *testing.T, from int, re string) int {
 	t.Helper()
 	rx := regexp.MustCompile(re)
 	deadline := time.Now().Add(60 * time.Second)
@@ -70,7 +51,7 @@ func TestInteractivePrompt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var scr screen
+	var scr lockedBuffer
 	go func() { _, _ = copyUntilEOF(&scr, ptmx) }()
 	type_ := func(s string) {
 		if _, err := ptmx.Write([]byte(s)); err != nil {
@@ -143,7 +124,7 @@ func TestInteractivePrompt(t *testing.T) {
 	}
 }
 
-func copyUntilEOF(dst *screen, src *os.File) (int64, error) {
+func copyUntilEOF(dst *lockedBuffer, src *os.File) (int64, error) {
 	buf := make([]byte, 4096)
 	var n int64
 	for {
