@@ -176,6 +176,7 @@ func (s *Session) Run(ctx context.Context, argv []string, line string) Outcome {
 	in := policyInput(inv)
 	dec := s.cfg.Policy.Decide(in)
 	var notes []string
+	notAdded := ""
 	runArgv, placed := inv.Argv(dec.Args()...)
 	if len(dec.Add) > 0 && placed {
 		// What terraform will make of the final arguments must be what was
@@ -185,8 +186,9 @@ func (s *Session) Run(ctx context.Context, argv []string, line string) Outcome {
 		placed = sameMeaning(inv, again)
 	}
 	if len(dec.Add) > 0 && !placed {
-		notes = append(notes, fmt.Sprintf("did not add %s: no place in these arguments where terraform would read it without changing the rest",
-			strings.Join(dec.Args(), " ")))
+		notAdded = fmt.Sprintf("did not add %s: no place in these arguments where terraform would read it without changing the rest",
+			strings.Join(dec.Args(), " "))
+		notes = append(notes, notAdded)
 		dec.Add = nil
 		runArgv = append([]string(nil), argv...)
 	}
@@ -257,8 +259,8 @@ func (s *Session) Run(ctx context.Context, argv []string, line string) Outcome {
 	for _, a := range dec.Add {
 		say(fmt.Sprintf("added %s (%s rule %s)", a.Arg, a.Source, a.Rule))
 	}
-	if len(dec.Add) == 0 && len(notes) > 0 && strings.HasPrefix(notes[0], "did not add") {
-		say(notes[0])
+	if notAdded != "" {
+		say(notAdded)
 	}
 
 	// From here on, signals go to the command; one that came just before is
