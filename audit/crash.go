@@ -80,7 +80,7 @@ func PIDNamespace() string {
 // only once.
 func (d *DB) closeCrashed(ctx context.Context, tx *sql.Tx, host, pidns, byID string) ([]CrashedSession, error) {
 	rows, err := tx.QueryContext(ctx, `SELECT session_id, pid, pid_start FROM live_sessions
-		WHERE host = ? AND pidns = ? AND session_id != ?`, host, pidns, byID)
+		WHERE host = ? AND (pidns = ? OR pidns = '') AND session_id != ?`, host, pidns, byID)
 	if err != nil {
 		return nil, fmt.Errorf("check for crashed sessions: %w", err)
 	}

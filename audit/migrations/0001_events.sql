@@ -48,7 +48,6 @@ CREATE TABLE live_sessions (
 	host       TEXT    NOT NULL,
 	pid        INTEGER NOT NULL,
 	pid_start  TEXT    NOT NULL,
-	pidns      TEXT    NOT NULL,          -- PID namespace: containers may share a host name
 	started_at INTEGER NOT NULL
 ) WITHOUT ROWID;
-CREATE INDEX live_sessions_host ON live_sessions(host, pidns);
+CREATE INDEX live_sessions_host ON live_sessions(host);
