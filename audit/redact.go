@@ -3,7 +3,6 @@ package audit
 import (
 	"bytes"
 	"encoding/json"
-	"io"
 	"sort"
 )
 
@@ -213,27 +212,4 @@ func (s *streamRedactor) flush() []byte {
 	out, rest := s.r.scan(s.pending, true)
 	s.pending = nil
 	return append(out, rest...)
-}
-
-// RedactWriter returns a writer that redacts into w; Close flushes what it
-// held back (it does not close w).
-func (r *Redactor) RedactWriter(w io.Writer) io.WriteCloser {
-	return &redactWriter{w: w, s: streamRedactor{r: r}}
-}
-
-type redactWriter struct {
-	w io.Writer
-	s streamRedactor
-}
-
-func (rw *redactWriter) Write(p []byte) (int, error) {
-	if _, err := rw.w.Write(rw.s.push(p)); err != nil {
-		return 0, err
-	}
-	return len(p), nil
-}
-
-func (rw *redactWriter) Close() error {
-	_, err := rw.w.Write(rw.s.flush())
-	return err
 }

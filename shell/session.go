@@ -178,12 +178,13 @@ func (s *Session) Run(ctx context.Context, argv []string, line string) Outcome {
 	var notes []string
 	notAdded := ""
 	runArgv, placed := inv.Argv(dec.Args()...)
+	final := inv // what terraform will make of runArgv
 	if len(dec.Add) > 0 && placed {
 		// What terraform will make of the final arguments must be what was
 		// decided on, with the addition in effect; otherwise run what the
 		// user typed.
-		again := terraform.ParseFor(product, runArgv, getenv)
-		placed = sameMeaning(inv, again)
+		final = terraform.ParseFor(product, runArgv, getenv)
+		placed = sameMeaning(inv, final)
 	}
 	if len(dec.Add) > 0 && !placed {
 		notAdded = fmt.Sprintf("did not add %s: no place in these arguments where terraform would read it without changing the rest",
@@ -191,8 +192,8 @@ func (s *Session) Run(ctx context.Context, argv []string, line string) Outcome {
 		notes = append(notes, notAdded)
 		dec.Add = nil
 		runArgv = append([]string(nil), argv...)
+		final = inv
 	}
-	final := terraform.ParseFor(product, runArgv, getenv)
 
 	secrets := terraform.ArgSecrets(final.EffectiveArgv())
 	secrets = append(secrets, terraform.VarFileSecrets(dir, final)...)

@@ -168,15 +168,12 @@ func runPipes(spec RunSpec) Result {
 	err := cmd.Wait()
 	close(stop)
 	wg.Wait()
-	res := exitResult(cmd, err)
-	res.Started = true
-	res.Duration = time.Since(start)
-	res.Forwarded = fwd
-	return res
+	return exitResult(cmd, err, start, fwd)
 }
 
-func exitResult(cmd *exec.Cmd, err error) Result {
-	var res Result
+// exitResult is how a started child ended.
+func exitResult(cmd *exec.Cmd, err error, start time.Time, forwarded []string) Result {
+	res := Result{Started: true, Duration: time.Since(start), Forwarded: forwarded}
 	if cmd.ProcessState == nil {
 		res.Err = err
 		res.ExitCode = -1
@@ -270,11 +267,7 @@ loop:
 	}
 	wakeW.Write([]byte{0})
 	wg.Wait()
-	res := exitResult(cmd, werr)
-	res.Started = true
-	res.Duration = time.Since(start)
-	res.Forwarded = fwd
-	return res
+	return exitResult(cmd, werr, start, fwd)
 }
 
 // copyInput copies the terminal to the pty until wake becomes readable. It
