@@ -94,7 +94,21 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		return nil, fmt.Errorf("open audit log %s: %w", path, err)
 	}
 	d := &DB{db: db, path: path, Now: time.Now}
-	if err := d.migrate(ctx); err != nil {
+	// Several tfsh starting at once on a new file race to switch it to WAL,
+	// which SQLite answers with SQLITE_BUSY at once, past busy_timeout: try
+	// again rather than show "database is locked".
+	for attempt := 0; ; attempt++ {
+		err = d.migrate(ctx)
+		var se sqlite3.Error
+		if err == nil || attempt == 100 || !errors.As(err, &se) || (se.Code != sqlite3.ErrBusy && se.Code != sqlite3.ErrLocked) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Duration(10+attempt) * time.Millisecond):
+		}
+	}
+	if err != nil {
 		db.Close()
 		return nil, classify(path, err)
 	}
