@@ -46,6 +46,10 @@ type RunSpec struct {
 	// group, so that it may read the terminal). Otherwise the child has its
 	// own process group and gets signals only from tfsh.
 	Signals <-chan os.Signal
+
+	// Started, if set, is called with the child's PID as soon as it runs
+	// (lock observers compare it with the holder of a local lock).
+	Started func(pid int)
 }
 
 // Result is how a run ended.
@@ -142,6 +146,9 @@ func runPipes(spec RunSpec) Result {
 	if err := cmd.Start(); err != nil {
 		return Result{Err: fmt.Errorf("start %s: %w", spec.Path, err), ExitCode: -1}
 	}
+	if spec.Started != nil {
+		spec.Started(cmd.Process.Pid)
+	}
 	stop := make(chan struct{})
 	var fwd []string
 	var mu sync.Mutex
@@ -207,6 +214,9 @@ func runPTY(spec RunSpec) Result {
 		return Result{Err: fmt.Errorf("start %s on a terminal: %w", spec.Path, err), ExitCode: -1}
 	}
 	defer ptmx.Close()
+	if spec.Started != nil {
+		spec.Started(cmd.Process.Pid)
+	}
 
 	// Raw mode for the duration, restored on every path out of here
 	// (including panics: deferred).

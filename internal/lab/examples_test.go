@@ -3,10 +3,8 @@ package lab_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,12 +12,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/tfsh/tfsh/internal/lab"
 	"github.com/tfsh/tfsh/internal/lab/labtest"
@@ -93,14 +85,14 @@ func TestExamplesWithPlainBinaries(t *testing.T) {
 			var observe func(context.Context) (string, error)
 			initArgs := []string{"init", "-input=false", "-no-color"}
 			if tc.example == "local" {
-				observe = localLock(r.dir)
+				observe = labtest.LocalLock(r.dir)
 			} else {
 				b := labtest.BackendOf(t, r.dir)
 				initArgs = append(initArgs, "-backend-config=backend.hcl")
 				if b.Lockfile {
-					observe = lockfileLock(b)
+					observe = b.LockfileLock()
 				} else {
-					observe = dynamoLock(b)
+					observe = b.DynamoLock()
 				}
 			}
 
@@ -140,71 +132,6 @@ func TestExamplesWithPlainBinaries(t *testing.T) {
 			}
 		})
 	}
-}
-
-// A lock observer returns the ID of the lock held now, "" if there is none.
-
-func localLock(dir string) func(context.Context) (string, error) {
-	return func(context.Context) (string, error) {
-		data, err := os.ReadFile(filepath.Join(dir, ".terraform.tfstate.lock.info"))
-		if errors.Is(err, os.ErrNotExist) {
-			return "", nil
-		}
-		if err != nil {
-			return "", err
-		}
-		return lockInfoID(data)
-	}
-}
-
-func dynamoLock(b labtest.Backend) func(context.Context) (string, error) {
-	c := b.Dynamo.Client()
-	return func(ctx context.Context) (string, error) {
-		out, err := c.GetItem(ctx, &dynamodb.GetItemInput{
-			TableName:      aws.String(b.Table),
-			Key:            map[string]types.AttributeValue{"LockID": &types.AttributeValueMemberS{Value: b.LockID()}},
-			ConsistentRead: aws.Bool(true),
-		})
-		if err != nil || len(out.Item) == 0 {
-			return "", err
-		}
-		info, ok := out.Item["Info"].(*types.AttributeValueMemberS)
-		if !ok {
-			return "", fmt.Errorf("lock item %s has no string Info: %v", b.LockID(), out.Item)
-		}
-		return lockInfoID([]byte(info.Value))
-	}
-}
-
-func lockfileLock(b labtest.Backend) func(context.Context) (string, error) {
-	c := b.S3.Client()
-	return func(ctx context.Context) (string, error) {
-		out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(b.Bucket), Key: aws.String(b.LockfileKey())})
-		var nsk *s3types.NoSuchKey
-		if errors.As(err, &nsk) {
-			return "", nil
-		}
-		if err != nil {
-			return "", err
-		}
-		defer out.Body.Close()
-		data, err := io.ReadAll(out.Body)
-		if err != nil {
-			return "", err
-		}
-		return lockInfoID(data)
-	}
-}
-
-func lockInfoID(data []byte) (string, error) {
-	var info struct{ ID, Operation, Who, Version, Path string }
-	if err := json.Unmarshal(data, &info); err != nil {
-		return "", fmt.Errorf("lock info %q: %w", data, err)
-	}
-	if info.ID == "" || info.Operation == "" {
-		return "", fmt.Errorf("lock info without ID or Operation: %s", data)
-	}
-	return info.ID, nil
 }
 
 // waitForLock polls until the lock appears, failing if the holder exits first.
