@@ -33,6 +33,9 @@ type StateRef struct {
 	// Secrets are credential values found in the backend configuration, for
 	// redaction; never stored.
 	Secrets []string `json:"-"`
+	// Credentials are the backend's secret settings by name (access_key,
+	// secret_key, token), for the observers; never stored.
+	Credentials map[string]string `json:"-"`
 }
 
 // Getenv looks up an environment variable.
@@ -82,13 +85,11 @@ func Discover(dir string, getenv Getenv) (StateRef, error) {
 		}
 	}
 	ref.Config = map[string]string{}
-	for k, v := range raw {
-		s, ok := v.(string)
-		if !ok || s == "" {
-			continue
-		}
+	ref.Credentials = map[string]string{}
+	for k, s := range flatten("", raw) {
 		if secret.KeyName(k) {
 			ref.Secrets = append(ref.Secrets, s)
+			ref.Credentials[k] = s
 			continue
 		}
 		ref.Config[k] = s
@@ -96,6 +97,47 @@ func Discover(dir string, getenv Getenv) (StateRef, error) {
 	sort.Strings(ref.Secrets)
 	ref.Key = stateKey(ref)
 	return ref, nil
+}
+
+// flatten turns backend settings into "name" → value strings: booleans
+// and numbers as text, nested objects (tofu's endpoints = { s3 = … }) as
+// "endpoints.s3". Empty and null values are left out.
+func flatten(prefix string, m map[string]any) map[string]string {
+	out := map[string]string{}
+	for k, v := range m {
+		name := prefix + k
+		switch v := v.(type) {
+		case string:
+			if v != "" {
+				out[name] = v
+			}
+		case bool, float64, json.Number:
+			out[name] = fmt.Sprint(v)
+		case map[string]any:
+			for k2, v2 := range flatten(name+".", v) {
+				out[k2] = v2
+			}
+		}
+	}
+	return out
+}
+
+// WithStatePath applies the legacy -state/-state-out flags: for the local
+// backend the lock is taken on the output state file (the -state-out path,
+// else -state), whatever the workspace. Other backends ignore them.
+func (ref StateRef) WithStatePath(state, stateOut string) StateRef {
+	p := stateOut
+	if p == "" {
+		p = state
+	}
+	if ref.Backend != "local" || p == "" {
+		return ref
+	}
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(ref.Dir, p)
+	}
+	ref.Key = p
+	return ref
 }
 
 // stateKey follows reference §5 and §6.
@@ -181,12 +223,35 @@ func literalAttrs(body *hclsyntax.Body) map[string]any {
 		if diags.HasErrors() || v.IsNull() || !v.IsKnown() {
 			continue
 		}
-		switch v.Type() {
-		case cty.String:
-			out[name] = v.AsString()
-		case cty.Bool:
-			out[name] = fmt.Sprint(v.True())
+		if x, ok := literal(v); ok {
+			out[name] = x
 		}
 	}
 	return out
+}
+
+// literal converts a literal HCL value to what flatten reads.
+func literal(v cty.Value) (any, bool) {
+	if v.IsNull() || !v.IsKnown() {
+		return nil, false
+	}
+	t := v.Type()
+	switch {
+	case t == cty.String:
+		return v.AsString(), true
+	case t == cty.Bool:
+		return v.True(), true
+	case t == cty.Number:
+		return v.AsBigFloat().String(), true
+	case t.IsObjectType() || t.IsMapType():
+		m := map[string]any{}
+		for it := v.ElementIterator(); it.Next(); {
+			k, ev := it.Element()
+			if x, ok := literal(ev); ok {
+				m[k.AsString()] = x
+			}
+		}
+		return m, true
+	}
+	return nil, false
 }
