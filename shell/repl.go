@@ -155,6 +155,8 @@ func (s *Session) Execute(ctx context.Context, line string) (out Outcome, done b
 	case "pwd":
 		fmt.Fprintln(s.cfg.Out, s.dir)
 		return ok, false
+	case "locks":
+		return s.locks(ctx, argv[1:]), false
 	}
 	if argv[0] == "terraform" || argv[0] == "tofu" {
 		// Typing the binary out of habit is harmless: drop it.
@@ -184,6 +186,26 @@ func (s *Session) cd(args []string) Outcome {
 	return Outcome{Status: "ok"}
 }
 
+func (s *Session) locks(ctx context.Context, args []string) Outcome {
+	opts := LocksOptions{Dir: s.dir, Env: s.cfg.Env, Now: s.cfg.Now}
+	for _, a := range args {
+		switch a {
+		case "--all", "-all":
+			opts.All = true
+		case "--json", "-json":
+			opts.JSON = true
+		default:
+			s.errorf("locks takes --all and --json, not %q", a)
+			return Outcome{ExitCode: ExitCannotRun, Status: "error"}
+		}
+	}
+	if err := Locks(ctx, opts, s.cfg.Out); err != nil {
+		s.errorf("locks: %v", err)
+		return Outcome{ExitCode: ExitCannotRun, Status: "error"}
+	}
+	return Outcome{Status: "ok"}
+}
+
 // Prompt renders the plain prompt: directory, workspace and backend.
 func (s *Session) Prompt() string {
 	ref, err := lock.Discover(s.dir, lock.Getenv(terraform.EnvLookup(s.cfg.Env)))
@@ -198,6 +220,7 @@ const helpText = `tfsh runs terraform (or tofu) commands through lock policy and
 
   plan, apply, state mv A B, ...   any terraform subcommand, typed without "terraform"
   help <subcommand>                terraform's own help for it
+  locks [--all] [--json]           the state's lock where it lives: free, or who holds it
   cd DIR, pwd                      change or show the working directory
   exit [N], quit, Ctrl-D           leave
 

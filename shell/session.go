@@ -63,6 +63,10 @@ type Session struct {
 	onIdle  func(os.Signal)
 	early   []os.Signal // signals that came before anyone could take them
 	stop    chan struct{}
+	shown   map[string]bool // messages shown once per session
+
+	who       string // LockInfo.Who of locks this session's commands take
+	observers observers
 }
 
 // NewSession writes session_start (after closing sessions that crashed on
@@ -80,7 +84,7 @@ func NewSession(ctx context.Context, cfg Config, info audit.SessionInfo) (*Sessi
 	if err != nil {
 		return nil, nil, fmt.Errorf("audit log %s cannot be written: %w", cfg.Audit.Path(), err)
 	}
-	s := &Session{cfg: cfg, rec: rec, red: red, dir: cfg.Dir, stop: make(chan struct{})}
+	s := &Session{cfg: cfg, rec: rec, red: red, dir: cfg.Dir, stop: make(chan struct{}), who: LockWho()}
 	if cfg.Signals != nil {
 		go s.route()
 	}
@@ -172,6 +176,7 @@ func (s *Session) Run(ctx context.Context, argv []string, line string) Outcome {
 		}
 	}
 	ref, derr := lock.Discover(dir, lock.Getenv(getenv))
+	ref = ref.WithStatePath(stateFlags(inv))
 
 	in := policyInput(inv)
 	dec := s.cfg.Policy.Decide(in)
@@ -278,6 +283,7 @@ func (s *Session) Run(ctx context.Context, argv []string, line string) Outcome {
 	if ctx.Err() != nil {
 		return s.end(c, audit.CommandEnd{Status: "interrupted", ExitCode: ExitInterrupted, Reason: "interrupted before terraform started"})
 	}
+	lw := s.watchLocks(c, final, ref, lock.Getenv(getenv), s.cfg.Now(), say)
 	res := terraform.Run(ctx, terraform.RunSpec{
 		Path:    s.cfg.Binary.Path,
 		Args:    runArgv,
@@ -288,14 +294,15 @@ func (s *Session) Run(ctx context.Context, argv []string, line string) Outcome {
 		Stderr:  s.cfg.Err,
 		PTY:     s.cfg.PTY,
 		Signals: sigs,
+		Started: lw.started,
 		Record: func(stream string) io.Writer {
 			switch stream {
 			case "stderr":
-				return c.Output(audit.Stderr)
+				return lw.scan(c.Output(audit.Stderr))
 			case "tty":
-				return c.Output(audit.TTY)
+				return lw.scan(c.Output(audit.TTY))
 			}
-			return c.Output(audit.Stdout)
+			return lw.scan(c.Output(audit.Stdout))
 		},
 	})
 
@@ -317,6 +324,7 @@ func (s *Session) Run(ctx context.Context, argv []string, line string) Outcome {
 	if len(res.Forwarded) > 0 {
 		end.Reason = "tfsh forwarded " + strings.Join(res.Forwarded, ", ")
 	}
+	lw.finish(end.Status == "ok", takesLock(final))
 	return s.end(c, end)
 }
 

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tfsh/tfsh/audit"
+	"github.com/tfsh/tfsh/lock"
 	"github.com/tfsh/tfsh/shell"
 )
 
@@ -262,7 +263,14 @@ func renderSession(w io.Writer, rec *audit.SessionRecord, frames func(string) ([
 			fmt.Fprintf(w, "    result     none recorded (still running, or tfsh was killed)\n")
 		}
 		for _, ev := range c.Events {
-			fmt.Fprintf(w, "    %-10s %s %s\n", ev.Kind, ev.At.Local().Format("15:04:05.000"), ev.Data)
+			if !strings.HasPrefix(ev.Kind, "lock_") {
+				fmt.Fprintf(w, "    %-10s %s %s\n", ev.Kind, ev.At.Local().Format("15:04:05.000"), ev.Data)
+				continue
+			}
+			if ev.Kind == lock.KindObserved {
+				continue // how often the lock was read: in --json
+			}
+			fmt.Fprintf(w, "    lock       %s %s\n", ev.At.Local().Format("15:04:05.000"), describeLockEvent(ev))
 		}
 		if c.End != nil && c.End.OutputWithheld != "" {
 			fmt.Fprintf(w, "    output     withheld: %s (%d bytes)\n", c.End.OutputWithheld, c.End.OutputBytes)
@@ -283,6 +291,65 @@ func renderSession(w io.Writer, rec *audit.SessionRecord, frames func(string) ([
 		}
 	}
 	return nil
+}
+
+// describeLockEvent is one line about a lock event for a reader.
+func describeLockEvent(ev audit.Event) string {
+	var d lock.Event
+	if err := json.Unmarshal(ev.Data, &d); err != nil {
+		return ev.Kind + " " + string(ev.Data)
+	}
+	kind := strings.TrimPrefix(ev.Kind, "lock_")
+	var b strings.Builder
+	b.WriteString(strings.ReplaceAll(kind, "_", " "))
+	if ev.LockID != "" {
+		b.WriteString(" " + ev.LockID)
+	}
+	if i := d.Info; i != nil && i.Who != "" && ev.Kind != lock.KindAcquired && ev.Kind != lock.KindReleased && ev.Kind != lock.KindOrphaned {
+		fmt.Fprintf(&b, " held by %s (%s", i.Who, lock.OperationName(i.Operation))
+		if !i.Created.IsZero() {
+			fmt.Fprintf(&b, " since %s", i.Created.Local().Format("15:04:05"))
+		}
+		b.WriteString(")")
+	}
+	if d.PID != 0 && ev.Kind != lock.KindAcquired {
+		fmt.Fprintf(&b, " pid %d", d.PID)
+		if len(d.Args) > 0 {
+			fmt.Fprintf(&b, " (%s)", shell.Quote(d.Args))
+		}
+	}
+	if d.DetectionDelayMS != nil {
+		fmt.Fprintf(&b, ", seen %.0f ms after it was taken", *d.DetectionDelayMS)
+	}
+	if d.HeldMS > 0 {
+		fmt.Fprintf(&b, ", held %s", time.Duration(d.HeldMS)*time.Millisecond)
+	}
+	if d.WaitedMS > 0 {
+		fmt.Fprintf(&b, ", waited %s", time.Duration(d.WaitedMS)*time.Millisecond)
+	}
+	if d.Ended != "" {
+		b.WriteString(", " + d.Ended)
+	}
+	if len(d.Mechanisms) > 0 {
+		ms := make([]string, len(d.Mechanisms))
+		for i, m := range d.Mechanisms {
+			ms[i] = string(m)
+		}
+		fmt.Fprintf(&b, " [%s]", strings.Join(ms, ", "))
+	}
+	if d.Source == lock.SourceInferred {
+		b.WriteString(" [inferred]")
+	}
+	if d.Backend != "" {
+		b.WriteString("; backend: " + d.Backend)
+	}
+	if d.Message != "" {
+		b.WriteString("; terraform: " + d.Message)
+	}
+	if d.Note != "" {
+		b.WriteString("; " + d.Note)
+	}
+	return b.String()
 }
 
 func writeJSON(w io.Writer, v any) error {

@@ -41,6 +41,8 @@ func Main(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.
 			return runCommand(ctx, args[1:], stdin, stdout, stderr)
 		case "audit":
 			return auditCommand(ctx, args[1:], stdout, stderr)
+		case "locks":
+			return locksCommand(ctx, args[1:], stdout, stderr)
 		case "version":
 			fmt.Fprintf(stdout, "tfsh %s\n", tfshVersion())
 			return 0
@@ -59,6 +61,7 @@ Usage:
   tfsh [flags] -c 'LINE'           run one command line, e.g. tfsh -c 'apply -auto-approve'
   tfsh [flags] -f FILE [-k]        run a script, one command per line; -k keeps going after a failure
   tfsh run [flags] -- ARGS...      the CI form: terraform's arguments given directly
+  tfsh locks [--all] [--json]      the lock of this directory's state, read where it lives
   tfsh audit sessions [--json]     list recorded sessions
   tfsh audit show [--json] ID|last show a session: commands, decisions, exit codes, output
   tfsh version

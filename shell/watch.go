@@ -1,0 +1,201 @@
+package shell
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/user"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tfsh/tfsh/audit"
+	"github.com/tfsh/tfsh/lock"
+	"github.com/tfsh/tfsh/terraform"
+)
+
+// observers caches one lock observer per state and backend configuration
+// for the session: AWS clients are set up once, not per command.
+type observers struct {
+	mu sync.Mutex
+	m  map[string]observerResult
+}
+
+type observerResult struct {
+	obs lock.Observer
+	err error
+}
+
+func (o *observers) open(ctx context.Context, ref lock.StateRef, getenv lock.Getenv) (lock.Observer, error) {
+	keys := make([]string, 0, len(ref.Config))
+	for k := range ref.Config {
+		keys = append(keys, k+"="+ref.Config[k])
+	}
+	sort.Strings(keys)
+	key := ref.Backend + "\x00" + ref.Key + "\x00" + strings.Join(keys, "\x00")
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if r, ok := o.m[key]; ok {
+		return r.obs, r.err
+	}
+	obs, err := lock.NewObserver(ctx, ref, getenv)
+	if o.m == nil {
+		o.m = map[string]observerResult{}
+	}
+	o.m[key] = observerResult{obs, err}
+	return obs, err
+}
+
+// LockWho is how terraform names the lock holder on this machine
+// (LockInfo.Who): user@hostname.
+func LockWho() string {
+	name := ""
+	if u, err := user.Current(); err == nil {
+		name = u.Username
+	}
+	host, _ := os.Hostname()
+	return name + "@" + host
+}
+
+// takesLock reports whether the command, as terraform will run it, takes
+// the state lock: a known locking command with locking on.
+func takesLock(inv *terraform.Invocation) bool {
+	return inv.Spec != nil && inv.Spec.Locks != terraform.LockNever && !inv.LockDisabled && inv.Err == nil
+}
+
+// lockWatch ties one command's lock watcher to its audit record and to the
+// output scanners.
+type lockWatch struct {
+	w        *lock.Watcher
+	scanners []*terraform.DiagScanner
+	child    atomic.Int64 // terraform's PID
+}
+
+// started is RunSpec.Started.
+func (lw *lockWatch) started(pid int) {
+	if lw == nil {
+		return
+	}
+	lw.child.Store(int64(pid))
+	lw.w.Started(pid)
+}
+
+// watchLocks starts observing the command's state lock, if it takes one.
+// It never delays the command: clients are set up in the watcher's
+// goroutine, and every problem is recorded and shown once.
+func (s *Session) watchLocks(c *audit.Command, inv *terraform.Invocation, ref lock.StateRef, getenv lock.Getenv, start time.Time, say func(string)) *lockWatch {
+	if !takesLock(inv) {
+		return nil
+	}
+	waits := false
+	if d, ok := inv.LockTimeoutValue(); ok && d > 0 {
+		waits = true
+	}
+	spec := lock.WatchSpec{
+		Open: func(ctx context.Context) (lock.Observer, error) {
+			return s.observers.open(ctx, ref, getenv)
+		},
+		Backend:    ref.Backend,
+		Subcommand: inv.Command,
+		Who:        s.who,
+		Start:      start,
+		Waits:      waits,
+		Now:        s.cfg.Now,
+	}
+	mechs := []lock.Mechanism{lock.Local}
+	if ref.Backend != "local" {
+		mechs = nil
+	}
+	spec.Polling = lock.DefaultPolling(mechs)
+	lw := &lockWatch{}
+	spec.Emit = func(ev lock.Event) {
+		if ev.PID != 0 && int64(ev.PID) != lw.child.Load() {
+			ev.Args = terraform.RedactArgs(lock.ProcessArgs(ev.PID))
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := c.AppendAt(ctx, ev.At, ev.Kind, ev.LockID, ev); err != nil {
+			s.sayOnce("audit:"+err.Error(), say, fmt.Sprintf("could not record %s in %s: %v", ev.Kind, s.cfg.Audit.Path(), err))
+		}
+		switch ev.Kind {
+		case lock.KindOrphaned:
+			say(fmt.Sprintf("lock %s is still held after terraform exited (orphaned): once nothing uses the state, run `tfsh unlock %s`", ev.LockID, ev.LockID))
+		case lock.KindProblem:
+			s.sayOnce("problem:"+ev.Note, say, "cannot observe the state lock: "+ev.Note+" (terraform runs unaffected)")
+		}
+	}
+	lw.w = lock.Watch(spec)
+	return lw
+}
+
+// sayOnce shows a message the first time its key comes up in the session.
+func (s *Session) sayOnce(key string, say func(string), msg string) {
+	s.mu.Lock()
+	if s.shown == nil {
+		s.shown = map[string]bool{}
+	}
+	seen := s.shown[key]
+	s.shown[key] = true
+	s.mu.Unlock()
+	if !seen {
+		say(msg)
+	}
+}
+
+// scan wraps a recorder so that the output scanner reads the same bytes.
+func (lw *lockWatch) scan(rec io.Writer) io.Writer {
+	if lw == nil {
+		return rec
+	}
+	sc := terraform.NewDiagScanner(func(d terraform.LockDiag) { lw.w.Diagnostic(diagnostic(d)) })
+	lw.scanners = append(lw.scanners, sc)
+	return io.MultiWriter(rec, sc)
+}
+
+// finish flushes the scanners and records what the command left behind.
+func (lw *lockWatch) finish(ok, locked bool) {
+	if lw == nil {
+		return
+	}
+	for _, sc := range lw.scanners {
+		sc.Close()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	lw.w.Finish(ctx, lock.Exit{OK: ok, Locked: locked})
+}
+
+// diagnostic maps the scanner's finding to the watcher's input.
+func diagnostic(d terraform.LockDiag) lock.Diagnostic {
+	out := lock.Diagnostic{Message: d.Message}
+	switch d.Kind {
+	case terraform.DiagLockError:
+		out.Contention = true
+	case terraform.DiagReleaseError:
+		out.ReleaseFailed = true
+	case terraform.DiagInterrupt:
+		out.Interrupts = 1
+	case terraform.DiagTwoInterrupts:
+		out.Interrupts = 2
+	}
+	if i := d.Info; i != nil {
+		out.Holder = &lock.Info{ID: i.ID, Operation: i.Operation, Info: i.Info, Who: i.Who, Version: i.Version, Created: i.CreatedTime, Path: i.Path}
+	}
+	return out
+}
+
+// stateFlags returns the effective -state and -state-out values.
+func stateFlags(inv *terraform.Invocation) (state, stateOut string) {
+	for _, f := range inv.Flags {
+		switch f.Name {
+		case "state":
+			state = f.Value
+		case "state-out":
+			stateOut = f.Value
+		}
+	}
+	return state, stateOut
+}
