@@ -500,3 +500,47 @@ func TestRedactionKeepsRecordsIntact(t *testing.T) {
 		t.Fatalf("free text was not redacted: typed %q message %q", cmd.Info.Typed, cmd.Decision.Message)
 	}
 }
+
+// Events queued with Later are written with command_end, just before it, in
+// chain order and with their own times; AppendAt keeps its time too.
+func TestLaterAndAppendAt(t *testing.T) {
+	db := MustOpenDB(t)
+	ctx := context.Background()
+	s, _, err := db.StartSession(ctx, testInfo(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.StartCommand(ctx, audit.CommandInfo{Subcommand: "apply", StateKey: "b/k"}, audit.Decision{Action: "allow"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := time.Date(2026, 11, 25, 20, 0, 0, 123, time.UTC)
+	if err := c.AppendAt(ctx, seen, "lock_acquired", "ID-1", map[string]string{"source": "backend"}); err != nil {
+		t.Fatal(err)
+	}
+	c.Later(seen.Add(time.Second), "lock_released", "ID-1", nil)
+	c.Later(seen.Add(2*time.Second), "lock_observed", "", nil)
+	var kinds []string
+	db.Events(ctx, audit.EventFilter{CommandID: c.ID}, func(e audit.Event) error { kinds = append(kinds, e.Kind); return nil })
+	if got := strings.Join(kinds, " "); got != "command_start policy_decision lock_acquired" {
+		t.Fatalf("before End: %s (Later events must wait for command_end)", got)
+	}
+	if err := c.End(ctx, audit.CommandEnd{Status: "ok"}); err != nil {
+		t.Fatal(err)
+	}
+	var evs []audit.Event
+	db.Events(ctx, audit.EventFilter{CommandID: c.ID}, func(e audit.Event) error { evs = append(evs, e); return nil })
+	kinds = kinds[:0]
+	for _, e := range evs {
+		kinds = append(kinds, e.Kind)
+	}
+	if got := strings.Join(kinds, " "); got != "command_start policy_decision lock_acquired lock_released lock_observed command_end" {
+		t.Fatalf("after End: %s", got)
+	}
+	if !evs[2].At.Equal(seen) || evs[2].LockID != "ID-1" || evs[2].StateKey != "b/k" || !evs[3].At.Equal(seen.Add(time.Second)) {
+		t.Fatalf("times or columns not kept: %+v %+v", evs[2], evs[3])
+	}
+	if res, err := db.Verify(ctx); err != nil || !res.OK() {
+		t.Fatalf("verify: %+v %v", res, err)
+	}
+}

@@ -146,6 +146,7 @@ type Command struct {
 	out           *outputRecorder
 	withheld      string
 	withheldBytes byteCounter
+	later         []pending // written with command_end
 }
 
 // StartCommand writes command_start and policy_decision in one transaction.
@@ -177,6 +178,15 @@ func (c *Command) AppendAt(ctx context.Context, at time.Time, kind, lockID strin
 	return err
 }
 
+// Later queues an event to be written in the same transaction as
+// command_end, just before it: for facts settled as the command ends (the
+// lock after terraform exits), one commit instead of one per event.
+func (c *Command) Later(at time.Time, kind, lockID string, data any) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.later = append(c.later, pending{at: at, sessionID: c.s.ID, commandID: c.ID, kind: kind, stateKey: c.stateKey, lockID: lockID, data: data})
+}
+
 // CommandEnd is what command_end records.
 type CommandEnd struct {
 	Status       string `json:"status"` // ok, failed, refused, error, interrupted, unknown
@@ -196,7 +206,8 @@ type CommandEnd struct {
 // The output error, if any, is returned after command_end is written.
 func (c *Command) End(ctx context.Context, end CommandEnd) error {
 	c.mu.Lock()
-	out, withheld := c.out, c.withheld
+	out, withheld, later := c.out, c.withheld, c.later
+	c.later = nil
 	c.mu.Unlock()
 	var outErr error
 	switch {
@@ -212,7 +223,8 @@ func (c *Command) End(ctx context.Context, end CommandEnd) error {
 	}
 	now := c.s.db.Now().UTC()
 	end.DurationMS = now.Sub(c.Start).Milliseconds()
-	if _, err := c.s.db.append(ctx, c.red, pending{at: now, sessionID: c.s.ID, commandID: c.ID, kind: KindCommandEnd, stateKey: c.stateKey, data: end}); err != nil {
+	evs := append(later, pending{at: now, sessionID: c.s.ID, commandID: c.ID, kind: KindCommandEnd, stateKey: c.stateKey, data: end})
+	if _, err := c.s.db.append(ctx, c.red, evs...); err != nil {
 		return err
 	}
 	if outErr != nil {

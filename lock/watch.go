@@ -226,17 +226,19 @@ func (w *Watcher) poll(ctx context.Context) {
 		w.mu.Unlock()
 		return
 	}
+	timer := time.NewTimer(0)
+	defer timer.Stop()
 	for {
 		views := obs.Observe(ctx)
 		if ctx.Err() != nil {
 			return
 		}
 		w.apply(views)
-		d := w.nextInterval()
+		timer.Reset(w.nextInterval())
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(d):
+		case <-timer.C:
 		}
 	}
 }

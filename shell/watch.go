@@ -72,6 +72,7 @@ type lockWatch struct {
 	w        *lock.Watcher
 	scanners []*terraform.DiagScanner
 	child    atomic.Int64 // terraform's PID
+	ending   atomic.Bool  // terraform exited: events go with command_end
 }
 
 // started is RunSpec.Started.
@@ -115,9 +116,9 @@ func (s *Session) watchLocks(c *audit.Command, inv *terraform.Invocation, ref lo
 		if ev.PID != 0 && int64(ev.PID) != lw.child.Load() {
 			ev.Args = terraform.RedactArgs(lock.ProcessArgs(ev.PID))
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := c.AppendAt(ctx, ev.At, ev.Kind, ev.LockID, ev); err != nil {
+		if lw.ending.Load() {
+			c.Later(ev.At, ev.Kind, ev.LockID, ev)
+		} else if err := appendNow(c, ev); err != nil {
 			s.sayOnce("audit:"+err.Error(), say, fmt.Sprintf("could not record %s in %s: %v", ev.Kind, s.cfg.Audit.Path(), err))
 		}
 		switch ev.Kind {
@@ -129,6 +130,14 @@ func (s *Session) watchLocks(c *audit.Command, inv *terraform.Invocation, ref lo
 	}
 	lw.w = lock.Watch(spec)
 	return lw
+}
+
+// appendNow records a lock event while terraform runs: at once, so that it
+// survives if tfsh is killed.
+func appendNow(c *audit.Command, ev lock.Event) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return c.AppendAt(ctx, ev.At, ev.Kind, ev.LockID, ev)
 }
 
 // sayOnce shows a message the first time its key comes up in the session.
@@ -163,6 +172,7 @@ func (lw *lockWatch) finish(ok, locked bool) {
 	for _, sc := range lw.scanners {
 		sc.Close()
 	}
+	lw.ending.Store(true)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	lw.w.Finish(ctx, lock.Exit{OK: ok, Locked: locked})
