@@ -1,9 +1,24 @@
 #!/usr/bin/env bash
 # bench.sh: build tfsh and measure it against plain terraform 1.5.7 on examples/lab (see
-# BENCHMARKS.md). Prints the Markdown table; extra arguments go to internal/bench.
+# BENCHMARKS.md). Prints the Markdown tables; extra arguments go to every internal/bench run.
+#   scripts/bench.sh                 wrapper overhead (and, with --detect N, lock detection too)
+#   scripts/bench.sh --detect 50     also lock detection over 50 plans per backend
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
-eval "$(scripts/setup-lab.sh --only terraform --print-env)"
+detect=0
+if [ "${1:-}" = "--detect" ]; then
+  detect=${2:?--detect takes a number of plans}
+  shift 2
+fi
+if [ "$detect" -gt 0 ]; then
+  eval "$(scripts/setup-lab.sh --print-env)"
+else
+  eval "$(scripts/setup-lab.sh --only terraform --print-env)"
+fi
 go build -o bin/tfsh ./cmd/tfsh
 go run ./internal/bench -tfsh bin/tfsh -terraform "$TFSH_TEST_TERRAFORM" "$@"
+if [ "$detect" -gt 0 ]; then
+  echo
+  go run ./internal/bench -tfsh bin/tfsh -terraform "$TFSH_TEST_TERRAFORM" -tofu "$TFSH_TEST_TOFU" -detect "$detect"
+fi

@@ -27,6 +27,8 @@ func main() {
 	example := flag.String("example", "examples/lab", "configuration to plan")
 	rounds := flag.Int("rounds", 30, "paired rounds")
 	resources := flag.Int("resources", 0, "add this many terraform_data resources to the configuration (a larger, more realistic plan)")
+	detectN := flag.Int("detect", 0, "instead: measure lock detection over this many plans per backend (needs -tofu too, and the lab's dynalite)")
+	tofu := flag.String("tofu", "", "tofu binary, for -detect")
 	flag.Parse()
 	if *tf == "" {
 		fail("give -terraform")
@@ -39,6 +41,13 @@ func main() {
 		return a
 	}
 	*tfsh, *tf = abs(*tfsh), abs(*tf)
+	if *detectN > 0 {
+		if *tofu != "" {
+			*tofu = abs(*tofu)
+		}
+		detect(*tfsh, *tf, *tofu, abs(*example), *detectN)
+		return
+	}
 
 	work, err := os.MkdirTemp("", "tfsh-bench-")
 	if err != nil {
