@@ -144,7 +144,7 @@ func renderLocks(out io.Writer, rep LockReport, all bool) {
 		renderView(tw, v, len(rep.Views) > 1)
 	}
 	if rep.Disagree {
-		fmt.Fprintf(tw, "warning\tthe S3 lockfile and the DynamoDB item disagree: a client that uses only one of them is not excluded by the other (reference: migration hazard)\n")
+		fmt.Fprintf(tw, "warning\tthe S3 lockfile and the DynamoDB item disagree: a client configured with only one of them (during a migration, say) is not excluded by the other\n")
 	}
 	if rep.Note != "" {
 		fmt.Fprintf(tw, "note\t%s\n", rep.Note)

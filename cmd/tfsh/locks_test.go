@@ -12,6 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	dtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
 	"github.com/tfsh/tfsh/audit"
 	"github.com/tfsh/tfsh/internal/lab/labtest"
 )
@@ -308,6 +312,33 @@ func TestSeedLockScenarios(t *testing.T) {
 					h.must("-c", "force-unlock -force "+acq.LockID)
 				}
 			})
+			if c.example == "s3-dynamodb" {
+				// Someone deletes the lock item while A holds it: terraform's
+				// unlock then fails ("Error releasing the state lock").
+				t.Run("release fails", func(t *testing.T) {
+					h := newHarness(t, dir, c.binary)
+					a, aout, adone := apply(h, 3)
+					acq := h.waitEvent("A's lock_acquired", a, aout, acquiredBy("apply"))
+					be := labtest.BackendOf(t, dir)
+					if _, err := be.Dynamo.Client().DeleteItem(context.Background(), &dynamodb.DeleteItemInput{
+						TableName: aws.String(be.Table),
+						Key:       map[string]dtypes.AttributeValue{"LockID": &dtypes.AttributeValueMemberS{Value: be.LockID()}},
+					}); err != nil {
+						t.Fatal(err)
+					}
+					if err := wait(t, adone, aout); err == nil || !strings.Contains(aout.String(), "Error releasing the state lock") {
+						t.Fatalf("A = %v, want terraform's release error:\n%s", err, aout.String())
+					}
+					evs := h.lockEvents()
+					rf := only(evs, "lock_release_failed", "apply")
+					if len(rf) != 1 || rf[0].LockID != acq.LockID || rf[0].Data.Message == "" {
+						t.Fatalf("want lock_release_failed for %s with terraform's message: %v", acq.LockID, evs)
+					}
+					if len(only(evs, "lock_released", "apply")) != 1 || len(only(evs, "lock_orphaned", "")) != 0 {
+						t.Fatalf("the item is gone: want it recorded released, not orphaned: %v", evs)
+					}
+				})
+			}
 			os.Remove(filepath.Join(dir, ".terraform.tfstate.lock.info"))
 		})
 	}
