@@ -324,7 +324,7 @@ func (s *Session) Run(ctx context.Context, argv []string, line string) Outcome {
 	if len(res.Forwarded) > 0 {
 		end.Reason = "tfsh forwarded " + strings.Join(res.Forwarded, ", ")
 	}
-	lw.finish(end.Status == "ok", takesLock(final))
+	lw.finish(end.Status == "ok", locksForSure(final))
 	return s.end(c, end)
 }
 

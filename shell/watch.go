@@ -66,6 +66,13 @@ func takesLock(inv *terraform.Invocation) bool {
 	return inv.Spec != nil && inv.Spec.Locks != terraform.LockNever && !inv.LockDisabled && inv.Err == nil
 }
 
+// locksForSure reports whether every successful run of the command took
+// the lock: not so for init or workspace new (conditional), which lock only
+// when migrating or creating remotely. Only these may be inferred.
+func locksForSure(inv *terraform.Invocation) bool {
+	return takesLock(inv) && (inv.Spec.Locks == terraform.LockAlways || inv.Spec.Locks == terraform.LockSession)
+}
+
 // lockWatch ties one command's lock watcher to its audit record and to the
 // output scanners.
 type lockWatch struct {

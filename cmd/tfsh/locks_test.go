@@ -153,6 +153,11 @@ func TestSeedLockScenarios(t *testing.T) {
 				initArgs = append(initArgs, "-backend-config=backend.hcl")
 			}
 			setup.must(initArgs...)
+			// init locks only when it migrates state: a plain init is not an
+			// inferred acquisition.
+			if acq := only(setup.lockEvents(), "lock_acquired", ""); len(acq) != 0 {
+				t.Fatalf("init recorded an acquisition: %v", acq)
+			}
 			run := 0
 			apply := func(h *harness, hold int) (*exec.Cmd, *lockedBuffer, chan error) {
 				run++
