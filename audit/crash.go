@@ -58,6 +58,9 @@ type CrashedSession struct {
 	PID          int
 	OpenCommands []string
 	StateKey     string // of the last open command, for the orphan check
+	// LockID is the lock the last open command was seen taking and not
+	// seen releasing, if any: it may be orphaned.
+	LockID string
 }
 
 // PIDNamespace identifies this process's PID namespace ("pid:[4026531836]"
@@ -114,14 +117,20 @@ func (d *DB) closeCrashed(ctx context.Context, tx *sql.Tx, host, pidns, byID str
 		for _, oc := range open {
 			c.OpenCommands = append(c.OpenCommands, oc.id)
 			c.StateKey = oc.stateKey
+			if c.LockID, err = heldLock(ctx, tx, oc.id); err != nil {
+				return nil, err
+			}
 			// Bring the output stored before the crash under the chain.
 			sum, n, chunks, err := outputDigest(ctx, tx, oc.id)
 			if err != nil {
 				return nil, err
 			}
+			reason := "tfsh was killed while this command ran; session " + byID + " noticed"
+			if c.LockID != "" {
+				reason += "; it held lock " + c.LockID + ", which may be orphaned"
+			}
 			data, _ := json.Marshal(CommandEnd{Status: "unknown", ExitCode: -1,
-				OutputSHA256: sum, OutputBytes: n, OutputChunks: chunks,
-				Reason: "tfsh was killed while this command ran; session " + byID + " noticed"})
+				OutputSHA256: sum, OutputBytes: n, OutputChunks: chunks, Reason: reason})
 			evs = append(evs, Event{ID: newID(now), At: now, SessionID: c.SessionID, CommandID: oc.id,
 				Kind: KindCommandEnd, StateKey: oc.stateKey, Data: data})
 		}
@@ -137,6 +146,25 @@ func (d *DB) closeCrashed(ctx context.Context, tx *sql.Tx, host, pidns, byID str
 		return nil, err
 	}
 	return crashed, nil
+}
+
+// heldLock returns the ID of the last lock a command was seen taking and
+// not seen releasing or leaving orphaned. The kinds are the lock package's
+// event names (audit does not import lock).
+func heldLock(ctx context.Context, tx *sql.Tx, commandID string) (string, error) {
+	var id string
+	err := tx.QueryRowContext(ctx, `SELECT a.lock_id FROM events a
+		WHERE a.command_id = ? AND a.kind = 'lock_acquired' AND a.lock_id IS NOT NULL AND NOT EXISTS (
+			SELECT 1 FROM events r WHERE r.command_id = a.command_id AND r.lock_id = a.lock_id
+				AND r.kind IN ('lock_released', 'lock_orphaned'))
+		ORDER BY a.seq DESC LIMIT 1`, commandID).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("find the lock of command %s: %w", commandID, err)
+	}
+	return id, nil
 }
 
 type openCommand struct{ id, stateKey string }

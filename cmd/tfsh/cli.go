@@ -330,7 +330,10 @@ func setup(ctx context.Context, c common, mode string, args []string, stdin *os.
 	}
 	for _, cs := range crashed {
 		fmt.Fprintf(stderr, "tfsh: session %s (pid %d) ended without closing (tfsh was killed); recorded it as crashed", cs.SessionID, cs.PID)
-		if cs.StateKey != "" {
+		switch {
+		case cs.LockID != "":
+			fmt.Fprintf(stderr, "; its last command held lock %s on state %s, which may be orphaned: run tfsh locks where it ran", cs.LockID, cs.StateKey)
+		case cs.StateKey != "":
 			fmt.Fprintf(stderr, "; its last command used state %s: check its lock", cs.StateKey)
 		}
 		fmt.Fprintln(stderr)
