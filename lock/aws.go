@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"strings"
 	"time"
 
@@ -101,8 +102,6 @@ func newS3Observer(ctx context.Context, ref StateRef, getenv Getenv) (*s3Observe
 	}
 	if set.Region != "" {
 		opts = append(opts, config.WithRegion(set.Region))
-	} else {
-		opts = append(opts, config.WithRegion("us-east-1"))
 	}
 	if set.Profile != "" {
 		opts = append(opts, config.WithSharedConfigProfile(set.Profile))
@@ -116,12 +115,16 @@ func newS3Observer(ctx context.Context, ref StateRef, getenv Getenv) (*s3Observe
 	switch {
 	case cred["access_key"] != "" && cred["secret_key"] != "":
 		opts = append(opts, config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(cred["access_key"], cred["secret_key"], cred["token"])))
-	case getenv("AWS_ACCESS_KEY_ID") != "" && getenv("AWS_SECRET_ACCESS_KEY") != "":
+	case set.Profile == "" && getenv("AWS_ACCESS_KEY_ID") != "" && getenv("AWS_SECRET_ACCESS_KEY") != "":
+		// terraform ≥1.6 and tofu prefer a configured profile to these.
 		opts = append(opts, config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(getenv("AWS_ACCESS_KEY_ID"), getenv("AWS_SECRET_ACCESS_KEY"), getenv("AWS_SESSION_TOKEN"))))
 	}
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("aws configuration for the s3 backend: %w", err)
+		return nil, fmt.Errorf("aws configuration for the s3 backend: %w", awsProblem(err))
+	}
+	if cfg.Region == "" {
+		cfg.Region = "us-east-1" // terraform requires one; the lab and most endpoints accept this
 	}
 	if o.table != "" {
 		o.dynamo = dynamodb.NewFromConfig(cfg, func(op *dynamodb.Options) {
@@ -235,11 +238,32 @@ func notFound(err error) bool {
 	return errors.As(err, &nsk) || errors.As(err, &nf) || errors.As(err, &ae) && (ae.ErrorCode() == "NoSuchKey" || ae.ErrorCode() == "NotFound")
 }
 
-// awsProblem shortens SDK errors to what a user acts on.
+// awsProblem shortens SDK errors to what a user acts on, and keeps out
+// what may carry secrets: an API error is its code and message; a network
+// error its operation and address; anything else (credential providers
+// quote the output of a credential_process, for one) only its first part.
 func awsProblem(err error) error {
 	var ae smithy.APIError
 	if errors.As(err, &ae) {
 		return fmt.Errorf("%s: %s", ae.ErrorCode(), ae.ErrorMessage())
 	}
-	return err
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return errors.New("timed out")
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) {
+		return fmt.Errorf("cannot reach %v: %v", oe.Addr, oe.Err)
+	}
+	msg := err.Error()
+	if strings.Contains(msg, "credential") {
+		return errors.New("no usable AWS credentials (the backend configuration, the environment and the SDK's chain gave none that work)")
+	}
+	if i := strings.Index(msg, "output"); i >= 0 {
+		msg = msg[:i] + "output (withheld)"
+	}
+	if len(msg) > 300 {
+		msg = msg[:300] + "…"
+	}
+	return errors.New(msg)
 }

@@ -140,6 +140,17 @@ func (ref StateRef) WithStatePath(state, stateOut string) StateRef {
 	return ref
 }
 
+// ForWorkspace is the same backend's state for another workspace: the
+// state `workspace delete NAME` locks is NAME's, not the current one's.
+func (ref StateRef) ForWorkspace(name string) StateRef {
+	if name == "" || name == ref.Workspace {
+		return ref
+	}
+	ref.Workspace = name
+	ref.Key = stateKey(ref)
+	return ref
+}
+
 // stateKey follows reference §5 and §6.
 func stateKey(ref StateRef) string {
 	c := ref.Config

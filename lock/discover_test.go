@@ -94,3 +94,22 @@ func TestDiscoverBrokenInitState(t *testing.T) {
 		t.Fatal("Discover accepted a broken .terraform/terraform.tfstate")
 	}
 }
+
+func TestForWorkspace(t *testing.T) {
+	dir := t.TempDir()
+	ref, err := Discover(dir, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := ref.ForWorkspace("old").Key, filepath.Join(dir, "terraform.tfstate.d/old/terraform.tfstate"); got != want {
+		t.Fatalf("local: %s, want %s", got, want)
+	}
+	s3 := StateRef{Backend: "s3", Workspace: "default", Config: map[string]string{"bucket": "b", "key": "k"}}
+	s3.Key = stateKey(s3)
+	if got := s3.ForWorkspace("old").Key; got != "b/env:/old/k" {
+		t.Fatalf("s3: %s, want b/env:/old/k", got)
+	}
+	if got := s3.ForWorkspace("").Key; got != "b/k" {
+		t.Fatalf("no name: %s", got)
+	}
+}

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -56,4 +58,45 @@ func ProcessArgs(pid int) []string {
 		return nil
 	}
 	return strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")
+}
+
+// descendsFrom reports whether pid is a descendant of ancestor, walking
+// the parent chain in /proc (at most 8 levels).
+func descendsFrom(pid, ancestor int) bool {
+	for range 8 {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return false
+		}
+		// pid (comm) state ppid ...; comm may contain spaces and parentheses.
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 {
+			return false
+		}
+		f := strings.Fields(s[i+1:])
+		if len(f) < 2 {
+			return false
+		}
+		ppid, err := strconv.Atoi(f[1])
+		if err != nil || ppid <= 1 {
+			return false
+		}
+		if ppid == ancestor {
+			return true
+		}
+		pid = ppid
+	}
+	return false
+}
+
+// IsTerraform reports whether a process runs a terraform or tofu binary, by
+// its executable's name; only such command lines are worth recording.
+func IsTerraform(pid int) bool {
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	if err != nil {
+		return false
+	}
+	base := strings.ToLower(filepath.Base(exe))
+	return strings.Contains(base, "terraform") || strings.Contains(base, "tofu")
 }

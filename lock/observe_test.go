@@ -364,3 +364,14 @@ func writeJSON(t *testing.T, path string, v any) {
 	}
 	write(t, path, string(b))
 }
+
+func TestAWSProblemKeepsSecretsOut(t *testing.T) {
+	leak := errors.New(`operation error DynamoDB: GetItem, get identity: get credentials: failed to refresh cached credentials, process provider error: parse failed of process output: warning {"AccessKeyId":"AKIAEXAMPLE","SecretAccessKey":"TOPSECRETVALUE"}`)
+	if got := awsProblem(leak).Error(); strings.Contains(got, "TOPSECRET") || strings.Contains(got, "AKIAEXAMPLE") {
+		t.Fatalf("awsProblem kept the secret: %s", got)
+	}
+	other := errors.New(`some provider failed: parse failed of process output: {"SecretAccessKey":"TOPSECRETVALUE"}`)
+	if got := awsProblem(other).Error(); strings.Contains(got, "TOPSECRET") {
+		t.Fatalf("awsProblem kept the secret: %s", got)
+	}
+}

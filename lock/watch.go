@@ -57,7 +57,8 @@ type Event struct {
 	// release failures.
 	Message string `json:"message,omitempty"`
 	// Backend cross-checks a contention diagnostic with the backend:
-	// confirmed, released since, different lock, not held, not observed.
+	// confirmed (it shows that lock now), different lock, not held
+	// (released since), not observed.
 	Backend string `json:"backend,omitempty"`
 	Note    string `json:"note,omitempty"`
 	// Polls, Requests and WatchedMS summarise a lock_observed event.
@@ -74,6 +75,7 @@ type Diagnostic struct {
 	Interrupts    int  // "Interrupt received." / "Two interrupts received" (2)
 	Message       string
 	Holder        *Info // the Lock Info block; nil when terraform printed none
+	At            time.Time
 }
 
 // WatchSpec describes one command to watch.
@@ -86,18 +88,22 @@ type WatchSpec struct {
 	Backend string
 	// Subcommand, Who and Start tell our lock from someone else's on remote
 	// backends (local ones tell by PID): ours has our Who, an operation our
-	// subcommand records, a Created not before Start, and an ID nobody held
-	// before.
+	// subcommand records, and a Created not before Start; an ID terraform
+	// reports as the holder in a contention is someone else's.
 	Subcommand string
 	Who        string
 	Start      time.Time
-	// Waits: the command waits for a held lock (-lock-timeout above 0), so
-	// a lock held by someone else is a lock_wait.
+	// Waits: the command waits for a held lock (a -lock-timeout above 0
+	// that it honours), so a lock held by someone else is a lock_wait.
 	Waits bool
+	// Conditional: the command takes the lock only in some cases (init
+	// migrating state): it is read at the Held rate only, never fast.
+	Conditional bool
 	// Polling sets how often the lock is read; zero means DefaultPolling.
 	Polling Polling
 	Now     func() time.Time
-	// Emit records an event. It is called from one goroutine at a time.
+	// Emit records an event. It is called from one goroutine at a time,
+	// never from the caller of Diagnostic.
 	Emit func(Event)
 }
 
@@ -114,7 +120,8 @@ type Polling struct {
 }
 
 // DefaultPolling returns the polling for a state's mechanisms: a local read
-// costs a system call, a remote one a request.
+// costs a system call, a remote one a request (a consistent DynamoDB read
+// is one read capacity unit; at 2 ms the rate is bounded by the round trip).
 func DefaultPolling(m []Mechanism) Polling {
 	if slices.Contains(m, Local) {
 		return Polling{Held: 20 * time.Millisecond, Fast: time.Millisecond, FastFor: 3 * time.Second, Idle: 5 * time.Millisecond}
@@ -130,13 +137,14 @@ type Watcher struct {
 	mu        sync.Mutex
 	pid       int
 	ours      map[string]*seen // by lock ID
-	foreign   map[string]*seen
-	current   map[string]View // IDs held at the last observation
-	localOurs *seen           // our local lock, seen before its .lock.info
+	foreign   map[string]*seen // by lock ID, or "pid:N" for a local holder
+	current   map[string]held  // held at the last observation
+	byMech    map[Mechanism]map[string]held
+	failed    bool  // the last observation had a failed read
+	localOurs *seen // our local lock, seen before its .lock.info
 	stale     map[string]bool
 	problems  map[string]bool
 	interrupt int
-	released  bool // a release failure was reported
 	polls     int
 	fastFrom  time.Time // when fast polling (re)started
 
@@ -146,7 +154,20 @@ type Watcher struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	done   chan struct{}
-	checks sync.WaitGroup
+
+	// Diagnostics are queued, never handled on the caller's goroutine
+	// (terraform's output copy must not wait on the watcher or the log).
+	dmu     sync.Mutex
+	diags   chan Diagnostic
+	dclosed bool
+	dropped int
+	ddone   chan struct{}
+}
+
+// held is one lock an observation shows.
+type held struct {
+	View
+	mechs []Mechanism
 }
 
 type seen struct {
@@ -155,6 +176,7 @@ type seen struct {
 	gone      bool
 	waitNoted bool
 	pid       int
+	mechs     []Mechanism
 }
 
 // Watch prepares to watch a command; polling starts with Started.
@@ -169,13 +191,17 @@ func Watch(spec WatchSpec) *Watcher {
 		spec:     spec,
 		ours:     map[string]*seen{},
 		foreign:  map[string]*seen{},
-		current:  map[string]View{},
+		current:  map[string]held{},
+		byMech:   map[Mechanism]map[string]held{},
 		stale:    map[string]bool{},
 		problems: map[string]bool{},
 		done:     make(chan struct{}),
 		opened:   make(chan struct{}),
+		diags:    make(chan Diagnostic, 64),
+		ddone:    make(chan struct{}),
 	}
 	w.ctx, w.cancel = context.WithCancel(context.Background())
+	go w.diagnostics()
 	return w
 }
 
@@ -187,9 +213,8 @@ func (w *Watcher) observer() Observer {
 }
 
 // Started tells the watcher the PID of the command's process and starts
-// polling. The process needs far longer to reach its lock than the first
-// observation takes, so that first observation is a baseline: what is held
-// then is someone else's.
+// polling. Anything held at the first read that is not ours by the rules
+// of WatchSpec is someone else's.
 func (w *Watcher) Started(pid int) {
 	w.mu.Lock()
 	w.pid = pid
@@ -254,7 +279,7 @@ func (w *Watcher) nextInterval() time.Duration {
 		// a plan may hold it for a few milliseconds in all, so read again
 		// at once rather than miss the ID.
 		return 100 * time.Microsecond
-	case len(w.current) > 0 || w.localOurs != nil || len(w.ours) > 0:
+	case w.spec.Conditional || len(w.current) > 0 || w.localOurs != nil || len(w.ours) > 0:
 		return p.Held
 	case w.spec.Now().Sub(w.fastFrom) < p.FastFor:
 		return p.Fast
@@ -263,76 +288,88 @@ func (w *Watcher) nextInterval() time.Duration {
 	}
 }
 
-// apply turns one observation into transitions.
+// apply turns one observation into transitions. A mechanism whose read
+// failed keeps what it showed last: a failed read is not a release.
 func (w *Watcher) apply(views []View) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.polls++
 	now := w.spec.Now()
-	held := map[string]View{}
-	mechs := map[string][]Mechanism{}
-	ok := true
+	w.failed = false
 	for _, v := range views {
-		if v.Err != nil {
-			ok = false
+		if v.Err != nil && !(v.Mechanism == Local && v.Held && v.PID != 0) {
+			w.failed = true
 			w.problem(v, v.Err)
 			continue
 		}
-		if v.Mechanism == Local {
-			w.applyLocal(v, now, held)
-			continue
+		if v.Err != nil {
+			w.problem(v, v.Err) // a local lock held by a known process, its record unreadable
 		}
-		if v.Held && v.Info != nil {
-			mechs[v.Info.ID] = append(mechs[v.Info.ID], v.Mechanism)
-			if prev, dup := held[v.Info.ID]; dup {
-				prev.Where += " " + v.Where
-				held[v.Info.ID] = prev
+		m := map[string]held{}
+		if v.Mechanism == Local {
+			w.applyLocal(v, now, m)
+		} else if v.Held && v.Info != nil {
+			m[v.Info.ID] = held{View: v}
+		}
+		w.byMech[v.Mechanism] = m
+	}
+	all := map[string]held{}
+	for mech, m := range w.byMech {
+		for id, h := range m {
+			if prev, dup := all[id]; dup {
+				prev.mechs = append(prev.mechs, mech)
+				all[id] = prev
 				continue
 			}
-			held[v.Info.ID] = v
+			h.mechs = []Mechanism{mech}
+			all[id] = h
 		}
 	}
-	if !ok {
-		// A failed read says nothing about release: keep what was held.
-		for id, v := range w.current {
-			if _, still := held[id]; !still {
-				held[id] = v
-			}
+	for id, h := range all {
+		slices.Sort(h.mechs)
+		if s := w.ours[id]; s != nil {
+			s.mechs = union(s.mechs, h.mechs)
 		}
-	}
-	for id, v := range held {
-		if _, known := w.current[id]; known {
-			continue
+		if s := w.foreign[id]; s != nil && s.info == nil && h.Info != nil {
+			s.info = h.Info // a local holder's .lock.info, written after its lock
 		}
-		m := mechs[id]
-		if m == nil {
-			m = []Mechanism{v.Mechanism}
+		if _, known := w.current[id]; !known {
+			w.appeared(id, h, now)
 		}
-		w.appeared(id, v, m, now)
 	}
 	for id := range w.current {
-		if _, still := held[id]; !still {
+		if _, still := all[id]; !still {
 			w.disappeared(id, now, "")
 		}
 	}
-	w.current = held
+	w.current = all
 }
 
-func (w *Watcher) applyLocal(v View, now time.Time, held map[string]View) {
+func union(a, b []Mechanism) []Mechanism {
+	for _, m := range b {
+		if !slices.Contains(a, m) {
+			a = append(a, m)
+		}
+	}
+	slices.Sort(a)
+	return a
+}
+
+func (w *Watcher) applyLocal(v View, now time.Time, m map[string]held) {
 	switch {
-	case v.Held && v.PID == w.pid && w.pid != 0:
+	case v.Held && w.ourProcess(v.PID):
 		// terraform writes .lock.info just after taking the lock and
 		// removes it just before releasing it (reference §5): a current
 		// info has our ID; around it, the info is missing or a stale one
 		// (Created before we started).
 		if v.Info != nil && !v.Info.Created.Before(w.spec.Start) {
-			held[v.Info.ID] = v
+			m[v.Info.ID] = held{View: v}
 			w.localOurs = nil
 			return
 		}
 		for id, cur := range w.current {
-			if cur.Mechanism == Local && cur.PID == w.pid {
-				held[id] = cur // still ours, info already removed: releasing
+			if cur.Mechanism == Local && w.ourProcess(cur.PID) {
+				m[id] = cur // still ours, info already removed: releasing
 				return
 			}
 		}
@@ -340,11 +377,9 @@ func (w *Watcher) applyLocal(v View, now time.Time, held map[string]View) {
 			w.localOurs = &seen{first: now, pid: v.PID}
 		}
 	case v.Held:
-		id := "pid:" + strconv.Itoa(v.PID)
-		if v.Info != nil {
-			id = v.Info.ID
-		}
-		held[id] = v
+		// Someone else's, keyed by its process: its .lock.info may come
+		// and go around its lock, the process holds it throughout.
+		m["pid:"+strconv.Itoa(v.PID)] = held{View: v}
 	case v.Stale != nil:
 		key := v.Stale.ID + "|" + v.Stale.Created.String()
 		if !w.stale[key] {
@@ -363,14 +398,24 @@ func (w *Watcher) applyLocal(v View, now time.Time, held map[string]View) {
 	}
 }
 
-func (w *Watcher) isOurs(id string, v View) bool {
-	if v.Mechanism == Local {
-		return v.PID == w.pid && w.pid != 0
+// ourProcess reports whether a local lock holder is our terraform or a
+// process it started (a wrapper such as a version manager may fork the
+// real binary rather than exec it).
+func (w *Watcher) ourProcess(pid int) bool {
+	if w.pid == 0 || pid <= 0 {
+		return false
+	}
+	return pid == w.pid || descendsFrom(pid, w.pid)
+}
+
+func (w *Watcher) isOurs(id string, h held) bool {
+	if h.Mechanism == Local {
+		return w.ourProcess(h.PID)
 	}
 	if _, f := w.foreign[id]; f {
 		return false
 	}
-	in := v.Info
+	in := h.Info
 	if in.Created.Before(w.spec.Start) || w.spec.Who != "" && in.Who != w.spec.Who {
 		return false
 	}
@@ -380,18 +425,23 @@ func (w *Watcher) isOurs(id string, v View) bool {
 	return true
 }
 
-func mechanismsOf(v View) []Mechanism { return []Mechanism{v.Mechanism} }
-
-func (w *Watcher) appeared(id string, v View, mechs []Mechanism, now time.Time) {
+func (w *Watcher) appeared(id string, h held, now time.Time) {
 	if s, ok := w.ours[id]; ok && !s.gone {
 		return
 	}
-	if w.isOurs(id, v) {
-		s := &seen{info: v.Info, first: now}
+	lockID := id
+	if h.Info == nil || h.Info.ID != id {
+		lockID = ""
+		if h.Info != nil {
+			lockID = h.Info.ID
+		}
+	}
+	if w.isOurs(id, h) {
+		s := &seen{info: h.Info, first: now, mechs: h.mechs}
 		w.ours[id] = s
-		ev := Event{Kind: KindAcquired, At: now, LockID: id, Source: SourceBackend, Mechanisms: mechs, Where: v.Where, Info: v.Info, PID: w.pid}
-		if v.Info != nil && !v.Info.Created.IsZero() {
-			d := float64(now.Sub(v.Info.Created).Microseconds()) / 1000
+		ev := Event{Kind: KindAcquired, At: now, LockID: lockID, Source: SourceBackend, Mechanisms: h.mechs, Where: h.Where, Info: h.Info, PID: w.pid}
+		if h.Info != nil && !h.Info.Created.IsZero() {
+			d := float64(now.Sub(h.Info.Created).Microseconds()) / 1000
 			ev.DetectionDelayMS = &d
 		}
 		w.emit(ev)
@@ -399,17 +449,16 @@ func (w *Watcher) appeared(id string, v View, mechs []Mechanism, now time.Time) 
 	}
 	s, known := w.foreign[id]
 	if !known {
-		s = &seen{info: v.Info, first: now, pid: v.PID}
+		s = &seen{info: h.Info, first: now, pid: h.PID}
 		w.foreign[id] = s
+	}
+	if s.info == nil {
+		s.info = h.Info
 	}
 	s.gone = false
 	if w.spec.Waits && !s.waitNoted {
 		s.waitNoted = true
-		lockID := id
-		if v.Info == nil {
-			lockID = ""
-		}
-		w.emit(Event{Kind: KindWait, At: now, LockID: lockID, Source: SourceBackend, Mechanisms: mechs, Where: v.Where, Info: v.Info, PID: v.PID})
+		w.emit(Event{Kind: KindWait, At: now, LockID: lockID, Source: SourceBackend, Mechanisms: h.mechs, Where: h.Where, Info: h.Info, PID: h.PID})
 	}
 }
 
@@ -419,7 +468,7 @@ func (w *Watcher) disappeared(id string, now time.Time, note string) {
 			return
 		}
 		s.gone = true
-		ev := Event{Kind: KindReleased, At: now, LockID: id, Source: SourceBackend, Info: s.info, Note: note}
+		ev := Event{Kind: KindReleased, At: now, LockID: id, Source: SourceBackend, Mechanisms: s.mechs, Info: s.info, Note: note}
 		if s.info != nil && !s.info.Created.IsZero() {
 			ev.HeldMS = now.Sub(s.info.Created).Milliseconds()
 		} else {
@@ -432,14 +481,17 @@ func (w *Watcher) disappeared(id string, now time.Time, note string) {
 		s.gone = true
 		w.fastFrom = now // our command may take the lock any moment now
 		if s.waitNoted {
-			lockID := id
-			if s.info == nil {
-				lockID = ""
-			}
-			w.emit(Event{Kind: KindWaitEnd, At: now, LockID: lockID, Source: SourceBackend, Info: s.info, PID: s.pid,
+			w.emit(Event{Kind: KindWaitEnd, At: now, LockID: infoID(s.info), Source: SourceBackend, Info: s.info, PID: s.pid,
 				WaitedMS: now.Sub(s.first).Milliseconds(), Ended: "released"})
 		}
 	}
+}
+
+func infoID(in *Info) string {
+	if in == nil {
+		return ""
+	}
+	return in.ID
 }
 
 func (w *Watcher) problem(v View, err error) {
@@ -455,52 +507,69 @@ func (w *Watcher) problem(v View, err error) {
 	w.problems[key] = true
 	ev := Event{Kind: KindProblem, At: w.spec.Now(), Where: v.Where, Note: msg}
 	if v.Mechanism != "" {
-		ev.Mechanisms = mechanismsOf(v)
+		ev.Mechanisms = []Mechanism{v.Mechanism}
 	}
 	w.emit(ev)
 }
 
 func (w *Watcher) emit(ev Event) { w.spec.Emit(ev) }
 
-// Diagnostic records a lock fact from terraform's output. A contention is
-// cross-checked with the backend at once.
+// Diagnostic records a lock fact from terraform's output. It never blocks:
+// the fact is queued for the watcher's own goroutine (and dropped, counted,
+// if 64 are already waiting), which cross-checks a contention with the
+// backend.
 func (w *Watcher) Diagnostic(d Diagnostic) {
-	now := w.spec.Now()
-	switch {
-	case d.Interrupts > 0:
-		w.mu.Lock()
-		if d.Interrupts > w.interrupt {
-			w.interrupt = d.Interrupts
-		}
-		w.mu.Unlock()
-	case d.ReleaseFailed:
-		w.mu.Lock()
-		w.released = true
-		var id string
-		var info *Info
-		for oid, s := range w.ours {
-			if oid != "" {
-				id, info = oid, s.info
-			}
-		}
-		w.emit(Event{Kind: KindReleaseFailed, At: now, LockID: id, Source: SourceOutput, Info: info, Message: d.Message,
-			Note: "terraform could not release its lock: it may be orphaned"})
-		w.mu.Unlock()
-	case d.Contention:
-		w.checks.Add(1)
-		go func() {
-			defer w.checks.Done()
-			w.contention(d, now)
-		}()
+	if d.At.IsZero() {
+		d.At = w.spec.Now()
+	}
+	w.dmu.Lock()
+	defer w.dmu.Unlock()
+	if w.dclosed {
+		return
+	}
+	select {
+	case w.diags <- d:
+	default:
+		w.dropped++
 	}
 }
 
-func (w *Watcher) contention(d Diagnostic, at time.Time) {
-	var views []View
+func (w *Watcher) diagnostics() {
+	defer close(w.ddone)
+	for d := range w.diags {
+		switch {
+		case d.Interrupts > 0:
+			w.mu.Lock()
+			w.interrupt = max(w.interrupt, d.Interrupts)
+			w.mu.Unlock()
+		case d.ReleaseFailed:
+			w.mu.Lock()
+			var id string
+			var info *Info
+			var latest time.Time
+			for oid, s := range w.ours {
+				if oid != "" && !s.first.Before(latest) {
+					id, info, latest = oid, s.info, s.first
+				}
+			}
+			w.emit(Event{Kind: KindReleaseFailed, At: d.At, LockID: id, Source: SourceOutput, Info: info, Message: d.Message,
+				Note: "terraform could not release its lock: it may be orphaned"})
+			w.mu.Unlock()
+		case d.Contention:
+			w.contention(d)
+		}
+	}
+}
+
+// contention records terraform's lock error with what the backend shows
+// now. Precedence across mechanisms: confirmed, then different lock, then
+// not observed, then not held.
+func (w *Watcher) contention(d Diagnostic) {
 	select { // a fast failure can come before the clients are set up
 	case <-w.opened:
 	case <-time.After(requestTimeout):
 	}
+	var views []View
 	obs := w.observer()
 	if obs != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
@@ -509,49 +578,57 @@ func (w *Watcher) contention(d Diagnostic, at time.Time) {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	ev := Event{Kind: KindContention, At: at, Source: SourceOutput, Info: d.Holder, Message: d.Message}
+	ev := Event{Kind: KindContention, At: d.At, Source: SourceOutput, Info: d.Holder, Message: d.Message}
 	if d.Holder != nil {
 		ev.LockID = d.Holder.ID
 	}
-	if obs == nil {
-		ev.Backend = "not observed"
-		ev.Note = "tfsh cannot read locks of the " + w.spec.Backend + " backend"
-	} else {
-		ev.Backend = "not held"
-		for _, v := range views {
-			ev.Mechanisms = append(ev.Mechanisms, v.Mechanism)
-			switch {
-			case v.Err != nil && !(v.Held && v.PID != 0):
-				ev.Backend = "not observed"
-				ev.Note = v.Err.Error()
-			case v.Held && v.Info != nil && d.Holder != nil && v.Info.ID == d.Holder.ID:
-				ev.Backend = "confirmed"
-				ev.Where = v.Where
-			case v.Held:
-				if v.Err != nil {
-					ev.Note = v.Err.Error() // held by a known process, its record unreadable
-				}
-				if d.Holder == nil {
-					ev.Backend = "confirmed"
-					ev.Info = v.Info
-					if v.Info != nil {
-						ev.LockID = v.Info.ID
-					}
-				} else if ev.Backend != "confirmed" {
-					ev.Backend = "different lock"
-				}
-				ev.PID, ev.Where = v.PID, v.Where
-			}
+	rank := map[string]int{"not held": 0, "not observed": 1, "different lock": 2, "confirmed": 3}
+	set := func(b string) {
+		if ev.Backend == "" || rank[b] > rank[ev.Backend] {
+			ev.Backend = b
 		}
-		if ev.Backend == "not held" && d.Holder != nil {
-			if _, ok := w.foreign[d.Holder.ID]; ok {
-				ev.Backend = "released since"
+	}
+	if obs == nil {
+		set("not observed")
+		ev.Note = "tfsh cannot read locks of the " + w.spec.Backend + " backend"
+	}
+	for _, v := range views {
+		ev.Mechanisms = append(ev.Mechanisms, v.Mechanism)
+		switch {
+		case v.Err != nil && !(v.Held && v.PID != 0):
+			set("not observed")
+			ev.Note = v.Err.Error()
+		case v.Held && v.Info != nil && d.Holder != nil && v.Info.ID == d.Holder.ID:
+			set("confirmed")
+			ev.Where = v.Where
+		case v.Held:
+			if v.Err != nil {
+				ev.Note = v.Err.Error() // held by a known process, its record unreadable
 			}
+			if d.Holder == nil {
+				set("confirmed")
+				ev.Info = v.Info
+				if v.Info != nil {
+					ev.LockID = v.Info.ID
+				}
+			} else {
+				set("different lock")
+			}
+			ev.PID, ev.Where = v.PID, v.Where
+		default:
+			set("not held")
 		}
 	}
 	if ev.LockID != "" {
-		if _, ok := w.foreign[ev.LockID]; !ok {
-			w.foreign[ev.LockID] = &seen{info: ev.Info, first: at, gone: ev.Backend != "confirmed"}
+		if s, ok := w.ours[ev.LockID]; ok {
+			// terraform says someone else holds it: what was taken for
+			// ours (same user, host and operation) was not.
+			delete(w.ours, ev.LockID)
+			s.waitNoted = false
+			w.foreign[ev.LockID] = s
+			ev.Note = "this lock was recorded as acquired by this command (same user, host and operation); terraform reports it as held by someone else, so it was not ours"
+		} else if _, ok := w.foreign[ev.LockID]; !ok {
+			w.foreign[ev.LockID] = &seen{info: ev.Info, first: d.At, gone: ev.Backend != "confirmed"}
 		}
 	}
 	w.emit(ev)
@@ -561,19 +638,25 @@ func (w *Watcher) contention(d Diagnostic, at time.Time) {
 type Exit struct {
 	// OK: the command succeeded (exit 0, or 2 with -detailed-exitcode).
 	OK bool
-	// Locked: the command takes the state lock with locking on, so a
-	// success without a seen lock is an inferred acquisition.
+	// Locked: the command always takes the state lock and ran with locking
+	// on, so a success without a seen lock is an inferred acquisition.
 	Locked bool
 }
 
 // Finish stops polling, observes once more and records what the command
-// left behind: released, orphaned, or (local) a stale .lock.info. It waits
-// for pending contention checks.
+// left behind: released, orphaned, or (local) a stale .lock.info. The
+// caller must have stopped sending diagnostics.
 func (w *Watcher) Finish(ctx context.Context, exit Exit) {
 	w.cancel()
 	w.start.Do(func() { close(w.done); close(w.opened) }) // never started: the command did not run
 	<-w.done
-	w.checks.Wait()
+	w.dmu.Lock()
+	if !w.dclosed {
+		w.dclosed = true
+		close(w.diags)
+	}
+	w.dmu.Unlock()
+	<-w.ddone
 	if obs := w.observer(); obs != nil {
 		ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 		views := obs.Observe(ctx)
@@ -601,36 +684,47 @@ func (w *Watcher) Finish(ctx context.Context, exit Exit) {
 		if s.gone {
 			continue
 		}
-		v := w.current[id]
-		if v.Mechanism == Local {
-			continue // cannot happen: the process is gone, so is its fcntl lock
-		}
-		note := "our terraform exited and its lock is still held: run `tfsh unlock " + id + "` where it was taken once nothing uses the state"
-		if w.interrupt >= 2 {
-			note = "terraform exited at once after two interrupts, leaving its lock: run `tfsh unlock " + id + "` once nothing uses the state"
-		}
-		w.emit(Event{Kind: KindOrphaned, At: now, LockID: id, Source: SourceBackend, Mechanisms: mechanismsOf(v), Where: v.Where, Info: s.info, Note: note})
 		s.gone = true
-	}
-	for id, s := range w.foreign {
-		if s.waitNoted && !s.gone {
-			lockID := id
-			if s.info == nil {
-				lockID = ""
+		h := w.current[id]
+		switch {
+		case h.Mechanism == Local:
+			// Our process is gone, and with it its fcntl lock, whatever
+			// the last read said.
+			w.emit(Event{Kind: KindReleased, At: now, LockID: id, Source: SourceBackend, Mechanisms: s.mechs, Info: s.info,
+				Note: "terraform exited; the operating system released its lock"})
+		case w.failed:
+			w.emit(Event{Kind: KindOrphaned, At: now, LockID: id, Source: SourceBackend, Mechanisms: s.mechs, Where: h.Where, Info: s.info,
+				Note: "unknown: the read after terraform exited failed, so tfsh cannot tell whether this lock was released; check with tfsh locks"})
+		default:
+			note := "our terraform exited and its lock is still held: once nothing uses the state, run tfsh -c 'force-unlock " + id + "' where it was taken"
+			if w.interrupt >= 2 {
+				note = "terraform exited at once after two interrupts, leaving its lock: once nothing uses the state, run tfsh -c 'force-unlock " + id + "' where it was taken"
 			}
-			w.emit(Event{Kind: KindWaitEnd, At: now, LockID: lockID, Source: SourceBackend, Info: s.info, PID: s.pid,
+			w.emit(Event{Kind: KindOrphaned, At: now, LockID: id, Source: SourceBackend, Mechanisms: s.mechs, Where: h.Where, Info: s.info, Note: note})
+		}
+	}
+	for _, s := range w.foreign {
+		if s.waitNoted && !s.gone {
+			w.emit(Event{Kind: KindWaitEnd, At: now, LockID: infoID(s.info), Source: SourceBackend, Info: s.info, PID: s.pid,
 				WaitedMS: now.Sub(s.first).Milliseconds(), Ended: "command ended"})
 			s.gone = true
 		}
 	}
 	if w.obs != nil {
-		w.emit(Event{Kind: KindObserved, At: now, Source: SourceBackend, Mechanisms: w.obs.Mechanisms(),
-			Polls: w.polls, Requests: w.polls * len(w.obs.Mechanisms()), WatchedMS: now.Sub(w.spec.Start).Milliseconds()})
+		ev := Event{Kind: KindObserved, At: now, Source: SourceBackend, Mechanisms: w.obs.Mechanisms(),
+			Polls: w.polls, Requests: w.polls * len(w.obs.Mechanisms()), WatchedMS: now.Sub(w.spec.Start).Milliseconds()}
+		if w.dropped > 0 {
+			ev.Note = strconv.Itoa(w.dropped) + " diagnostics from terraform's output were dropped (more than 64 waiting)"
+		}
+		w.emit(ev)
 	}
 	if exit.OK && exit.Locked && len(w.ours) == 0 {
 		note := "the command succeeded with locking on, so it took and released the lock, but no observation caught it"
-		if w.obs == nil {
-			note = "the command succeeded with locking on; tfsh cannot read locks of the " + w.spec.Backend + " backend"
+		switch {
+		case w.obs == nil:
+			note = "the command succeeded with locking on; tfsh could not read locks of the " + w.spec.Backend + " backend"
+		case w.polls > 0 && len(w.problems) > 0:
+			note = "the command succeeded with locking on; tfsh's reads of the lock failed (see the observation problems)"
 		}
 		w.emit(Event{Kind: KindAcquired, At: w.spec.Start, Source: SourceInferred, Note: note})
 		w.emit(Event{Kind: KindReleased, At: now, Source: SourceInferred, Note: note})

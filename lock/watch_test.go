@@ -199,7 +199,7 @@ func TestWatchBothS3Mechanisms(t *testing.T) {
 	if got := rec.kinds(); got != "acquired(OURS) released(OURS)" {
 		t.Fatalf("events = %q: one lock held in two places is one acquisition, released when both are gone", got)
 	}
-	if m := rec.find(KindAcquired).Mechanisms; fmt.Sprint(m) != "[s3-lockfile dynamodb]" {
+	if m := rec.find(KindAcquired).Mechanisms; fmt.Sprint(m) != "[dynamodb s3-lockfile]" {
 		t.Fatalf("mechanisms = %v", m)
 	}
 }
@@ -214,7 +214,7 @@ func TestWatchContention(t *testing.T) {
 		lockID  string
 	}{
 		{name: "confirmed by the backend", view: theirs, holder: theirs.Info, backend: "confirmed", lockID: "THEIRS"},
-		{name: "released since", view: freeRemote, holder: &Info{ID: "GONE"}, backend: "not held", lockID: "GONE"},
+		{name: "released since: not held", view: freeRemote, holder: &Info{ID: "GONE"}, backend: "not held", lockID: "GONE"},
 		{name: "another lock now", view: theirs, holder: &Info{ID: "OTHER"}, backend: "different lock", lockID: "OTHER"},
 		{name: "no Lock Info block: holder from the backend", view: theirs, holder: nil, backend: "confirmed", lockID: "THEIRS"},
 	}
@@ -339,4 +339,107 @@ func TestWatchContentionBeforeOpen(t *testing.T) {
 	if ev := rec.find(KindContention); ev == nil || ev.Backend != "confirmed" {
 		t.Fatalf("contention = %+v, want it confirmed once the observer is ready", ev)
 	}
+}
+
+// The review's cases: failed reads, a lock wrongly taken for ours, a local
+// holder whose info comes late, diagnostics while the log is slow.
+func TestWatchReviewCases(t *testing.T) {
+	mine := remote("OURS", "me@here", "OperationTypeApply", t0.Add(100*time.Millisecond))
+	failing := View{Mechanism: DynamoDB, Where: "dynamodb://t/b/k", Err: errors.New("i/o timeout")}
+
+	t.Run("a failed final read is not an orphan", func(t *testing.T) {
+		w, obs, rec := watchScript(t, [][]View{{freeRemote}, {mine}, {failing}}, WatchSpec{})
+		obs.waitSteps(t)
+		w.Finish(context.Background(), Exit{OK: true, Locked: true})
+		ev := rec.find(KindOrphaned)
+		if ev == nil || !strings.Contains(ev.Note, "unknown") || !strings.Contains(ev.Note, "tfsh locks") {
+			t.Fatalf("want the end marked unknown, not a plain orphan: %q %+v", rec.kinds(), ev)
+		}
+	})
+	t.Run("one mechanism failing throughout does not hide the other's release", func(t *testing.T) {
+		in := &Info{ID: "OURS", Who: "me@here", Operation: "OperationTypeApply", Created: t0.Add(time.Millisecond)}
+		file := View{Mechanism: S3Lockfile, Where: "s3://b/k.tflock", Held: true, Info: in}
+		noFile := View{Mechanism: S3Lockfile, Where: "s3://b/k.tflock"}
+		w, obs, rec := watchScript(t, [][]View{{noFile, failing}, {file, failing}, {noFile, failing}}, WatchSpec{})
+		obs.waitSteps(t)
+		w.Finish(context.Background(), Exit{OK: true, Locked: true})
+		if got := rec.kinds(); got != "observation_problem acquired(OURS) released(OURS)" {
+			t.Fatalf("events = %q", got)
+		}
+	})
+	t.Run("contention on a lock taken for ours corrects it", func(t *testing.T) {
+		sameUser := remote("OTHER", "me@here", "OperationTypeApply", t0.Add(time.Millisecond))
+		w, obs, rec := watchScript(t, [][]View{{freeRemote}, {sameUser}}, WatchSpec{})
+		obs.waitSteps(t)
+		w.Diagnostic(Diagnostic{Contention: true, Holder: sameUser.Info, Message: "ConditionalCheckFailedException"})
+		w.Finish(context.Background(), Exit{Locked: true})
+		if got := rec.kinds(); got != "acquired(OTHER) contention(OTHER)" {
+			t.Fatalf("events = %q: no orphan, no unlock advice for someone else's lock", got)
+		}
+		if ev := rec.find(KindContention); !strings.Contains(ev.Note, "was not ours") || ev.Backend != "confirmed" {
+			t.Fatalf("contention = %+v", ev)
+		}
+	})
+	t.Run("a local holder whose info comes late is one wait", func(t *testing.T) {
+		info := &Info{ID: "F1", Who: "bob@here", Operation: "OperationTypeApply", Created: t0}
+		noInfo := View{Mechanism: Local, Where: "/s/t", Held: true, PID: 99}
+		withInfo := View{Mechanism: Local, Where: "/s/t", Held: true, PID: 99, Info: info}
+		free := View{Mechanism: Local, Where: "/s/t"}
+		obs := &scripted{steps: [][]View{{noInfo}, {withInfo}, {noInfo}, {free}}, mechs: []Mechanism{Local}}
+		rec := &recorder{}
+		w := Watch(WatchSpec{Start: t0, Who: "me@here", Subcommand: "plan", Waits: true, Emit: rec.emit,
+			Open:    func(context.Context) (Observer, error) { return obs, nil },
+			Polling: Polling{Held: time.Millisecond, Fast: time.Millisecond, Idle: time.Millisecond},
+			Now:     func() time.Time { return t0.Add(time.Second) }})
+		w.Started(4242)
+		obs.waitSteps(t)
+		w.Finish(context.Background(), Exit{})
+		if got := rec.kinds(); got != "wait wait_end(F1)" {
+			t.Fatalf("events = %q, want one wait for one holder", got)
+		}
+	})
+	t.Run("a local lock of ours is released when the final read fails", func(t *testing.T) {
+		info := &Info{ID: "L1", Who: "me@here", Operation: "OperationTypeApply", Created: t0.Add(time.Millisecond)}
+		ours := View{Mechanism: Local, Where: "/s/t", Held: true, PID: 4242, Info: info}
+		bad := View{Mechanism: Local, Where: "/s/t", Err: errors.New("stale NFS handle")}
+		obs := &scripted{steps: [][]View{{ours}, {bad}}, mechs: []Mechanism{Local}}
+		rec := &recorder{}
+		w := Watch(WatchSpec{Start: t0, Who: "me@here", Subcommand: "apply", Emit: rec.emit,
+			Open:    func(context.Context) (Observer, error) { return obs, nil },
+			Polling: Polling{Held: time.Millisecond, Fast: time.Millisecond, Idle: time.Millisecond},
+			Now:     func() time.Time { return t0.Add(time.Second) }})
+		w.Started(4242)
+		obs.waitSteps(t)
+		w.Finish(context.Background(), Exit{OK: true, Locked: true})
+		if got := rec.kinds(); got != "acquired(L1) observation_problem released(L1)" {
+			t.Fatalf("events = %q", got)
+		}
+	})
+	t.Run("diagnostics never wait for a slow log", func(t *testing.T) {
+		block := make(chan struct{})
+		var once sync.Once
+		obs := &scripted{steps: [][]View{{mine}}, mechs: []Mechanism{DynamoDB}}
+		w := Watch(WatchSpec{Start: t0, Who: "me@here", Subcommand: "apply",
+			Open:    func(context.Context) (Observer, error) { return obs, nil },
+			Polling: Polling{Held: time.Millisecond, Fast: time.Millisecond, Idle: time.Millisecond},
+			Now:     func() time.Time { return t0.Add(time.Second) },
+			Emit:    func(Event) { once.Do(func() { <-block }) }}) // the first record hangs
+		w.Started(1)
+		obs.waitSteps(t)
+		done := make(chan struct{})
+		go func() {
+			for range 100 {
+				w.Diagnostic(Diagnostic{Interrupts: 1})
+				w.Diagnostic(Diagnostic{ReleaseFailed: true, Message: "x"})
+			}
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatal("Diagnostic blocked while the watcher was recording")
+		}
+		close(block)
+		w.Finish(context.Background(), Exit{})
+	})
 }

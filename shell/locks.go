@@ -124,7 +124,9 @@ func reportView(v lock.View, now time.Time) ReportView {
 	if v.Mechanism == lock.Local && v.Held {
 		alive := lock.ProcessAlive(v.PID)
 		rv.Alive = &alive
-		rv.Args = terraform.RedactArgs(lock.ProcessArgs(v.PID))
+		if lock.IsTerraform(v.PID) {
+			rv.Args = terraform.RedactArgs(lock.ProcessArgs(v.PID))
+		}
 	}
 	return rv
 }

@@ -177,6 +177,9 @@ func (s *Session) Run(ctx context.Context, argv []string, line string) Outcome {
 	}
 	ref, derr := lock.Discover(dir, lock.Getenv(getenv))
 	ref = ref.WithStatePath(stateFlags(inv))
+	if inv.Command == "workspace delete" && len(inv.Positional) > 0 {
+		ref = ref.ForWorkspace(inv.Positional[len(inv.Positional)-1].Value)
+	}
 
 	in := policyInput(inv)
 	dec := s.cfg.Policy.Decide(in)

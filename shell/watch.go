@@ -99,19 +99,20 @@ func (s *Session) watchLocks(c *audit.Command, inv *terraform.Invocation, ref lo
 		return nil
 	}
 	waits := false
-	if d, ok := inv.LockTimeoutValue(); ok && d > 0 {
+	if d, ok := inv.LockTimeoutValue(); ok && d > 0 && inv.Spec.LockTimeoutHonoured {
 		waits = true
 	}
 	spec := lock.WatchSpec{
 		Open: func(ctx context.Context) (lock.Observer, error) {
 			return s.observers.open(ctx, ref, getenv)
 		},
-		Backend:    ref.Backend,
-		Subcommand: inv.Command,
-		Who:        s.who,
-		Start:      start,
-		Waits:      waits,
-		Now:        s.cfg.Now,
+		Backend:     ref.Backend,
+		Subcommand:  inv.Command,
+		Who:         s.who,
+		Start:       start,
+		Waits:       waits,
+		Conditional: inv.Spec.Locks == terraform.LockConditional,
+		Now:         s.cfg.Now,
 	}
 	mechs := []lock.Mechanism{lock.Local}
 	if ref.Backend != "local" {
@@ -119,8 +120,21 @@ func (s *Session) watchLocks(c *audit.Command, inv *terraform.Invocation, ref lo
 	}
 	spec.Polling = lock.DefaultPolling(mechs)
 	lw := &lockWatch{}
+	if s.cfg.PTY {
+		// While terraform runs on the pty our terminal is raw: end lines
+		// with \r\n, or they staircase.
+		plain := say
+		say = func(msg string) {
+			if !lw.ending.Load() {
+				msg += "\r"
+			}
+			plain(msg)
+		}
+	}
 	spec.Emit = func(ev lock.Event) {
-		if ev.PID != 0 && int64(ev.PID) != lw.child.Load() {
+		if ev.PID != 0 && int64(ev.PID) != lw.child.Load() && lock.IsTerraform(ev.PID) {
+			// Only a terraform's command line, redacted like ours: the
+			// PID of an unrelated process (NFS, reuse) says nothing here.
 			ev.Args = terraform.RedactArgs(lock.ProcessArgs(ev.PID))
 		}
 		if lw.ending.Load() {
@@ -130,7 +144,11 @@ func (s *Session) watchLocks(c *audit.Command, inv *terraform.Invocation, ref lo
 		}
 		switch ev.Kind {
 		case lock.KindOrphaned:
-			say(fmt.Sprintf("lock %s is still held after terraform exited (orphaned): once nothing uses the state, run `tfsh unlock %s`", ev.LockID, ev.LockID))
+			if strings.HasPrefix(ev.Note, "unknown") {
+				say(fmt.Sprintf("could not check whether lock %s was released (the last read failed): run tfsh locks", ev.LockID))
+			} else {
+				say(fmt.Sprintf("lock %s is still held after terraform exited (orphaned): once nothing uses the state, run tfsh -c 'force-unlock %s' here", ev.LockID, ev.LockID))
+			}
 		case lock.KindProblem:
 			s.sayOnce("problem:"+ev.Note, say, "cannot observe the state lock: "+ev.Note+" (terraform runs unaffected)")
 		}

@@ -262,7 +262,7 @@ func TestSeedLockScenarios(t *testing.T) {
 				if len(orph) != 1 || orph[0].LockID != acq.LockID {
 					t.Fatalf("remote kill: want lock_orphaned %s: %v\n%s", acq.LockID, evs, aout.String())
 				}
-				if !strings.Contains(aout.String(), "tfsh unlock "+acq.LockID) {
+				if !strings.Contains(aout.String(), "run tfsh -c 'force-unlock "+acq.LockID+"' here") {
 					t.Fatalf("tfsh did not tell the user how to unlock:\n%s", aout.String())
 				}
 				if locks.code != 0 || !strings.Contains(locks.stdout, "HELD") || !strings.Contains(locks.stdout, acq.LockID) {
