@@ -66,6 +66,7 @@ func (s *Session) Interactive(ctx context.Context, in *os.File) Outcome {
 			s.errorf("read from terminal: %v", err)
 			return Outcome{ExitCode: ExitCannotRun, Status: "failed"}
 		}
+		s.remember(line)
 		out, done := s.Execute(ctx, line)
 		if done {
 			return Outcome{ExitCode: out.ExitCode, Status: "ok"}
@@ -104,6 +105,7 @@ func (s *Session) Script(ctx context.Context, f *os.File, name string, keepGoing
 		if t := strings.TrimSpace(line); t == "" || strings.HasPrefix(t, "#") {
 			continue
 		}
+		s.remember(line)
 		out, done := s.Execute(ctx, line)
 		if done {
 			return Outcome{ExitCode: out.ExitCode, Status: "ok"}
@@ -157,6 +159,8 @@ func (s *Session) Execute(ctx context.Context, line string) (out Outcome, done b
 		return ok, false
 	case "locks":
 		return s.locks(ctx, argv[1:]), false
+	case "history":
+		return s.showHistory(argv[1:]), false
 	}
 	if argv[0] == "terraform" || argv[0] == "tofu" {
 		// Typing the binary out of habit is harmless: drop it.
@@ -183,6 +187,47 @@ func (s *Session) cd(args []string) Outcome {
 		return Outcome{ExitCode: 1, Status: "failed"}
 	}
 	s.dir = filepath.Clean(dir)
+	return Outcome{Status: "ok"}
+}
+
+// remember keeps a typed line in the history, redacted like the audit.
+func (s *Session) remember(line string) {
+	if s.history == nil {
+		return
+	}
+	if l, ok := HistoryLine(line, s.red.String); ok {
+		if err := s.history.Add(l); err != nil {
+			s.sayOnceErr("history:"+err.Error(), err)
+		}
+	}
+}
+
+func (s *Session) sayOnceErr(key string, err error) {
+	s.sayOnce(key, func(m string) { s.errorf("%s", m) }, err.Error()+"; carrying on without saving history")
+}
+
+// showHistory prints the history, numbered; "history N" the last N.
+func (s *Session) showHistory(args []string) Outcome {
+	if s.history == nil {
+		s.errorf("this session keeps no history (only the interactive prompt does)")
+		return Outcome{ExitCode: 1, Status: "failed"}
+	}
+	e := s.history.Entries()
+	first := 0
+	if len(args) == 1 {
+		n, err := strconv.Atoi(args[0])
+		if err != nil || n < 0 {
+			s.errorf("history takes a count, not %q", args[0])
+			return Outcome{ExitCode: ExitCannotRun, Status: "error"}
+		}
+		first = max(0, len(e)-n)
+	} else if len(args) > 1 {
+		s.errorf("history takes at most one count")
+		return Outcome{ExitCode: ExitCannotRun, Status: "error"}
+	}
+	for i := first; i < len(e); i++ {
+		fmt.Fprintf(s.cfg.Out, "%5d  %s\n", i+1, e[i])
+	}
 	return Outcome{Status: "ok"}
 }
 
@@ -221,6 +266,7 @@ const helpText = `tfsh runs terraform (or tofu) commands through lock policy and
   plan, apply, state mv A B, ...   any terraform subcommand, typed without "terraform"
   help <subcommand>                terraform's own help for it
   locks [--all] [--json]           the state's lock where it lives: free, or who holds it
+  history [N]                      the lines typed at the prompt (redacted), or the last N
   cd DIR, pwd                      change or show the working directory
   exit [N], quit, Ctrl-D           leave
 

@@ -67,7 +67,11 @@ type Session struct {
 
 	who       string // LockInfo.Who of locks this session's commands take
 	observers observers
+	history   *History // nil: lines typed are not kept
 }
+
+// SetHistory keeps the lines typed at the prompt in h (redacted).
+func (s *Session) SetHistory(h *History) { s.history = h }
 
 // NewSession writes session_start (after closing sessions that crashed on
 // this host) and starts routing signals. info.Args must already be redacted. An audit failure is returned: the

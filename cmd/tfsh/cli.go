@@ -188,6 +188,13 @@ func shellCommand(ctx context.Context, args []string, stdin *os.File, stdout, st
 		out, _ = sess.Execute(ctx, *line)
 		out.Status = sessionStatus(out)
 	case "interactive":
+		if path, err := shell.DefaultHistoryPath(); err == nil {
+			if h, err := shell.OpenHistory(path); err == nil {
+				sess.SetHistory(h)
+			} else {
+				fmt.Fprintf(stderr, "tfsh: %v; this session keeps no history\n", err)
+			}
+		}
 		out = sess.Interactive(ctx, stdin)
 	default:
 		ctx, cancel := context.WithCancel(ctx)

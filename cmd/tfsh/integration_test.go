@@ -76,6 +76,17 @@ func (h *harness) run(extraEnv []string, args ...string) result {
 	return r
 }
 
+// stateHome is the XDG_STATE_HOME the harness gives tfsh.
+func (h *harness) stateHome() string {
+	for _, kv := range h.env {
+		if v, ok := strings.CutPrefix(kv, "XDG_STATE_HOME="); ok {
+			return v
+		}
+	}
+	h.t.Fatal("harness without XDG_STATE_HOME")
+	return ""
+}
+
 // must runs tfsh and requires exit code 0.
 func (h *harness) must(args ...string) result {
 	h.t.Helper()

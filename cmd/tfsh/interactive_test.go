@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -93,6 +94,11 @@ func TestInteractivePrompt(t *testing.T) {
 		t.Fatalf("terraform got Ctrl-C twice:\n%s", scr.String())
 	}
 
+	// History: what was typed, -var values redacted, the builtin included.
+	type_("history 2\n")
+	at = scr.waitFor(t, at, `\d+  apply -auto-approve -var hold_seconds=\[redacted\] -var run_id=\[redacted\]\r?\n +\d+  history 2`)
+	scr.waitFor(t, at, prompt)
+
 	type_("exit\n")
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
@@ -112,6 +118,16 @@ func TestInteractivePrompt(t *testing.T) {
 	if after.Lflag != before.Lflag || after.Iflag != before.Iflag || after.Oflag != before.Oflag {
 		t.Fatalf("terminal not restored: lflag %#x→%#x iflag %#x→%#x oflag %#x→%#x",
 			before.Lflag, after.Lflag, before.Iflag, after.Iflag, before.Oflag, after.Oflag)
+	}
+	hist, err := os.ReadFile(filepath.Join(h.stateHome(), "tfsh", "history"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(hist), "ctrl-c") || strings.Contains(string(hist), "apply -lock=fal\n") || !strings.Contains(string(hist), "apply -lock=false\n") {
+		t.Fatalf("history file:\n%s", hist)
+	}
+	if fi, _ := os.Stat(filepath.Join(h.stateHome(), "tfsh", "history")); fi.Mode().Perm() != 0o600 {
+		t.Fatalf("history mode %v", fi.Mode().Perm())
 	}
 	// The session was recorded as interactive, with its three commands.
 	r := h.must("audit", "sessions")

@@ -1,0 +1,82 @@
+package shell
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func texts(s []Suggestion) string {
+	var t []string
+	for _, x := range s {
+		t = append(t, x.Text)
+	}
+	return strings.Join(t, " ")
+}
+
+func TestComplete(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "prod.tfvars"), []byte("a = 1"), 0o644)
+	os.WriteFile(filepath.Join(dir, "main.tf"), nil, 0o644)
+	os.WriteFile(filepath.Join(dir, "release.plan"), []byte("PK\x03\x04rest"), 0o644)
+	os.Mkdir(filepath.Join(dir, "envs"), 0o755)
+	src := CompletionSources{
+		Dir:        dir,
+		Addresses:  func() []string { return []string{"terraform_data.hold", "module.net.aws_vpc.main"} },
+		Workspaces: func() []string { return []string{"default", "blue"} },
+		LockID:     func() string { return "93c5d63a-82fe-b237-1427-341a963bde72" },
+	}
+	tests := []struct {
+		before   string
+		want     string // suggestions, space-separated, in order
+		contains string // or: one of them
+		word     string
+	}{
+		{before: "sta", want: "stacks state", word: "sta"},
+		{before: "state m", want: "move mv", word: "m"},
+		{before: "state ", contains: "replace-provider"},
+		{before: "terraform stat", want: "state", word: "stat"},
+		{before: "lo", want: "locks login logout", word: "lo"},
+		{before: "plan -lock-t", want: "-lock-timeout=", word: "-lock-t"},
+		{before: "plan -lock-timeout=", want: "30s 5m 15m", word: ""},
+		{before: "apply -target=t", want: "terraform_data.hold", word: "t"},
+		{before: "plan -replace=", want: "terraform_data.hold module.net.aws_vpc.main"},
+		{before: "plan -var-file=", want: "envs/ prod.tfvars"},
+		{before: "state rm ", want: "terraform_data.hold module.net.aws_vpc.main"},
+		{before: "state mv terraform_data.hold ", want: "terraform_data.hold module.net.aws_vpc.main"},
+		{before: "state mv a b ", want: ""},
+		{before: "taint mod", want: "module.net.aws_vpc.main", word: "mod"},
+		{before: "workspace select b", want: "blue", word: "b"},
+		{before: "workspace delete -lock=false ", want: "default blue"},
+		{before: "apply ", want: "release.plan"},
+		{before: "apply -var x=1 ", want: "release.plan"},
+		{before: "force-unlock ", want: "93c5d63a-82fe-b237-1427-341a963bde72"},
+		{before: "force-unlock -force ", want: "93c5d63a-82fe-b237-1427-341a963bde72"},
+		{before: "cd e", want: "envs/", word: "e"},
+		{before: "help stat", want: "state", word: "stat"},
+		{before: "-chdir=envs pla", want: "plan", word: "pla"},
+		{before: "nonsense ", want: ""},
+	}
+	for _, tt := range tests {
+		got, word := Complete(tt.before, src)
+		switch {
+		case tt.contains != "" && !strings.Contains(" "+texts(got)+" ", " "+tt.contains+" "):
+			t.Errorf("Complete(%q) = %q, want it to contain %q", tt.before, texts(got), tt.contains)
+		case tt.contains == "" && texts(got) != tt.want:
+			t.Errorf("Complete(%q) = %q, want %q", tt.before, texts(got), tt.want)
+		case word != tt.word:
+			t.Errorf("Complete(%q) replaces %q, want %q", tt.before, word, tt.word)
+		}
+	}
+	// Every flag comes with its help line.
+	got, _ := Complete("apply -", src)
+	if len(got) < 10 {
+		t.Fatalf("apply flags: %q", texts(got))
+	}
+	for _, s := range got {
+		if s.Description == "" {
+			t.Fatalf("flag %s has no help line", s.Text)
+		}
+	}
+}
