@@ -195,7 +195,11 @@ func shellCommand(ctx context.Context, args []string, stdin *os.File, stdout, st
 				fmt.Fprintf(stderr, "tfsh: %v; this session keeps no history\n", err)
 			}
 		}
-		out = sess.Interactive(ctx, stdin)
+		if shell.CanPrompt(stdin, os.Getenv) {
+			out = sess.Shell(ctx, stdin)
+		} else {
+			out = sess.Interactive(ctx, stdin) // TERM=dumb: the plain line prompt
+		}
 	default:
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
