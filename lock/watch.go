@@ -145,6 +145,7 @@ type Watcher struct {
 	stale     map[string]bool
 	problems  map[string]bool
 	interrupt int
+	final     []View // the read after terraform exited
 	polls     int
 	fastFrom  time.Time // when fast polling (re)started
 
@@ -634,6 +635,14 @@ func (w *Watcher) contention(d Diagnostic) {
 	w.emit(ev)
 }
 
+// AfterExit returns the read made after terraform exited (nil if none) and
+// how many interrupts terraform reported. Call it after Finish.
+func (w *Watcher) AfterExit() ([]View, int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.final, w.interrupt
+}
+
 // Exit is how the watched command ended.
 type Exit struct {
 	// OK: the command succeeded (exit 0, or 2 with -detailed-exitcode).
@@ -662,6 +671,9 @@ func (w *Watcher) Finish(ctx context.Context, exit Exit) {
 		views := obs.Observe(ctx)
 		cancel()
 		w.apply(views)
+		w.mu.Lock()
+		w.final = views
+		w.mu.Unlock()
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()

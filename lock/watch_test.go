@@ -443,3 +443,19 @@ func TestWatchReviewCases(t *testing.T) {
 		w.Finish(context.Background(), Exit{})
 	})
 }
+
+func TestWatchTwoInterrupts(t *testing.T) {
+	mine := remote("OURS", "me@here", "OperationTypeApply", t0.Add(100*time.Millisecond))
+	w, obs, rec := watchScript(t, [][]View{{freeRemote}, {mine}}, WatchSpec{})
+	obs.waitSteps(t)
+	w.Diagnostic(Diagnostic{Interrupts: 1})
+	w.Diagnostic(Diagnostic{Interrupts: 2})
+	w.Finish(context.Background(), Exit{Locked: true})
+	views, n := w.AfterExit()
+	if n != 2 || len(views) != 1 || !views[0].Held {
+		t.Fatalf("AfterExit = %+v, %d", views, n)
+	}
+	if ev := rec.find(KindOrphaned); ev == nil || !strings.Contains(ev.Note, "two interrupts") || !strings.Contains(ev.Note, "force-unlock OURS") {
+		t.Fatalf("orphan after two interrupts = %+v", ev)
+	}
+}

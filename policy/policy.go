@@ -55,11 +55,12 @@ type Settings struct {
 // Rule is one named check. Match returns a message when the rule applies.
 // A rule with Add contributes arguments instead of (or besides) a finding.
 type Rule struct {
-	Name   string
-	Source string // "built-in", later "file:line"
-	Action Action
-	Match  func(in Input, s Settings) (message string, ok bool)
-	Add    func(in Input, s Settings) []string
+	Name        string
+	Source      string // "built-in", later "file:line"
+	Action      Action
+	Description string // what it checks, for people reading the policy
+	Match       func(in Input, s Settings) (message string, ok bool)
+	Add         func(in Input, s Settings) []string
 }
 
 // Policy is an ordered list of rules and their settings.
@@ -165,9 +166,12 @@ func Default() *Policy {
 	return &Policy{
 		Settings: Settings{LockTimeoutDefault: 5 * time.Minute},
 		Rules: []Rule{
-			{Name: RuleNoUnlockedWrites, Source: BuiltIn, Action: Deny, Match: noUnlockedWrites},
-			{Name: RuleUnlockedRead, Source: BuiltIn, Action: Warn, Match: unlockedRead},
-			{Name: RuleLockTimeoutDefault, Source: BuiltIn, Action: Allow, Add: lockTimeoutDefault},
+			{Name: RuleNoUnlockedWrites, Source: BuiltIn, Action: Deny, Match: noUnlockedWrites,
+				Description: "refuse a command that writes state with its lock off (-lock=false in any spelling, TF_CLI_ARGS* included)"},
+			{Name: RuleUnlockedRead, Source: BuiltIn, Action: Warn, Match: unlockedRead,
+				Description: "warn when a command that only reads state runs with its lock off"},
+			{Name: RuleLockTimeoutDefault, Source: BuiltIn, Action: Allow, Add: lockTimeoutDefault,
+				Description: "add -lock-timeout (the default setting) where terraform accepts and honours it and none is given"},
 		},
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tfsh/tfsh/lock"
+	"github.com/tfsh/tfsh/policy"
 	"github.com/tfsh/tfsh/terraform"
 )
 
@@ -161,6 +162,12 @@ func (s *Session) Execute(ctx context.Context, line string) (out Outcome, done b
 		return s.locks(ctx, argv[1:]), false
 	case "history":
 		return s.showHistory(argv[1:]), false
+	case "policy":
+		s.showPolicy()
+		return ok, false
+	case "explain", "replay":
+		s.errorf("%s is not there yet: it comes with post-incident review (tfsh audit show works now)", argv[0])
+		return Outcome{ExitCode: ExitCannotRun, Status: "error"}, false
 	}
 	if argv[0] == "terraform" || argv[0] == "tofu" {
 		// Typing the binary out of habit is harmless: drop it.
@@ -188,6 +195,20 @@ func (s *Session) cd(args []string) Outcome {
 	}
 	s.dir = filepath.Clean(dir)
 	return Outcome{Status: "ok"}
+}
+
+// showPolicy prints the effective policy: its settings and every rule with
+// where it comes from.
+func (s *Session) showPolicy() {
+	p := s.cfg.Policy
+	fmt.Fprintf(s.cfg.Out, "settings\n  lock timeout added by default  %s\n\nrules (a deny anywhere wins)\n", policy.FormatDuration(p.Settings.LockTimeoutDefault))
+	for _, r := range p.Rules {
+		action := string(r.Action)
+		if r.Add != nil && r.Action == policy.Allow {
+			action = "add"
+		}
+		fmt.Fprintf(s.cfg.Out, "  %-22s %-5s %-9s %s\n", r.Name, action, r.Source, r.Description)
+	}
 }
 
 // remember keeps a typed line in the history, redacted like the audit.
@@ -267,6 +288,7 @@ const helpText = `tfsh runs terraform (or tofu) commands through lock policy and
   help <subcommand>                terraform's own help for it
   locks [--all] [--json]           the state's lock where it lives: free, or who holds it
   history [N]                      the lines typed at the prompt (redacted), or the last N
+  policy                           the lock policy in effect: settings, rules, where each comes from
   cd DIR, pwd                      change or show the working directory
   exit [N], quit, Ctrl-D           leave
 

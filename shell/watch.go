@@ -80,6 +80,7 @@ type lockWatch struct {
 	scanners []*terraform.DiagScanner
 	child    atomic.Int64 // terraform's PID
 	ending   atomic.Bool  // terraform exited: events go with command_end
+	say      func(string)
 }
 
 // started is RunSpec.Started.
@@ -154,6 +155,7 @@ func (s *Session) watchLocks(c *audit.Command, inv *terraform.Invocation, ref lo
 		}
 	}
 	lw.w = lock.Watch(spec)
+	lw.say = say
 	return lw
 }
 
@@ -201,6 +203,12 @@ func (lw *lockWatch) finish(ok, locked bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	lw.w.Finish(ctx, lock.Exit{OK: ok, Locked: locked})
+	if views, n := lw.w.AfterExit(); n >= 2 && views != nil && lw.say != nil {
+		// terraform exited at once: say where the lock stands (an orphan
+		// has already been named with the force-unlock line to run).
+		line, _ := lockSummary(views, time.Now())
+		lw.say("after two interrupts the state's lock is " + line)
+	}
 }
 
 // diagnostic maps the scanner's finding to the watcher's input.

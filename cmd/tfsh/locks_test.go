@@ -292,8 +292,10 @@ func TestSeedLockScenarios(t *testing.T) {
 				a, aout, adone := apply(h, 60)
 				acq := h.waitEvent("A's lock_acquired", a, aout, acquiredBy("apply"))
 				waitOutput(t, a, aout, "Provisioning with 'local-exec'")
+				// The second interrupt must reach terraform before it has
+				// finished stopping (it takes ~100 ms): send it right away.
 				a.Process.Signal(syscall.SIGINT)
-				waitOutput(t, a, aout, "Interrupt received")
+				time.Sleep(20 * time.Millisecond)
 				a.Process.Signal(syscall.SIGINT)
 				wait(t, adone, aout)
 				evs := h.lockEvents()
@@ -313,6 +315,9 @@ func TestSeedLockScenarios(t *testing.T) {
 					t.Fatalf("the lock is gone, want it recorded released: %v", evs)
 				}
 				t.Logf("after two interrupts the lock was %s", map[bool]string{true: "orphaned", false: "released"}[rep.Held])
+				if strings.Contains(aout.String(), "Two interrupts received") && !strings.Contains(aout.String(), "tfsh: after two interrupts the state's lock is ") {
+					t.Fatalf("terraform exited at once, and tfsh did not say where the lock stands:\n%s", aout.String())
+				}
 				if rep.Held {
 					h.must("-c", "force-unlock -force "+acq.LockID)
 				}
