@@ -210,11 +210,13 @@ type background struct {
 	addresses  []string
 	workspaces []string
 	refresh    chan struct{}
+	lockPoke   chan struct{}
+	lockSeq    atomic.Int64 // readings of the lock so far
 }
 
 func newBackground(s *Session) *background {
 	ctx, cancel := context.WithCancel(context.Background())
-	b := &background{s: s, ctx: ctx, cancel: cancel, refresh: make(chan struct{}, 1), lockLine: "lock ?", first: make(chan struct{})}
+	b := &background{s: s, ctx: ctx, cancel: cancel, refresh: make(chan struct{}, 1), lockPoke: make(chan struct{}, 1), lockLine: "lock ?", first: make(chan struct{})}
 	b.discover()
 	b.wg.Add(2)
 	go b.lockLoop()
@@ -279,6 +281,18 @@ func (b *background) afterCommand(string) {
 	case b.refresh <- struct{}{}:
 	default:
 	}
+	// The command may have taken or freed the lock: read it now, and let
+	// the next prompt show it if that takes under 50 ms (a local read
+	// does); otherwise the prompt shows the last reading until the next key.
+	seq := b.lockSeq.Load()
+	select {
+	case b.lockPoke <- struct{}{}:
+	default:
+	}
+	deadline := time.Now().Add(50 * time.Millisecond)
+	for b.lockSeq.Load() == seq && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // lockLoop reads the state's lock every 2 s while the prompt waits (a
@@ -301,10 +315,12 @@ func (b *background) lockLoop() {
 		b.mu.Lock()
 		b.lockLine, b.lockID = line, id
 		b.mu.Unlock()
+		b.lockSeq.Add(1)
 		once.Do(func() { close(b.first) })
 		select {
 		case <-b.ctx.Done():
 			return
+		case <-b.lockPoke:
 		case <-time.After(2 * time.Second):
 		}
 	}

@@ -135,8 +135,36 @@ func TestPromptShell(t *testing.T) {
 	holder.Process.Signal(syscall.SIGINT)
 	wait(t, hdone, hout)
 
+	// A real apply, answered yes on terraform's own prompt through the
+	// shell; a refused one; Ctrl-C during a long one reaches terraform once.
+	key(ptmx, "apply -var run_id=yes-through-the-shell\r")
+	at = scr.waitText(t, at, `Enter a value:`)
+	key(ptmx, "yes\r")
+	at = scr.waitText(t, at, `Apply complete! Resources: 1 added, 0 changed, 1 destroyed`)
+	at = scr.waitText(t, at, prompt)
+	key(ptmx, "apply -lock=false -auto-approve\r")
+	at = scr.waitText(t, at, `refused by rule "no-unlocked-writes" \(built-in\)`)
+	at = scr.waitText(t, at, prompt)
+	key(ptmx, "apply -auto-approve -var hold_seconds=30 -var run_id=ctrl-c\r")
+	at = scr.waitText(t, at, `Provisioning with 'local-exec'`)
+	time.Sleep(300 * time.Millisecond)
+	key(ptmx, "\x03")
+	at = scr.waitText(t, at, `Interrupt received`)
+	scr.waitText(t, at, prompt)
+	if strings.Contains(stripANSI(scr.String()), "Two interrupts") {
+		t.Fatalf("terraform got Ctrl-C twice:\n%s", stripANSI(scr.String()))
+	}
+
 	key(ptmx, "exit\r")
 	restored(ptmx, before, cmd, scr)
+	// The interrupted apply released its lock, as recorded.
+	var released bool
+	for _, e := range h.lockEvents() {
+		released = released || e.Kind == "lock_released" && e.Sub == "apply" && e.LockID != ""
+	}
+	if !released {
+		t.Fatalf("no lock_released for the interrupted apply: %v", h.lockEvents())
+	}
 
 	// The plan typed through completion was recorded with its argv.
 	sessions := h.must("audit", "sessions", "--json")
