@@ -2,7 +2,8 @@
 # bench.sh: build tfsh and measure it against plain terraform 1.5.7 on examples/lab (see
 # BENCHMARKS.md). Prints the Markdown tables; extra arguments go to every internal/bench run.
 #   scripts/bench.sh                 wrapper overhead (and, with --detect N, lock detection too)
-#   scripts/bench.sh --detect 50     also lock detection over 50 plans per backend
+#   scripts/bench.sh --detect 50     also lock detection over 50 plans per backend, and the
+#                                    go-prompt shell (start to prompt, completion)
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
@@ -21,4 +22,8 @@ go run ./internal/bench -tfsh bin/tfsh -terraform "$TFSH_TEST_TERRAFORM" "$@"
 if [ "$detect" -gt 0 ]; then
   echo
   go run ./internal/bench -tfsh bin/tfsh -terraform "$TFSH_TEST_TERRAFORM" -tofu "$TFSH_TEST_TOFU" -detect "$detect"
+  echo
+  go run ./internal/bench -tfsh bin/tfsh -terraform "$TFSH_TEST_TERRAFORM" -prompt 20
+  echo
+  go test ./shell -run XXX -bench CompleteAddresses10k -benchtime 2s | grep Benchmark
 fi

@@ -1,6 +1,7 @@
 package shell
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -77,6 +78,47 @@ func TestComplete(t *testing.T) {
 	for _, s := range got {
 		if s.Description == "" {
 			t.Fatalf("flag %s has no help line", s.Text)
+		}
+	}
+}
+
+// BenchmarkCompleteAddresses10k: one keystroke of address completion on
+// a 10,000-resource state (goal: 20 ms; BENCHMARKS.md).
+func BenchmarkCompleteAddresses10k(b *testing.B) {
+	addrs := make([]string, 10000)
+	for i := range addrs {
+		addrs[i] = fmt.Sprintf("module.m%d.terraform_data.r%d", i%50, i)
+	}
+	src := CompletionSources{Dir: b.TempDir(), Addresses: func() []string { return addrs }}
+	for b.Loop() {
+		if got, _ := Complete("state rm module.m4", src); len(got) == 0 {
+			b.Fatal("no suggestions")
+		}
+	}
+}
+
+func TestKeyLen(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		keys []string
+	}{
+		{"exit\r", []string{"exit", "\r"}},
+		{"plan -var x=é\t", []string{"plan -var x=é", "\t"}},
+		{"\x1b[A\x1b[B", []string{"\x1b[A", "\x1b[B"}},
+		{"\x1b[1;5Cx", []string{"\x1b[1;5C", "x"}},
+		{"\x1bOPé", []string{"\x1bOP", "é"}},
+		{"\x7f\x7fab", []string{"\x7f", "\x7f", "ab"}},
+		{"\x1bb\x1b", []string{"\x1bb", "\x1b"}},
+		{"\x03\x04", []string{"\x03", "\x04"}},
+	} {
+		var got []string
+		for b := []byte(tt.in); len(b) > 0; {
+			n := keyLen(b)
+			got = append(got, string(b[:n]))
+			b = b[n:]
+		}
+		if fmt.Sprintf("%q", got) != fmt.Sprintf("%q", tt.keys) {
+			t.Errorf("keys of %q = %q, want %q", tt.in, got, tt.keys)
 		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	prompt "github.com/c-bata/go-prompt"
 	"golang.org/x/sys/unix"
@@ -22,6 +23,11 @@ import (
 	"github.com/tfsh/tfsh/lock"
 	"github.com/tfsh/tfsh/terraform"
 )
+
+// maxSuggestions bounds what the shell hands go-prompt per keystroke: it
+// measures the width of every suggestion on each render, and nobody
+// scrolls through 10,000 addresses; typing more narrows them.
+const maxSuggestions = 1000
 
 // CanPrompt reports whether the go-prompt shell can run on in: a terminal
 // that understands VT100 (not TERM=dumb) and a controlling terminal that
@@ -73,6 +79,9 @@ func (s *Session) Shell(ctx context.Context, in *os.File) Outcome {
 		// line is drawn out of place.
 		bg.latch()
 		sugg, _ := Complete(d.TextBeforeCursor(), bg.sources())
+		if len(sugg) > maxSuggestions {
+			sugg = sugg[:maxSuggestions] // go-prompt formats every one on each key
+		}
 		out := make([]prompt.Suggest, len(sugg))
 		for i, x := range sugg {
 			out[i] = prompt.Suggest{Text: x.Text, Description: x.Description}
@@ -130,11 +139,12 @@ func (s *Session) Shell(ctx context.Context, in *os.File) Outcome {
 // state restored exactly, non-blocking reads, Ctrl-D noticed, and a wake-up
 // that makes the current Input return.
 type ttyParser struct {
-	fd     int
-	saved  *term.State
-	sawEOF bool
-	woken  atomic.Bool
-	sent   int // keys sent since woken
+	fd      int
+	saved   *term.State
+	sawEOF  bool
+	woken   atomic.Bool
+	sent    int    // keys sent since woken
+	pending []byte // read from the terminal, not yet given as keys
 }
 
 func (t *ttyParser) Setup() error {
@@ -178,18 +188,64 @@ func (t *ttyParser) Read() ([]byte, error) {
 		t.sawEOF = true
 		return []byte{0x04}, nil
 	}
-	buf := make([]byte, 1024)
-	n, err := syscall.Read(t.fd, buf)
-	if err != nil {
-		return nil, err
+	if len(t.pending) == 0 {
+		buf := make([]byte, 1024)
+		n, err := syscall.Read(t.fd, buf)
+		if err != nil {
+			return nil, err
+		}
+		if n == 0 {
+			return nil, errors.New("end of input")
+		}
+		t.pending = buf[:n]
 	}
-	if n == 0 {
-		return nil, errors.New("end of input")
-	}
-	if n == 1 && buf[0] == 0x04 {
+	// One key per read: go-prompt takes each read as one key, so text
+	// typed fast or pasted ("exit\r") would otherwise become one unknown
+	// key inserted as text, Enter included.
+	n := keyLen(t.pending)
+	k := t.pending[:n:n]
+	t.pending = t.pending[n:]
+	if len(k) == 1 && k[0] == 0x04 {
 		t.sawEOF = true
 	}
-	return buf[:n], nil
+	return k, nil
+}
+
+func printable(c byte) bool { return c >= 0x20 && c != 0x7f }
+
+// keyLen is the length of the first key in b: a run of text, an escape sequence (CSI or
+// SS3, as arrow and function keys send), ESC and one rune (Alt+key), or
+// one UTF-8 rune.
+func keyLen(b []byte) int {
+	if printable(b[0]) {
+		// A run of text is one insert for go-prompt; only control keys
+		// must come alone.
+		n := 0
+		for n < len(b) && printable(b[n]) {
+			n++
+		}
+		for n < len(b) && !utf8.Valid(b[:n]) { // never split a rune
+			n++
+		}
+		return n
+	}
+	if b[0] != 0x1b || len(b) == 1 {
+		_, n := utf8.DecodeRune(b)
+		return max(n, 1)
+	}
+	switch b[1] {
+	case '[':
+		for i := 2; i < len(b); i++ {
+			if b[i] >= 0x40 && b[i] <= 0x7e {
+				return i + 1
+			}
+		}
+		return len(b)
+	case 'O':
+		return min(3, len(b))
+	}
+	_, n := utf8.DecodeRune(b[1:])
+	return 1 + max(n, 1)
 }
 
 // background keeps what the prompt shows and completes from, refreshed

@@ -29,6 +29,7 @@ func main() {
 	resources := flag.Int("resources", 0, "add this many terraform_data resources to the configuration (a larger, more realistic plan)")
 	detectN := flag.Int("detect", 0, "instead: measure lock detection over this many plans per backend (needs -tofu too, and the lab's dynalite)")
 	tofu := flag.String("tofu", "", "tofu binary, for -detect")
+	promptN := flag.Int("prompt", 0, "instead: measure the go-prompt shell over this many starts per backend")
 	flag.Parse()
 	if *tf == "" {
 		fail("give -terraform")
@@ -41,6 +42,10 @@ func main() {
 		return a
 	}
 	*tfsh, *tf = abs(*tfsh), abs(*tf)
+	if *promptN > 0 {
+		promptBench(*tfsh, *tf, abs(*example), *promptN)
+		return
+	}
 	if *detectN > 0 {
 		if *tofu != "" {
 			*tofu = abs(*tofu)
