@@ -62,6 +62,9 @@ func Complete(before string, src CompletionSources) ([]Suggestion, string) {
 		words = words[1:]
 	}
 	if len(words) == 0 {
+		if cur == "" {
+			return nil, "" // an empty line shows no menu; Tab with nothing typed lists nothing
+		}
 		if strings.HasPrefix(cur, "-") {
 			return filter([]Suggestion{{"-chdir=", "switch to a different working directory before the subcommand"}, {"-help", "terraform's help"}, {"-version", "terraform's version"}}, cur), cur
 		}

@@ -147,9 +147,25 @@ type ttyParser struct {
 	pending []byte // read from the terminal, not yet given as keys
 }
 
+// Setup saves the terminal state and sets go-prompt's raw mode: no echo,
+// no line editing, no signals from keys, but output processing kept on
+// (OPOST), so that the newline go-prompt writes after a line returns the
+// carriage (x/term's MakeRaw turns it off, and output staircases).
 func (t *ttyParser) Setup() error {
-	st, err := term.MakeRaw(t.fd)
+	st, err := term.GetState(t.fd)
 	if err != nil {
+		return err
+	}
+	tio, err := unix.IoctlGetTermios(t.fd, unix.TCGETS)
+	if err != nil {
+		return err
+	}
+	tio.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON
+	tio.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
+	tio.Cflag &^= unix.CSIZE | unix.PARENB
+	tio.Cflag |= unix.CS8
+	tio.Cc[unix.VMIN], tio.Cc[unix.VTIME] = 1, 0
+	if err := unix.IoctlSetTermios(t.fd, unix.TCSETS, tio); err != nil {
 		return err
 	}
 	t.saved = st
