@@ -103,6 +103,12 @@ func TestPromptShell(t *testing.T) {
 	defer ptmx.Close()
 	prompt := `tfsh [^ ]+ \[default · local · free\]> `
 	at := scr.waitText(t, 0, prompt)
+	// At the prompt: raw input (no echo, no line editing by the terminal),
+	// but output processing on, or the newline after a line does not
+	// return the carriage and the command's output starts at the right edge.
+	if tio, err := unix.IoctlGetTermios(int(ptmx.Fd()), unix.TCGETS); err != nil || tio.Lflag&(unix.ECHO|unix.ICANON) != 0 || tio.Oflag&unix.OPOST == 0 {
+		t.Fatalf("terminal at the prompt: %+v, %v; want ECHO and ICANON off, OPOST on", tio, err)
+	}
 
 	// Nested commands and their descriptions.
 	key(ptmx, "state m")
