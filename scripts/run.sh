@@ -39,6 +39,8 @@ run: starting tfsh in examples/lab. Try:
        plan
        apply -auto-approve                      (tfsh adds -lock-timeout=5m)
        apply -lock=false -auto-approve          (refused: exit 3)
+       state rm <Tab>                           (Tab completes; Ctrl-C drops the line)
+       locks                                    (the lock, read where it lives)
        exit                                     then: bin/tfsh audit show last
 TXT
 fi
