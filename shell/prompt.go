@@ -94,19 +94,8 @@ func (s *Session) Shell(ctx context.Context, in *os.File) Outcome {
 		prompt.OptionCompletionWordSeparator(" ="),
 		prompt.OptionMaxSuggestion(10),
 		prompt.OptionTitle("tfsh"),
+		prompt.OptionWriter(colourWriter{prompt.NewStdoutWriter(), terraform.EnvLookup(s.cfg.Env)("NO_COLOR") != ""}),
 	)
-	if terraform.EnvLookup(s.cfg.Env)("NO_COLOR") != "" {
-		for _, o := range []prompt.Option{
-			prompt.OptionPrefixTextColor(prompt.DefaultColor), prompt.OptionPreviewSuggestionTextColor(prompt.DefaultColor),
-			prompt.OptionSuggestionTextColor(prompt.DefaultColor), prompt.OptionSuggestionBGColor(prompt.DefaultColor),
-			prompt.OptionSelectedSuggestionTextColor(prompt.DefaultColor), prompt.OptionSelectedSuggestionBGColor(prompt.DefaultColor),
-			prompt.OptionDescriptionTextColor(prompt.DefaultColor), prompt.OptionDescriptionBGColor(prompt.DefaultColor),
-			prompt.OptionSelectedDescriptionTextColor(prompt.DefaultColor), prompt.OptionSelectedDescriptionBGColor(prompt.DefaultColor),
-			prompt.OptionScrollbarThumbColor(prompt.DefaultColor), prompt.OptionScrollbarBGColor(prompt.DefaultColor),
-		} {
-			o(p)
-		}
-	}
 	fmt.Fprintf(s.cfg.Out, "tfsh: %s %s in %s. Type terraform commands without \"terraform\" (plan, apply, state list); Tab completes; help for more; exit or Ctrl-D to leave.\n",
 		s.cfg.Binary.Name, s.cfg.Binary.Version, s.dir)
 	last := 0
@@ -133,6 +122,22 @@ func (s *Session) Shell(ctx context.Context, in *os.File) Outcome {
 		last = out.ExitCode
 		bg.afterCommand(line)
 	}
+}
+
+// colourWriter is go-prompt's writer with NO_COLOR honoured: go-prompt
+// sets some colours outside its options (the completion menu's base,
+// the too-small-window notice), so they are dropped here, keeping bold
+// (the selected suggestion stays visible).
+type colourWriter struct {
+	prompt.ConsoleWriter
+	noColour bool
+}
+
+func (w colourWriter) SetColor(fg, bg prompt.Color, bold bool) {
+	if w.noColour {
+		fg, bg = prompt.DefaultColor, prompt.DefaultColor
+	}
+	w.ConsoleWriter.SetColor(fg, bg, bold)
 }
 
 // ttyParser is go-prompt's ConsoleParser for tfsh: raw mode with the saved

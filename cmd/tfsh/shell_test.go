@@ -193,15 +193,34 @@ func TestPromptShell(t *testing.T) {
 		t.Fatalf("history:\n%s", hist)
 	}
 
-	// SIGTERM at the prompt, with a half-typed line: it is not run, the
-	// session ends, the terminal is restored.
-	cmd, ptmx2, scr2, before2 := start()
-	defer ptmx2.Close()
-	scr2.waitText(t, 0, prompt)
-	key(ptmx2, "apply -auto-approve")
-	cmd.Process.Signal(syscall.SIGTERM)
-	restored(ptmx2, before2, cmd, scr2)
-	if strings.Contains(stripANSI(scr2.String()), "Apply complete") {
-		t.Fatalf("the half-typed line ran:\n%s", stripANSI(scr2.String()))
+	// SIGTERM or SIGHUP at the prompt, with a half-typed line: it is not
+	// run, the session ends, the terminal is restored. So does Ctrl-D.
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGHUP, 0} {
+		cmd, ptmx2, scr2, before2 := start()
+		scr2.waitText(t, 0, prompt)
+		if sig == 0 {
+			key(ptmx2, "\x04")
+		} else {
+			key(ptmx2, "apply -auto-approve")
+			cmd.Process.Signal(sig)
+		}
+		restored(ptmx2, before2, cmd, scr2)
+		if strings.Contains(stripANSI(scr2.String()), "Apply complete") {
+			t.Fatalf("%v: the half-typed line ran:\n%s", sig, stripANSI(scr2.String()))
+		}
+		ptmx2.Close()
 	}
+
+	// NO_COLOR: the prompt and the menu come without colours.
+	h.env = append(h.env, "NO_COLOR=1")
+	cmd, ptmx3, scr3, before3 := start()
+	at = scr3.waitText(t, 0, prompt)
+	key(ptmx3, "sta")
+	scr3.waitText(t, at, `state +group of advanced state management commands`)
+	if m := regexp.MustCompile(`\x1b\[[0-9;]*;(9[0-7]|3[0-7]|4[0-7]|10[0-7])m`).FindString(scr3.String()); m != "" {
+		t.Fatalf("NO_COLOR, yet a colour: %q", m)
+	}
+	key(ptmx3, "\x03\x04")
+	restored(ptmx3, before3, cmd, scr3)
+	ptmx3.Close()
 }
