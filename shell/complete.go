@@ -38,6 +38,10 @@ var Builtins = []Builtin{
 // CompletionSources gives the completer what it cannot compute from the
 // line: all of it cached, none of it may block (no network, no process).
 type CompletionSources struct {
+	// Product ("terraform", "tofu") and Version of the binary: only what it
+	// has is offered. Empty offers everything in the catalog.
+	Product, Version string
+
 	Dir        string
 	Addresses  func() []string // resource addresses in the current state
 	Workspaces func() []string
@@ -68,11 +72,11 @@ func Complete(before string, src CompletionSources) ([]Suggestion, string) {
 		if strings.HasPrefix(cur, "-") {
 			return filter([]Suggestion{{"-chdir=", "switch to a different working directory before the subcommand"}, {"-help", "terraform's help"}, {"-version", "terraform's version"}}, cur), cur
 		}
-		return filter(topLevel(), cur), cur
+		return filter(topLevel(src), cur), cur
 	}
 	switch words[0] {
 	case "help":
-		return filter(topLevel(), cur), cur
+		return filter(topLevel(src), cur), cur
 	case "cd":
 		return filter(files(src.Dir, cur, func(e os.DirEntry) bool { return e.IsDir() }), cur), cur
 	case "locks":
@@ -85,13 +89,13 @@ func Complete(before string, src CompletionSources) ([]Suggestion, string) {
 	spec, _ := terraform.Lookup(name)
 	rest := words[n:]
 	if spec.Group && len(rest) == 0 && !strings.HasPrefix(cur, "-") {
-		return filter(nested(name), cur), cur
+		return filter(nested(name, src), cur), cur
 	}
 	if strings.HasPrefix(cur, "-") {
 		if flag, value, ok := strings.Cut(cur, "="); ok {
 			return flagValues(spec, strings.TrimLeft(flag, "-"), value, src), value
 		}
-		return filter(flags(spec), cur), cur
+		return filter(flags(spec, src), cur), cur
 	}
 	positional := 0
 	for i, w := range rest {
@@ -130,10 +134,15 @@ func commandOf(words []string) (string, int) {
 	return best, n
 }
 
-func topLevel() []Suggestion {
+// has reports whether the binary has something the catalog marks with avail.
+func (src CompletionSources) has(avail string) bool {
+	return src.Product == "" || avail == "" || terraform.Available(avail, src.Product, src.Version)
+}
+
+func topLevel(src CompletionSources) []Suggestion {
 	var out []Suggestion
 	for _, c := range terraform.Commands() {
-		if strings.Contains(c.Name, " ") {
+		if strings.Contains(c.Name, " ") || !src.has(c.Availability) {
 			continue
 		}
 		out = append(out, Suggestion{c.Name, c.Synopsis})
@@ -147,25 +156,28 @@ func topLevel() []Suggestion {
 
 // nested lists a group's subcommands ("state mv" for "state") by their
 // last word.
-func nested(group string) []Suggestion {
+func nested(group string, src CompletionSources) []Suggestion {
 	var out []Suggestion
 	for _, c := range terraform.Commands() {
-		if rest, ok := strings.CutPrefix(c.Name, group+" "); ok && !strings.Contains(rest, " ") {
+		if rest, ok := strings.CutPrefix(c.Name, group+" "); ok && !strings.Contains(rest, " ") && src.has(c.Availability) {
 			out = append(out, Suggestion{rest, c.Synopsis})
 		}
 	}
 	return out
 }
 
-func flags(spec *terraform.Command) []Suggestion {
+func flags(spec *terraform.Command, src CompletionSources) []Suggestion {
 	out := make([]Suggestion, 0, len(spec.Flags))
 	for _, f := range spec.Flags {
+		if !src.has(f.Availability) {
+			continue
+		}
 		text := "-" + f.Name
 		if f.Kind == terraform.ValueFlag {
 			text += "="
 		}
 		desc := f.Usage
-		if f.Availability != "" {
+		if f.Availability != "" && src.Product == "" {
 			desc += " (" + f.Availability + ")"
 		}
 		out = append(out, Suggestion{text, desc})

@@ -70,6 +70,21 @@ func TestComplete(t *testing.T) {
 			t.Errorf("Complete(%q) replaces %q, want %q", tt.before, word, tt.word)
 		}
 	}
+	// Only what the binary has: terraform 1.5 has no stacks command (1.13)
+	// and -consolidate-errors is tofu's only.
+	tf15 := src
+	tf15.Product, tf15.Version = "terraform", "1.5.7"
+	if got, _ := Complete("sta", tf15); texts(got) != "state" {
+		t.Errorf("terraform 1.5.7: Complete(sta) = %q, want state only", texts(got))
+	}
+	tofu := src
+	tofu.Product, tofu.Version = "tofu", "1.10.10"
+	if got, _ := Complete("plan -consolidate-e", tofu); texts(got) != "-consolidate-errors" {
+		t.Errorf("tofu: %q", texts(got))
+	}
+	if got, _ := Complete("plan -consolidate-e", tf15); texts(got) != "" {
+		t.Errorf("terraform 1.5.7 offered a tofu flag: %q", texts(got))
+	}
 	// Every flag comes with its help line.
 	got, _ := Complete("apply -", src)
 	if len(got) < 10 {

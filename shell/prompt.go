@@ -343,6 +343,8 @@ func (b *background) sources() CompletionSources {
 	defer b.mu.Unlock()
 	addrs, wss, id := b.addresses, b.workspaces, b.lockID
 	return CompletionSources{
+		Product:    b.s.cfg.Binary.Name,
+		Version:    b.s.cfg.Binary.Version,
 		Dir:        b.dir,
 		Addresses:  func() []string { return addrs },
 		Workspaces: func() []string { return wss },
