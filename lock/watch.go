@@ -124,7 +124,7 @@ type Polling struct {
 // is one read capacity unit; at 2 ms the rate is bounded by the round trip).
 func DefaultPolling(m []Mechanism) Polling {
 	if slices.Contains(m, Local) {
-		return Polling{Held: 20 * time.Millisecond, Fast: time.Millisecond, FastFor: 3 * time.Second, Idle: 5 * time.Millisecond}
+		return Polling{Held: 20 * time.Millisecond, Fast: 2 * time.Millisecond, FastFor: 3 * time.Second, Idle: 10 * time.Millisecond}
 	}
 	return Polling{Held: 200 * time.Millisecond, Fast: 2 * time.Millisecond, FastFor: 3 * time.Second, Idle: 25 * time.Millisecond}
 }
