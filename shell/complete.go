@@ -97,6 +97,10 @@ func Complete(before string, src CompletionSources) ([]Suggestion, string) {
 		}
 		return filter(flags(spec, src), cur), cur
 	}
+	if len(rest) > 0 && isValueOf(spec, rest[len(rest)-1]) {
+		// "-var-file prod.tfvars": the value of a flag written without "=".
+		return flagValues(spec, strings.TrimLeft(rest[len(rest)-1], "-"), cur, src), cur
+	}
 	positional := 0
 	for i, w := range rest {
 		switch {

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func texts(s []Suggestion) string {
@@ -58,6 +59,9 @@ func TestComplete(t *testing.T) {
 		{before: "help stat", want: "state", word: "stat"},
 		{before: "-chdir=envs pla", want: "plan", word: "pla"},
 		{before: "nonsense ", want: ""},
+		{before: "apply -var-file ", want: "envs/ prod.tfvars"},
+		{before: "plan -target terr", want: "terraform_data.hold", word: "terr"},
+		{before: "", want: ""},
 	}
 	for _, tt := range tests {
 		got, word := Complete(tt.before, src)
@@ -135,5 +139,54 @@ func TestKeyLen(t *testing.T) {
 		if fmt.Sprintf("%q", got) != fmt.Sprintf("%q", tt.keys) {
 			t.Errorf("keys of %q = %q, want %q", tt.in, got, tt.keys)
 		}
+	}
+}
+
+// The parser over a pipe: a paste of two lines gives the first line's keys,
+// then nothing until the next line starts; a Ctrl-D only counts as the last
+// key; end of input is a hang-up.
+func TestTTYParserRead(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	p := &ttyParser{fd: int(r.Fd())}
+	w.Write([]byte("pwd\rx\x04\x7f\r"))
+	var keys []string
+	next := func() string {
+		for range 100 {
+			if k, err := p.Read(); err == nil {
+				return string(k)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		return ""
+	}
+	keys = append(keys, next(), next())
+	if fmt.Sprintf("%q", keys) != `["pwd" "\r"]` {
+		t.Fatalf("first line: %q", keys)
+	}
+	if k, err := p.Read(); err == nil {
+		t.Fatalf("after Enter, before the next line: %q", k)
+	}
+	p.lineDone = false // what Setup does for the next line
+	if k := next(); k != "x" {
+		t.Fatalf("second line starts with %q", k)
+	}
+	if k := next(); k != "\x04" || !p.sawEOF {
+		t.Fatalf("Ctrl-D: %q sawEOF=%v", k, p.sawEOF)
+	}
+	if k := next(); k != "\x7f" || p.sawEOF {
+		t.Fatalf("a key after Ctrl-D must clear it: %q sawEOF=%v", k, p.sawEOF)
+	}
+	next()
+	p.lineDone = false
+	w.Close()
+	if k := next(); k != "\x03" || !p.hungUp.Load() {
+		t.Fatalf("end of input: %q hungUp=%v, want Ctrl-C then Ctrl-D fed", k, p.hungUp.Load())
+	}
+	if k := next(); k != "\x04" {
+		t.Fatalf("then %q", k)
 	}
 }

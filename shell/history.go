@@ -104,11 +104,16 @@ func HistoryLine(line string, redact func(string) string) (string, bool) {
 	if err != nil || len(toks) == 0 {
 		return "", false
 	}
-	out := Quote(terraform.RedactArgs(toks))
-	if redact != nil {
-		out = redact(out)
+	if k, _, ok := strings.Cut(toks[0], "="); ok && k != "" && !strings.HasPrefix(k, "-") {
+		return "", false // NAME=value before a command (refused): the value may be a secret
 	}
-	return out, true
+	toks = terraform.RedactArgs(toks)
+	if redact != nil {
+		for i := range toks { // before quoting, which would change how a secret is spelled
+			toks[i] = redact(toks[i])
+		}
+	}
+	return Quote(toks), true
 }
 
 // Add appends an already redacted line (see HistoryLine), unless it repeats

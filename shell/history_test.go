@@ -20,7 +20,8 @@ func TestHistory(t *testing.T) {
 		"apply -var 'db_password=s3cr3t value' -auto-approve",
 		"plan",
 		"init -backend-config=secret_key=AKIASECRET",
-		"state list | grep x", // cannot be split: not stored
+		"state list | grep x",   // cannot be split: not stored
+		"TF_VAR_pw=s3cr3t plan", // an environment assignment (refused): not stored
 		"apply -var-file=prod.tfvars",
 		"plan -var x=hunter2",
 		"apply -var-file=prod.tfvars", // moves to the end

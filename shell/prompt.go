@@ -78,7 +78,16 @@ func (s *Session) Shell(ctx context.Context, in *os.File) Outcome {
 		// shows only here, between renders, or the two disagree and the
 		// line is drawn out of place.
 		bg.latch()
-		sugg, _ := Complete(d.TextBeforeCursor(), bg.sources())
+		sugg, word := Complete(d.TextBeforeCursor(), bg.sources())
+		// go-prompt replaces only the text after the last space or "=";
+		// Complete's word may begin earlier (a value holding "="): keep
+		// what go-prompt will not delete out of the suggestions.
+		if gw := d.GetWordBeforeCursorUntilSeparator(" ="); len(word) > len(gw) && strings.HasSuffix(word, gw) {
+			head := word[:len(word)-len(gw)]
+			for i := range sugg {
+				sugg[i].Text = strings.TrimPrefix(sugg[i].Text, head)
+			}
+		}
 		if len(sugg) > maxSuggestions {
 			sugg = sugg[:maxSuggestions] // go-prompt formats every one on each key
 		}
@@ -104,7 +113,7 @@ func (s *Session) Shell(ctx context.Context, in *os.File) Outcome {
 		parser.sawEOF = false
 		bg.latch()
 		line := p.Input()
-		if terminated.Load() || ctx.Err() != nil {
+		if terminated.Load() || parser.hungUp.Load() || ctx.Err() != nil {
 			fmt.Fprintln(s.cfg.Out)
 			return Outcome{ExitCode: last, Status: "terminated"}
 		}
@@ -144,22 +153,33 @@ func (w colourWriter) SetColor(fg, bg prompt.Color, bold bool) {
 // state restored exactly, non-blocking reads, Ctrl-D noticed, and a wake-up
 // that makes the current Input return.
 type ttyParser struct {
-	fd      int
-	saved   *term.State
-	sawEOF  bool
-	woken   atomic.Bool
-	sent    int    // keys sent since woken
-	pending []byte // read from the terminal, not yet given as keys
+	fd       int
+	saved    *term.State
+	sawEOF   bool
+	woken    atomic.Bool
+	hungUp   atomic.Bool // the terminal is gone: end the shell
+	sent     int         // keys sent since woken
+	pending  []byte      // read from the terminal, not yet given as keys
+	lineDone bool        // Enter was handed out: the rest waits for the next line
 }
 
 // Setup saves the terminal state and sets go-prompt's raw mode: no echo,
 // no line editing, no signals from keys, but output processing kept on
 // (OPOST), so that the newline go-prompt writes after a line returns the
 // carriage (x/term's MakeRaw turns it off, and output staircases).
+//
+// The descriptor is never made non-blocking: it is the terminal stdout,
+// stderr and the user's own shell share, and O_NONBLOCK is a property of
+// the open file, not of tfsh's descriptor. Read polls with a timeout
+// instead.
 func (t *ttyParser) Setup() error {
-	st, err := term.GetState(t.fd)
-	if err != nil {
-		return err
+	t.lineDone = false
+	if t.saved == nil {
+		st, err := term.GetState(t.fd)
+		if err != nil {
+			return err
+		}
+		t.saved = st
 	}
 	tio, err := unix.IoctlGetTermios(t.fd, unix.TCGETS)
 	if err != nil {
@@ -170,27 +190,24 @@ func (t *ttyParser) Setup() error {
 	tio.Cflag &^= unix.CSIZE | unix.PARENB
 	tio.Cflag |= unix.CS8
 	tio.Cc[unix.VMIN], tio.Cc[unix.VTIME] = 1, 0
-	if err := unix.IoctlSetTermios(t.fd, unix.TCSETS, tio); err != nil {
-		return err
-	}
-	t.saved = st
-	return syscall.SetNonblock(t.fd, true)
+	return unix.IoctlSetTermios(t.fd, unix.TCSETS, tio)
 }
 
+// TearDown restores the terminal as it was when the shell started (saved
+// once, so that a command that left it raw does not become the state
+// restored at exit).
 func (t *ttyParser) TearDown() error {
-	err := syscall.SetNonblock(t.fd, false)
-	if t.saved != nil {
-		if rerr := term.Restore(t.fd, t.saved); rerr != nil && err == nil {
-			err = rerr
-		}
-		t.saved = nil
+	if t.saved == nil {
+		return nil
 	}
-	return err
+	return term.Restore(t.fd, t.saved)
 }
 
 func (t *ttyParser) GetWinSize() *prompt.WinSize {
 	ws, err := unix.IoctlGetWinsize(t.fd, unix.TIOCGWINSZ)
-	if err != nil {
+	if err != nil || ws.Row == 0 || ws.Col == 0 {
+		// A fresh pty or a serial console reports 0x0, on which go-prompt
+		// divides by zero.
 		return &prompt.WinSize{Row: 24, Col: 80}
 	}
 	return &prompt.WinSize{Row: ws.Row, Col: ws.Col}
@@ -209,14 +226,27 @@ func (t *ttyParser) Read() ([]byte, error) {
 		t.sawEOF = true
 		return []byte{0x04}, nil
 	}
+	if t.lineDone {
+		// go-prompt drops what it read after Enter when Input returns:
+		// keep the rest of a paste for the next line.
+		return nil, syscall.EAGAIN
+	}
 	if len(t.pending) == 0 {
-		buf := make([]byte, 1024)
-		n, err := syscall.Read(t.fd, buf)
-		if err != nil {
-			return nil, err
+		fds := []unix.PollFd{{Fd: int32(t.fd), Events: unix.POLLIN}}
+		n, err := unix.Poll(fds, 0) // go-prompt sleeps 10 ms between reads
+		if err != nil || n == 0 {
+			return nil, syscall.EAGAIN
 		}
-		if n == 0 {
-			return nil, errors.New("end of input")
+		buf := make([]byte, 1024)
+		n, err = syscall.Read(t.fd, buf)
+		if err != nil && (errors.Is(err, syscall.EINTR) || errors.Is(err, syscall.EAGAIN)) {
+			return nil, syscall.EAGAIN
+		}
+		if err != nil || n == 0 {
+			// The terminal hung up: end the shell the way a signal does.
+			t.hungUp.Store(true)
+			t.wake()
+			return nil, syscall.EAGAIN
 		}
 		t.pending = buf[:n]
 	}
@@ -226,8 +256,9 @@ func (t *ttyParser) Read() ([]byte, error) {
 	n := keyLen(t.pending)
 	k := t.pending[:n:n]
 	t.pending = t.pending[n:]
-	if len(k) == 1 && k[0] == 0x04 {
-		t.sawEOF = true
+	t.sawEOF = len(k) == 1 && k[0] == 0x04 // only when it is the last key
+	if len(k) == 1 && (k[0] == '\r' || k[0] == '\n') {
+		t.lineDone = true
 	}
 	return k, nil
 }
@@ -458,9 +489,10 @@ func (b *background) list(dir string, args ...string) []string {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, b.s.cfg.Binary.Path, args...)
 	cmd.Dir = dir
+	cmd.WaitDelay = time.Second // a grandchild holding the pipe must not hang the shell
 	for _, kv := range b.s.cfg.Env {
-		if !strings.HasPrefix(kv, "TF_CLI_ARGS") {
-			cmd.Env = append(cmd.Env, kv)
+		if !strings.HasPrefix(kv, "TF_CLI_ARGS") && !strings.HasPrefix(kv, "TF_LOG") {
+			cmd.Env = append(cmd.Env, kv) // not into the user's debug log either
 		}
 	}
 	cmd.Env = append(cmd.Env, "TF_IN_AUTOMATION=1", "TF_INPUT=0")

@@ -134,6 +134,20 @@ func (s *Session) Execute(ctx context.Context, line string) (out Outcome, done b
 	if len(argv) == 0 {
 		return ok, false
 	}
+	if k, _, isAssign := strings.Cut(argv[0], "="); isAssign && k != "" && !strings.HasPrefix(k, "-") {
+		// A shell habit (TF_VAR_pw=secret plan): tfsh sets no environment
+		// per command, and the value must not be kept anywhere.
+		s.errorf("tfsh does not take NAME=value before a command; set %s before starting tfsh", k)
+		return Outcome{ExitCode: ExitCannotRun, Status: "error"}, false
+	}
+	for _, a := range argv {
+		if strings.Contains(a, terraform.RedactedValue) {
+			// A line recalled from history, where secrets were replaced:
+			// running it would pass the marker as the value.
+			s.errorf("this line holds %s where history removed a secret value: type the value again; nothing was run", terraform.RedactedValue)
+			return Outcome{ExitCode: ExitCannotRun, Status: "error"}, false
+		}
+	}
 	switch argv[0] {
 	case "exit", "quit":
 		code := 0
