@@ -127,6 +127,7 @@ func TestKeyLen(t *testing.T) {
 		{"\x1b[1;5Cx", []string{"\x1b[1;5C", "x"}},
 		{"\x1bOPé", []string{"\x1bOP", "é"}},
 		{"\x7f\x7fab", []string{"\x7f", "\x7f", "ab"}},
+		{"caf\xe9\r", []string{"caf\xe9", "\r"}}, // Latin-1, not UTF-8: Enter still comes alone
 		{"\x1bb\x1b", []string{"\x1bb", "\x1b"}},
 		{"\x03\x04", []string{"\x03", "\x04"}},
 	} {

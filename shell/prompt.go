@@ -276,7 +276,7 @@ func keyLen(b []byte) int {
 		for n < len(b) && printable(b[n]) {
 			n++
 		}
-		for n < len(b) && !utf8.Valid(b[:n]) { // never split a rune
+		for n < len(b) && b[n] >= 0x80 && !utf8.Valid(b[:n]) { // never split a rune, never take a control key
 			n++
 		}
 		return n
