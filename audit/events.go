@@ -14,7 +14,7 @@ import (
 )
 
 // Event kinds written by this package. Lock events (lock_acquired, ...) are
-// written through Command.Append by the pipeline.
+// written through Command.AppendAt and Command.Later by the pipeline.
 const (
 	KindSessionStart   = "session_start"
 	KindSessionEnd     = "session_end"

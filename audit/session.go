@@ -165,14 +165,9 @@ func (s *Session) StartCommand(ctx context.Context, info CommandInfo, dec Decisi
 	return c, nil
 }
 
-// Append writes one more event about the command (lock events, hook results).
-func (c *Command) Append(ctx context.Context, kind, lockID string, data any) error {
-	return c.AppendAt(ctx, time.Time{}, kind, lockID, data)
-}
-
-// AppendAt is Append for a fact that happened at a known time (when a lock
-// was seen), which may be a little before it is written. The zero time
-// means now.
+// AppendAt writes one more event about the command (lock events, hook
+// results) at the time the fact happened (when a lock was seen), which may
+// be a little before it is written. The zero time means now.
 func (c *Command) AppendAt(ctx context.Context, at time.Time, kind, lockID string, data any) error {
 	_, err := c.s.db.append(ctx, c.red, pending{at: at, sessionID: c.s.ID, commandID: c.ID, kind: kind, stateKey: c.stateKey, lockID: lockID, data: data})
 	return err

@@ -51,14 +51,6 @@ func (in *Info) Age(now time.Time) time.Duration {
 	return now.Sub(in.Created)
 }
 
-// String is a short description: "bob@ci-7 apply 3m12s".
-func (in *Info) String() string {
-	if in == nil {
-		return "unknown holder"
-	}
-	return fmt.Sprintf("%s %s", in.Who, OperationName(in.Operation))
-}
-
 // OperationName turns terraform's operation into the word users typed:
 // OperationTypeApply → apply.
 func OperationName(op string) string {

@@ -224,13 +224,6 @@ func (w *Watcher) Started(pid int) {
 	w.start.Do(func() { go w.poll(w.ctx) })
 }
 
-// Polls is the number of observations made so far.
-func (w *Watcher) Polls() int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.polls
-}
-
 func (w *Watcher) poll(ctx context.Context) {
 	defer close(w.done)
 	if w.spec.Open == nil {
