@@ -118,12 +118,18 @@ type CommandInfo struct {
 
 // Decision is what policy_decision records.
 type Decision struct {
-	Action   string    `json:"action"` // allow, deny, warn
+	Action   string    `json:"action"` // allow, warn, confirm, require_reason, deny
 	Rule     string    `json:"rule,omitempty"`
 	Source   string    `json:"source,omitempty"`
 	Message  string    `json:"message,omitempty"`
 	Findings []Finding `json:"findings,omitempty"`
 	Added    []string  `json:"added,omitempty"`
+	// Reason is what the person gave a require_reason rule; Confirmed
+	// their answer to a confirm rule.
+	Reason    string `json:"reason,omitempty"`
+	Confirmed *bool  `json:"confirmed,omitempty"`
+	// Refused says which asking rule was not satisfied, and why.
+	Refused string `json:"refused,omitempty"`
 }
 
 // Finding is one rule that matched.

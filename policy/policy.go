@@ -2,12 +2,16 @@ package policy
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
+
+	"github.com/hashicorp/hcl/v2"
 )
 
-// Input describes a command as terraform will see it. The pipeline fills it
-// from terraform.Invocation; policy never parses argv itself.
+// Input describes a command as terraform will see it, and the world it runs
+// in. The pipeline fills it from terraform.Invocation and the backend it
+// discovered; policy never parses argv itself.
 type Input struct {
 	Command string // "apply", "state mv"; the unknown word for commands tfsh does not know
 	Known   bool   // the command is in tfsh's catalog
@@ -17,8 +21,15 @@ type Input struct {
 	// run nothing. Nothing is added then; a disabled lock is still refused.
 	ParseError string
 
+	// Args are the command's arguments after the subcommand as terraform
+	// will see them (TF_CLI_ARGS* included), redacted.
+	Args        []string
+	Targets     []string // -target values
+	HasPlanFile bool     // apply given a saved plan
+	Destroy     bool     // destroy, or plan/apply -destroy
+
 	WritesState         bool
-	Locks               string // never, always, conditional, session
+	Locks               string // never, always, conditional, session, unknown
 	AcceptsLock         bool
 	AcceptsLockTimeout  bool
 	LockTimeoutHonoured bool
@@ -34,39 +45,144 @@ type Input struct {
 
 	LockTimeoutSet bool
 	LockTimeout    time.Duration
+
+	Workspace string
+	Backend   string // "s3", "local", ...
+	StateKey  string
+	User      string
+	Host      string
+	CI        CI
+	// Getenv reads the environment; rules see only the variables they name.
+	Getenv func(string) string
+	// Time is when the command runs; the zero time means now.
+	Time time.Time
+	// Lock reads the state's lock as it is now. It is called at most once
+	// per decision, and only when a rule reads lock.*; nil means unknown
+	// (lock.held is false).
+	Lock func() (LockState, error)
+}
+
+// CI describes the pipeline a command runs in, if any.
+type CI struct {
+	Provider string // github, gitlab, jenkins, buildkite, circleci, or "ci" for a generic CI=true
+	RunID    string
+	Workflow string
+	Job      string
+	Actor    string
+	Commit   string
+	URL      string
+}
+
+// LockState is the state's lock before the command starts.
+type LockState struct {
+	Held      bool
+	ID        string
+	Who       string
+	Operation string
+	Created   time.Time
 }
 
 // Action is what a rule asks for.
 type Action string
 
 const (
-	Allow Action = "allow"
-	Warn  Action = "warn"
-	Deny  Action = "deny"
+	Allow         Action = "allow"
+	Warn          Action = "warn"
+	Confirm       Action = "confirm"
+	RequireReason Action = "require_reason"
+	Deny          Action = "deny"
 )
 
-// Settings are policy values that rules read.
+// Actions are the actions a rule can take, weakest first.
+var Actions = []Action{Warn, Confirm, RequireReason, Deny}
+
+// rank orders actions: a decision takes the strongest of its findings.
+func rank(a Action) int {
+	switch a {
+	case Deny:
+		return 4
+	case RequireReason:
+		return 3
+	case Confirm:
+		return 2
+	case Warn:
+		return 1
+	}
+	return 0
+}
+
+// OverMax is what happens to an explicit -lock-timeout above the maximum.
+type OverMax string
+
+const (
+	OverMaxRefuse OverMax = "refuse"
+	OverMaxClamp  OverMax = "clamp"
+)
+
+// Settings are policy values that rules and the pipeline read.
 type Settings struct {
 	// LockTimeoutDefault is added as -lock-timeout where terraform accepts
 	// and honours it and the user gave none.
 	LockTimeoutDefault time.Duration
+	// LockTimeoutMax bounds an explicit -lock-timeout; zero means no bound.
+	LockTimeoutMax time.Duration
+	// OverMax says whether a -lock-timeout above the maximum is refused or
+	// lowered to it.
+	OverMax OverMax
+	// AuditRequired: a command whose audit record cannot be written does
+	// not run (fail closed).
+	AuditRequired bool
+	// Location is the time zone of time.* in rules.
+	Location *time.Location
+
+	// Source says where each setting was last set ("built-in" or file:line).
+	Source map[string]string
 }
 
-// Rule is one named check. Match returns a message when the rule applies.
-// A rule with Add contributes arguments instead of (or besides) a finding.
+// Rule is one named check. A built-in rule's Match returns a message when
+// the rule applies; a rule from a policy file has a When expression and a
+// message template instead. A rule with Add contributes arguments instead
+// of (or besides) a finding.
 type Rule struct {
 	Name        string
-	Source      string // "built-in", later "file:line"
+	Source      string // "built-in", or file:line of the rule block
+	Layer       Layer
 	Action      Action
-	Description string // what it checks, for people reading the policy
-	Match       func(in Input, s Settings) (message string, ok bool)
-	Add         func(in Input, s Settings) []string
+	Description string
+	// Enforced: a lower layer may not redefine or disable the rule.
+	Enforced bool
+	// EnforcedBy is where enforcement was declared, when not at Source.
+	EnforcedBy string
+	// ReasonPattern, for require_reason: the reason must match it.
+	ReasonPattern *regexp.Regexp
+
+	Match func(in Input, s Settings) (message string, ok bool)
+	Add   func(in Input, s Settings) []string
+
+	when    hcl.Expression
+	message hcl.Expression // a template; for a built-in rule, replaces its message
 }
 
 // Policy is an ordered list of rules and their settings.
 type Policy struct {
 	Rules    []Rule
 	Settings Settings
+	// Files are the policy files in effect, highest authority first.
+	Files []File
+	// Disabled are rules a layer turned off (enabled = false), with the
+	// source of the block that did it.
+	Disabled []Rule
+	// envNames are the environment variables the rules read; usesLock
+	// says whether any rule reads lock.*.
+	envNames []string
+	usesLock bool
+	files    Files // the parsed files, for explanations
+}
+
+// File is one policy file in effect.
+type File struct {
+	Path  string
+	Layer Layer
 }
 
 // Finding is a rule that matched.
@@ -75,6 +191,8 @@ type Finding struct {
 	Source  string
 	Action  Action
 	Message string
+	// ReasonPattern is the pattern a require_reason rule's reason must match.
+	ReasonPattern *regexp.Regexp
 }
 
 // Addition is an argument a rule adds to the command.
@@ -84,25 +202,38 @@ type Addition struct {
 	Source string
 }
 
-// Decision is the outcome for one command: deny if any rule denies (a deny
-// anywhere wins), else warn if any warns, else allow.
+// Decision is the outcome for one command: its action is the strongest of
+// its findings (deny > require_reason > confirm > warn > allow): a deny
+// anywhere wins.
 type Decision struct {
 	Action   Action
 	Findings []Finding
 	Add      []Addition
 }
 
-// Deciding returns the finding that set the action (the first deny, else
-// the first warning), or nil when the command is simply allowed.
+// Deciding returns the finding that set the action (the first of the
+// strongest), or nil when the command is simply allowed.
 func (d Decision) Deciding() *Finding {
-	for _, want := range []Action{Deny, Warn} {
-		for i := range d.Findings {
-			if d.Findings[i].Action == want {
-				return &d.Findings[i]
-			}
+	if d.Action == Allow {
+		return nil
+	}
+	for i := range d.Findings {
+		if d.Findings[i].Action == d.Action {
+			return &d.Findings[i]
 		}
 	}
 	return nil
+}
+
+// With returns the findings with action a.
+func (d Decision) With(a Action) []Finding {
+	var out []Finding
+	for _, f := range d.Findings {
+		if f.Action == a {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // Args returns the arguments to add, in rule order.
@@ -114,17 +245,37 @@ func (d Decision) Args() []string {
 	return out
 }
 
+// CheckReason reports which require_reason findings reason fails: empty
+// reasons fail all of them, and a rule with a pattern needs a match.
+func (d Decision) CheckReason(reason string) []Finding {
+	var bad []Finding
+	reason = strings.TrimSpace(reason)
+	for _, f := range d.With(RequireReason) {
+		if reason == "" || (f.ReasonPattern != nil && !f.ReasonPattern.MatchString(reason)) {
+			bad = append(bad, f)
+		}
+	}
+	return bad
+}
+
 // Decide evaluates every rule. Additions are dropped when the command is
-// denied: nothing will run.
+// denied: nothing will run. A file rule that cannot be evaluated denies
+// (fail closed) and says why.
 func (p *Policy) Decide(in Input) Decision {
 	d := Decision{Action: Allow}
-	for _, r := range p.Rules {
-		if r.Match != nil {
-			if msg, ok := r.Match(in, p.Settings); ok {
-				d.Findings = append(d.Findings, Finding{Rule: r.Name, Source: r.Source, Action: r.Action, Message: msg})
-				if rank(r.Action) > rank(d.Action) {
-					d.Action = r.Action
-				}
+	ev := p.newEval(in)
+	for i := range p.Rules {
+		r := &p.Rules[i]
+		msg, ok := ev.match(r)
+		if ok {
+			f := Finding{Rule: r.Name, Source: r.Source, Action: r.Action, Message: msg, ReasonPattern: r.ReasonPattern}
+			if ev.err != nil {
+				f.Action, f.Message = Deny, ev.err.Error()
+				ev.err = nil
+			}
+			d.Findings = append(d.Findings, f)
+			if rank(f.Action) > rank(d.Action) {
+				d.Action = f.Action
 			}
 		}
 		if r.Add != nil {
@@ -139,40 +290,50 @@ func (p *Policy) Decide(in Input) Decision {
 	return d
 }
 
-func rank(a Action) int {
-	switch a {
-	case Deny:
-		return 2
-	case Warn:
-		return 1
-	}
-	return 0
-}
-
 // Built-in rule names.
 const (
 	RuleNoUnlockedWrites   = "no-unlocked-writes"
 	RuleUnlockedRead       = "unlocked-read"
 	RuleLockTimeoutDefault = "lock-timeout-default"
+	RuleLockTimeoutMax     = "lock-timeout-max"
 )
 
-// BuiltIn is the source of the rules tfsh applies with no policy file.
+// BuiltIn is the source of the rules and settings tfsh applies with no
+// policy file.
 const BuiltIn = "built-in"
+
+// DefaultSettings are the built-in settings.
+func DefaultSettings() Settings {
+	return Settings{
+		LockTimeoutDefault: 5 * time.Minute,
+		OverMax:            OverMaxRefuse,
+		AuditRequired:      true,
+		Location:           time.Local,
+		Source: map[string]string{
+			"lock_timeout_default": BuiltIn, "lock_timeout_max": BuiltIn, "lock_timeout_over_max": BuiltIn,
+			"audit_required": BuiltIn, "timezone": BuiltIn,
+		},
+	}
+}
 
 // Default returns the built-in policy: refuse lock disabling on anything that
 // writes state, warn on unlocked reads, add -lock-timeout=5m where terraform
-// accepts and honours it and none is given.
+// accepts and honours it and none is given, and hold an explicit timeout to
+// the maximum when one is set.
 func Default() *Policy {
-	return &Policy{
-		Settings: Settings{LockTimeoutDefault: 5 * time.Minute},
-		Rules: []Rule{
-			{Name: RuleNoUnlockedWrites, Source: BuiltIn, Action: Deny, Match: noUnlockedWrites,
-				Description: "refuse a command that writes state with its lock off (-lock=false in any spelling, TF_CLI_ARGS* included)"},
-			{Name: RuleUnlockedRead, Source: BuiltIn, Action: Warn, Match: unlockedRead,
-				Description: "warn when a command that only reads state runs with its lock off"},
-			{Name: RuleLockTimeoutDefault, Source: BuiltIn, Action: Allow, Add: lockTimeoutDefault,
-				Description: "add -lock-timeout (the default setting) where terraform accepts and honours it and none is given"},
-		},
+	return &Policy{Settings: DefaultSettings(), Rules: builtInRules()}
+}
+
+func builtInRules() []Rule {
+	return []Rule{
+		{Name: RuleNoUnlockedWrites, Source: BuiltIn, Action: Deny, Match: noUnlockedWrites,
+			Description: "refuse a command that writes state with its lock off (-lock=false in any spelling, TF_CLI_ARGS* included)"},
+		{Name: RuleUnlockedRead, Source: BuiltIn, Action: Warn, Match: unlockedRead,
+			Description: "warn when a command that only reads state runs with its lock off"},
+		{Name: RuleLockTimeoutDefault, Source: BuiltIn, Action: Allow, Add: lockTimeoutDefault,
+			Description: "add -lock-timeout (the lock_timeout_default setting) where terraform accepts and honours it and none is given"},
+		{Name: RuleLockTimeoutMax, Source: BuiltIn, Action: Deny, Match: lockTimeoutOverMax, Add: lockTimeoutClamp,
+			Description: "refuse, or lower to the maximum, an explicit -lock-timeout above the lock_timeout_max setting"},
 	}
 }
 
@@ -222,11 +383,49 @@ func unlockedRead(in Input, _ Settings) (string, bool) {
 	return fmt.Sprintf("%s runs without the state lock (%s): it writes no state, but may read one that another run is changing", in.Command, describeLock(in)), true
 }
 
+func addsDefaultTimeout(in Input, s Settings) bool {
+	return runs(in) && in.Known && in.AcceptsLockTimeout && in.LockTimeoutHonoured && !in.LockTimeoutSet && !in.LockDisabled && s.LockTimeoutDefault > 0
+}
+
 func lockTimeoutDefault(in Input, s Settings) []string {
-	if !runs(in) || !in.Known || !in.AcceptsLockTimeout || !in.LockTimeoutHonoured || in.LockTimeoutSet || in.LockDisabled || s.LockTimeoutDefault <= 0 {
+	if !addsDefaultTimeout(in, s) {
 		return nil
 	}
 	return []string{"-lock-timeout=" + FormatDuration(s.LockTimeoutDefault)}
+}
+
+func overMax(in Input, s Settings) bool {
+	return runs(in) && in.LockTimeoutSet && s.LockTimeoutMax > 0 && in.LockTimeout > s.LockTimeoutMax && in.LockTimeoutHonoured
+}
+
+func lockTimeoutOverMax(in Input, s Settings) (string, bool) {
+	if !overMax(in, s) || s.OverMax == OverMaxClamp {
+		return "", false
+	}
+	return fmt.Sprintf("-lock-timeout=%s is above the policy's maximum of %s (%s): give %s or less",
+		FormatDuration(in.LockTimeout), FormatDuration(s.LockTimeoutMax), s.Source["lock_timeout_max"], FormatDuration(s.LockTimeoutMax)), true
+}
+
+func lockTimeoutClamp(in Input, s Settings) []string {
+	if !overMax(in, s) || s.OverMax != OverMaxClamp || !in.AcceptsLockTimeout {
+		return nil
+	}
+	return []string{"-lock-timeout=" + FormatDuration(s.LockTimeoutMax)}
+}
+
+// EffectiveLockTimeout is the -lock-timeout terraform will use after the
+// policy's additions: the user's (lowered to the maximum when clamped), the
+// default where it is added, else zero.
+func (s Settings) EffectiveLockTimeout(in Input) time.Duration {
+	switch {
+	case overMax(in, s) && s.OverMax == OverMaxClamp:
+		return s.LockTimeoutMax
+	case in.LockTimeoutSet:
+		return in.LockTimeout
+	case addsDefaultTimeout(in, s):
+		return s.LockTimeoutDefault
+	}
+	return 0
 }
 
 // FormatDuration writes a duration the way people write -lock-timeout:

@@ -177,8 +177,7 @@ func (s *Session) Execute(ctx context.Context, line string) (out Outcome, done b
 	case "history":
 		return s.showHistory(argv[1:]), false
 	case "policy":
-		s.showPolicy()
-		return ok, false
+		return s.policyBuiltin(ctx, argv[1:]), false
 	case "explain", "replay":
 		s.errorf("%s is not there yet: it comes with post-incident review (tfsh audit show works now)", argv[0])
 		return Outcome{ExitCode: ExitCannotRun, Status: "error"}, false
@@ -211,18 +210,29 @@ func (s *Session) cd(args []string) Outcome {
 	return Outcome{Status: "ok"}
 }
 
-// showPolicy prints the effective policy: its settings and every rule with
-// where it comes from.
-func (s *Session) showPolicy() {
-	p := s.cfg.Policy
-	fmt.Fprintf(s.cfg.Out, "settings\n  lock timeout added by default  %s\n\nrules (a deny anywhere wins)\n", policy.FormatDuration(p.Settings.LockTimeoutDefault))
-	for _, r := range p.Rules {
-		action := string(r.Action)
-		if r.Add != nil && r.Action == policy.Allow {
-			action = "add"
-		}
-		fmt.Fprintf(s.cfg.Out, "  %-22s %-5s %-9s %s\n", r.Name, action, r.Source, r.Description)
+// policyBuiltin shows the policy in effect for the working directory, or
+// explains what it decides for a command line ("policy explain apply").
+func (s *Session) policyBuiltin(ctx context.Context, args []string) Outcome {
+	p, err := s.policyFor(s.dir)
+	if err != nil {
+		s.errorf("%v", err)
+		return Outcome{ExitCode: ExitCannotRun, Status: "error"}
 	}
+	switch {
+	case len(args) == 0, len(args) == 1 && args[0] == "show":
+		ShowPolicy(s.cfg.Out, p)
+	case args[0] == "explain" && len(args) > 1:
+		argv := args[1:]
+		if argv[0] == "--" {
+			argv = argv[1:]
+		}
+		in := ExplainInput(ctx, argv, ExplainOptions{Dir: s.dir, Env: s.cfg.Env, Product: s.cfg.Binary.Name, User: s.user, Host: s.host, Time: s.cfg.Now()})
+		policy.WriteExplanation(s.cfg.Out, p.Explain(in))
+	default:
+		s.errorf("policy takes no arguments, show, or explain <command line> (tfsh policy check and test are for policy authors)")
+		return Outcome{ExitCode: ExitCannotRun, Status: "error"}
+	}
+	return Outcome{Status: "ok"}
 }
 
 // remember keeps a typed line in the history, redacted like the audit.
@@ -302,12 +312,14 @@ const helpText = `tfsh runs terraform (or tofu) commands through lock policy and
   help <subcommand>                terraform's own help for it
   locks [--all] [--json]           the state's lock where it lives: free, or who holds it
   history [N]                      the lines typed at the prompt (redacted), or the last N
-  policy                           the lock policy in effect: settings, rules, where each comes from
+  policy                           the lock policy in effect: files, settings, rules, where each comes from
+  policy explain <command>         which rules a command line matches, which not and why
   cd DIR, pwd                      change or show the working directory
   exit [N], quit, Ctrl-D           leave
 
 Lock rules (built-in): commands that write state may not run with -lock=false;
--lock-timeout=5m is added where terraform accepts it and none is given.
+-lock-timeout=5m is added where terraform accepts it and none is given. Security
+teams add rules in HCL (/etc/tfsh/policy.hcl, .tfsh/policy.hcl): see docs/policy.md.
 Every command, decision and its output is recorded: see "tfsh audit sessions".
 `
 

@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/tfsh/tfsh/audit"
+	"github.com/tfsh/tfsh/internal/ci"
 	"github.com/tfsh/tfsh/internal/secret"
 	"github.com/tfsh/tfsh/lock"
 	"github.com/tfsh/tfsh/policy"
@@ -28,10 +28,13 @@ const (
 // Config is everything a session needs; I/O is passed in, never global.
 type Config struct {
 	Binary terraform.Binary
-	Policy *policy.Policy
-	Audit  *audit.DB
-	Env    []string
-	Dir    string
+	// Policies finds the policy for each command's directory; when nil,
+	// Policy is used for every command (the built-in one if that is nil).
+	Policies *policy.Loader
+	Policy   *policy.Policy
+	Audit    *audit.DB
+	Env      []string
+	Dir      string
 
 	// Stdin is given to terraform (its prompts read it). Out and Err are
 	// where terraform's output and tfsh's own messages go.
@@ -41,6 +44,13 @@ type Config struct {
 
 	// PTY runs commands on a pseudo-terminal (stdin and stdout are a TTY).
 	PTY bool
+
+	// Ask asks the person at the terminal (confirm and require_reason
+	// rules); nil when there is no terminal: confirmations are then refused
+	// and reasons come from Reason or TFSH_REASON.
+	Ask func(ctx context.Context, prompt string) (string, error)
+	// Reason is the --reason given to tfsh.
+	Reason string
 
 	// Signals are the signals tfsh receives; the session routes them to
 	// the running command or to the prompt.
@@ -66,6 +76,9 @@ type Session struct {
 	shown   map[string]bool // messages shown once per session
 
 	who       string // LockInfo.Who of locks this session's commands take
+	user      string
+	host      string
+	ci        ci.Info
 	observers observers
 	history   *History // nil: lines typed are not kept
 }
@@ -88,7 +101,8 @@ func NewSession(ctx context.Context, cfg Config, info audit.SessionInfo) (*Sessi
 	if err != nil {
 		return nil, nil, fmt.Errorf("audit log %s cannot be written: %w", cfg.Audit.Path(), err)
 	}
-	s := &Session{cfg: cfg, rec: rec, red: red, dir: cfg.Dir, stop: make(chan struct{}), who: LockWho()}
+	s := &Session{cfg: cfg, rec: rec, red: red, dir: cfg.Dir, stop: make(chan struct{}), who: LockWho(),
+		user: info.User, host: info.Host, ci: ci.Detect(terraform.EnvLookup(cfg.Env))}
 	if cfg.Signals != nil {
 		go s.route()
 	}
@@ -171,22 +185,22 @@ func (s *Session) Run(ctx context.Context, argv []string, line string) Outcome {
 	product := s.cfg.Binary.Name
 	inv := terraform.ParseFor(product, argv, getenv)
 
-	dir := s.dir
-	if inv.Chdir != "" {
-		if filepath.IsAbs(inv.Chdir) {
-			dir = inv.Chdir
-		} else {
-			dir = filepath.Join(s.dir, inv.Chdir)
-		}
-	}
+	dir := commandDir(s.dir, inv.Chdir)
 	ref, derr := lock.Discover(dir, lock.Getenv(getenv))
 	ref = ref.WithStatePath(stateFlags(inv))
 	if inv.Command == "workspace delete" && len(inv.Positional) > 0 {
 		ref = ref.ForWorkspace(inv.Positional[len(inv.Positional)-1].Value)
 	}
 
-	in := policyInput(inv)
-	dec := s.cfg.Policy.Decide(in)
+	pol, perr := s.policyFor(dir)
+	if perr != nil {
+		return s.refuseInvalid(ctx, argv, runInfo{inv: inv, ref: ref, dir: dir, line: line}, perr)
+	}
+	in := PolicyInput(inv, World{
+		Workspace: ref.Workspace, Backend: ref.Backend, StateKey: ref.Key, User: s.user, Host: s.host, CI: s.ci,
+		Getenv: getenv, Time: s.cfg.Now(), Lock: s.lockState(ctx, ref, lock.Getenv(getenv)),
+	})
+	dec := pol.Decide(in)
 	var notes []string
 	notAdded := ""
 	runArgv, placed := inv.Argv(dec.Args()...)
@@ -196,16 +210,37 @@ func (s *Session) Run(ctx context.Context, argv []string, line string) Outcome {
 		// decided on, with the addition in effect; otherwise run what the
 		// user typed.
 		final = terraform.ParseFor(product, runArgv, getenv)
-		placed = sameMeaning(inv, final)
+		placed = sameMeaning(inv, final, dec.Args())
 	}
 	if len(dec.Add) > 0 && !placed {
 		notAdded = fmt.Sprintf("did not add %s: no place in these arguments where terraform would read it without changing the rest",
 			strings.Join(dec.Args(), " "))
 		notes = append(notes, notAdded)
+		if overMax(dec) {
+			// A clamp that cannot be placed leaves the timeout above the
+			// maximum: refuse rather than run it.
+			dec.Action = policy.Deny
+			dec.Findings = append(dec.Findings, policy.Finding{Rule: policy.RuleLockTimeoutMax, Source: dec.Add[0].Source, Action: policy.Deny,
+				Message: "-lock-timeout is above the policy's maximum, and tfsh found no place to lower it: give a -lock-timeout within the maximum"})
+		}
 		dec.Add = nil
 		runArgv = append([]string(nil), argv...)
 		final = inv
 	}
+
+	// From here on, signals go to the command (or stop a question); one
+	// that came just before is seen through ctx and stops it before it
+	// starts.
+	sigs := make(chan os.Signal, 4)
+	s.mu.Lock()
+	s.running = sigs
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.running = nil
+		s.mu.Unlock()
+	}()
+	asked := s.resolveWithSignals(ctx, dec, sigs)
 
 	secrets := terraform.ArgSecrets(final.EffectiveArgv())
 	secrets = append(secrets, terraform.VarFileSecrets(dir, final)...)
@@ -246,7 +281,7 @@ func (s *Session) Run(ctx context.Context, argv []string, line string) Outcome {
 	}
 	info.Note = strings.Join(notes, "; ")
 
-	c, err := s.rec.StartCommand(ctx, info, auditDecision(dec), secrets...)
+	c, err := s.rec.StartCommand(ctx, info, auditDecision(dec, asked), secrets...)
 	if err != nil {
 		s.errorf("audit log %s cannot be written (%v): not running the command unrecorded", s.cfg.Audit.Path(), err)
 		return Outcome{ExitCode: ExitCannotRun, Status: "error"}
@@ -269,6 +304,17 @@ func (s *Session) Run(ctx context.Context, argv []string, line string) Outcome {
 		say(fmt.Sprintf("refused by rule %q (%s): %s", f.Rule, f.Source, f.Message))
 		return s.end(c, audit.CommandEnd{Status: "refused", ExitCode: ExitRefused, Reason: f.Rule})
 	}
+	if asked.refused != nil {
+		f := asked.refused
+		if asked.interrupted {
+			return s.end(c, audit.CommandEnd{Status: "interrupted", ExitCode: ExitInterrupted, Reason: "interrupted while rule " + f.Rule + " asked"})
+		}
+		say(fmt.Sprintf("refused by rule %q (%s): %s", f.Rule, f.Source, asked.why))
+		return s.end(c, audit.CommandEnd{Status: "refused", ExitCode: ExitRefused, Reason: f.Rule})
+	}
+	if asked.reason != "" && len(dec.With(policy.RequireReason)) > 0 {
+		say("reason recorded: " + asked.reason)
+	}
 	for _, a := range dec.Add {
 		say(fmt.Sprintf("added %s (%s rule %s)", a.Arg, a.Source, a.Rule))
 	}
@@ -276,17 +322,6 @@ func (s *Session) Run(ctx context.Context, argv []string, line string) Outcome {
 		say(notAdded)
 	}
 
-	// From here on, signals go to the command; one that came just before is
-	// seen through ctx and stops it before it starts.
-	sigs := make(chan os.Signal, 4)
-	s.mu.Lock()
-	s.running = sigs
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		s.running = nil
-		s.mu.Unlock()
-	}()
 	if ctx.Err() != nil {
 		return s.end(c, audit.CommandEnd{Status: "interrupted", ExitCode: ExitInterrupted, Reason: "interrupted before terraform started"})
 	}
@@ -336,11 +371,16 @@ func (s *Session) Run(ctx context.Context, argv []string, line string) Outcome {
 }
 
 // sameMeaning reports whether b (a with arguments added) keeps a's
-// command, lock, positional arguments and error status, with a
+// command, lock, positional arguments and error status, with the added
 // -lock-timeout in effect.
-func sameMeaning(a, b *terraform.Invocation) bool {
+func sameMeaning(a, b *terraform.Invocation, added []string) bool {
 	if a.Command != b.Command || a.LockDisabled != b.LockDisabled || (a.Err == nil) != (b.Err == nil) || !b.LockTimeout.Set {
 		return false
+	}
+	for _, arg := range added {
+		if v, ok := strings.CutPrefix(arg, "-lock-timeout="); ok && b.LockTimeout.Value != v {
+			return false
+		}
 	}
 	if len(a.Positional) != len(b.Positional) {
 		return false
@@ -351,6 +391,16 @@ func sameMeaning(a, b *terraform.Invocation) bool {
 		}
 	}
 	return true
+}
+
+// overMax reports a decision that lowers an explicit -lock-timeout.
+func overMax(d policy.Decision) bool {
+	for _, a := range d.Add {
+		if a.Rule == policy.RuleLockTimeoutMax {
+			return true
+		}
+	}
+	return false
 }
 
 // withholdReason says why a command's output must not be stored: it shows
@@ -395,45 +445,11 @@ func originName(from string) string {
 	return from
 }
 
-func policyInput(inv *terraform.Invocation) policy.Input {
-	in := policy.Input{
-		Command:       inv.Command,
-		Known:         inv.Spec != nil,
-		Help:          inv.Help,
-		LockDisabled:  inv.LockDisabled,
-		LockUncertain: inv.Uncertain && inv.LockDisabled,
+func auditDecision(d policy.Decision, r resolution) audit.Decision {
+	out := audit.Decision{Action: string(d.Action), Added: d.Args(), Reason: r.reason, Confirmed: r.confirmed}
+	if r.refused != nil {
+		out.Refused = r.refused.Rule + ": " + r.why
 	}
-	if inv.Err != nil {
-		var ae *terraform.ArgError
-		if errors.As(inv.Err, &ae) {
-			in.ParseError = ae.Msg
-		} else {
-			in.ParseError = inv.Err.Error()
-		}
-	}
-	if inv.Lock.Set {
-		in.LockSpelling = inv.Lock.Spelling
-		in.LockOrigin = originName(inv.Lock.From)
-	}
-	if d, ok := inv.LockTimeoutValue(); ok {
-		in.LockTimeoutSet, in.LockTimeout = true, d
-	}
-	if sp := inv.Spec; sp != nil {
-		in.WritesState = sp.WritesState
-		in.Locks = sp.Locks.String()
-		in.AcceptsLock = sp.LockFlag
-		in.AcceptsLockTimeout = sp.LockTimeoutFlag
-		in.LockTimeoutHonoured = sp.LockTimeoutHonoured
-	} else {
-		// Unknown to tfsh: assume the worst.
-		in.WritesState = true
-		in.Locks = "unknown"
-	}
-	return in
-}
-
-func auditDecision(d policy.Decision) audit.Decision {
-	out := audit.Decision{Action: string(d.Action), Added: d.Args()}
 	if f := d.Deciding(); f != nil {
 		out.Rule, out.Source, out.Message = f.Rule, f.Source, f.Message
 	}

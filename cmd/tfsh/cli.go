@@ -17,6 +17,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/tfsh/tfsh/audit"
+	"github.com/tfsh/tfsh/internal/ci"
 	"github.com/tfsh/tfsh/policy"
 	"github.com/tfsh/tfsh/shell"
 	"github.com/tfsh/tfsh/terraform"
@@ -43,6 +44,8 @@ func Main(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.
 			return auditCommand(ctx, args[1:], stdout, stderr)
 		case "locks":
 			return locksCommand(ctx, args[1:], stdout, stderr)
+		case "policy":
+			return policyCommand(ctx, args[1:], stdout, stderr)
 		case "version":
 			fmt.Fprintf(stdout, "tfsh %s\n", tfshVersion())
 			return 0
@@ -62,6 +65,7 @@ Usage:
   tfsh [flags] -f FILE [-k]        run a script, one command per line; -k keeps going after a failure
   tfsh run [flags] -- ARGS...      the CI form: terraform's arguments given directly
   tfsh locks [--all] [--json]      the lock of this directory's state, read where it lives
+  tfsh policy [show|check|explain|test]  the lock policy in effect; for policy authors (tfsh policy help)
   tfsh audit sessions [--json]     list recorded sessions
   tfsh audit show [--json] ID|last show a session: commands, decisions, exit codes, output
   tfsh version
@@ -69,6 +73,8 @@ Usage:
 Flags:
   --terraform PATH   terraform or tofu binary (default: $TFSH_TERRAFORM, else terraform, then tofu on PATH)
   --audit-db PATH    audit log (default: $TFSH_AUDIT_DB, else $XDG_STATE_HOME/tfsh/audit.db)
+  --reason TEXT      the reason a require_reason rule asks for, when there is no terminal
+                     to ask at (default: $TFSH_REASON); recorded with the command
 
 Exit codes: terraform's own (0, 1, 2), 3 refused by policy, 4 tfsh could not run the
 command, 130 interrupted before terraform started.
@@ -78,11 +84,13 @@ command, 130 interrupted before terraform started.
 type common struct {
 	terraform string
 	auditDB   string
+	reason    string
 }
 
 func (c *common) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.terraform, "terraform", "", "terraform or tofu binary")
 	fs.StringVar(&c.auditDB, "audit-db", "", "audit log path")
+	fs.StringVar(&c.reason, "reason", "", "reason for require_reason rules")
 }
 
 func newFlagSet(name string) *flag.FlagSet {
@@ -171,7 +179,13 @@ func shellCommand(ctx context.Context, args []string, stdin *os.File, stdout, st
 	if mode == "script" && !isSet["f"] {
 		childIn = nil
 	}
-	env, err := setup(ctx, c, mode, args, childIn, stdout, stderr)
+	// Questions (confirm, require_reason) need a terminal that is not the
+	// script being read.
+	var ask *os.File
+	if interactive && !(mode == "script" && !isSet["f"]) {
+		ask = stdin
+	}
+	env, err := setup(ctx, c, mode, args, childIn, ask, stdout, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "tfsh: %v\n", err)
 		return exitCannotRun
@@ -216,7 +230,7 @@ func runCommand(ctx context.Context, args []string, stdin *os.File, stdout, stde
 	c.register(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			io.WriteString(stdout, "Usage: tfsh run [--terraform PATH] [--audit-db PATH] -- <terraform arguments>\n")
+			io.WriteString(stdout, "Usage: tfsh run [--terraform PATH] [--audit-db PATH] [--reason TEXT] -- <terraform arguments>\n")
 			return 0
 		}
 		fmt.Fprintf(stderr, "tfsh: %v\n", flagError("run", err))
@@ -229,7 +243,9 @@ func runCommand(ctx context.Context, args []string, stdin *os.File, stdout, stde
 		fmt.Fprintln(stderr, "tfsh: run needs terraform's arguments after --, e.g. tfsh run -- plan")
 		return exitCannotRun
 	}
-	env, err := setup(ctx, c, "run", append([]string{"run"}, args...), stdin, stdout, stderr)
+	// tfsh run never asks: it is for pipelines (confirm rules refuse,
+	// require_reason takes --reason or TFSH_REASON).
+	env, err := setup(ctx, c, "run", append([]string{"run"}, args...), stdin, nil, stdout, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "tfsh: %v\n", err)
 		return exitCannotRun
@@ -260,6 +276,9 @@ type runEnv struct {
 	db      *audit.DB
 	sigs    chan os.Signal
 	stderr  io.Writer
+	// scratch is a throwaway audit log used when the real one cannot be
+	// opened and the policy does not require it; removed at the end.
+	scratch string
 }
 
 func (e *runEnv) end(out shell.Outcome) {
@@ -272,13 +291,30 @@ func (e *runEnv) end(out shell.Outcome) {
 func (e *runEnv) close() {
 	signal.Stop(e.sigs)
 	e.db.Close()
+	if e.scratch != "" {
+		os.RemoveAll(e.scratch)
+	}
 }
 
-// setup finds terraform, opens the audit log and starts the session. Any
-// failure means nothing runs (exit 4): tfsh never runs a command it cannot
-// record.
-func setup(ctx context.Context, c common, mode string, args []string, stdin *os.File, stdout, stderr io.Writer) (*runEnv, error) {
+// setup loads the policy, finds terraform, opens the audit log and starts
+// the session. Any failure means nothing runs (exit 4): tfsh never runs a
+// command unguarded, and never one it cannot record unless the policy says
+// the audit log is not required. ask is the terminal questions go to, nil
+// when there is none.
+func setup(ctx context.Context, c common, mode string, args []string, stdin, ask *os.File, stdout, stderr io.Writer) (*runEnv, error) {
 	getenv := os.Getenv
+	cwd, err := os.Getwd()
+	if err != nil {
+		return nil, fmt.Errorf("find the working directory: %w", err)
+	}
+	policies := &policy.Loader{Base: cwd, Getenv: getenv}
+	loaded, err := policies.For(cwd)
+	if err != nil {
+		return nil, err
+	}
+	if err := loaded.Err(); err != nil {
+		return nil, err
+	}
 	path, err := terraform.Find(c.terraform, getenv)
 	if err != nil {
 		return nil, err
@@ -293,14 +329,22 @@ func setup(ctx context.Context, c common, mode string, args []string, stdin *os.
 			return nil, err
 		}
 	}
+	scratch := ""
 	db, err := audit.Open(ctx, dbPath)
 	if err != nil {
-		return nil, err
-	}
-	cwd, err := os.Getwd()
-	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("find the working directory: %w", err)
+		settings := loaded.Policy.Settings
+		if settings.AuditRequired {
+			return nil, fmt.Errorf("%w (the policy requires the audit log: audit_required, %s)", err, settings.Source["audit_required"])
+		}
+		fmt.Fprintf(stderr, "tfsh: %v\ntfsh: the policy does not require the audit log (audit_required = false, %s): running, but this session is not recorded\n",
+			err, settings.Source["audit_required"])
+		if scratch, err = os.MkdirTemp("", "tfsh-unrecorded-"); err != nil {
+			return nil, err
+		}
+		if db, err = audit.Open(ctx, filepath.Join(scratch, "audit.db")); err != nil {
+			os.RemoveAll(scratch)
+			return nil, err
+		}
 	}
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
@@ -321,22 +365,32 @@ func setup(ctx context.Context, c common, mode string, args []string, stdin *os.
 		TerraformName:    bin.Name,
 		TerraformVersion: bin.Version,
 		Args:             redactOwnArgs(args),
+		CI:               ci.Detect(getenv).Map(),
+	}
+	var askFn func(context.Context, string) (string, error)
+	if ask != nil {
+		askFn = shell.TerminalAsk(ask, stderr)
 	}
 	sess, crashed, err := shell.NewSession(ctx, shell.Config{
-		Binary:  bin,
-		Policy:  policy.Default(),
-		Audit:   db,
-		Env:     os.Environ(),
-		Dir:     cwd,
-		Stdin:   stdin,
-		Out:     stdout,
-		Err:     stderr,
-		PTY:     pty,
-		Signals: sigs,
+		Ask:      askFn,
+		Binary:   bin,
+		Policies: policies,
+		Reason:   c.reason,
+		Audit:    db,
+		Env:      os.Environ(),
+		Dir:      cwd,
+		Stdin:    stdin,
+		Out:      stdout,
+		Err:      stderr,
+		PTY:      pty,
+		Signals:  sigs,
 	}, info)
 	if err != nil {
 		signal.Stop(sigs)
 		db.Close()
+		if scratch != "" {
+			os.RemoveAll(scratch)
+		}
 		return nil, err
 	}
 	for _, cs := range crashed {
@@ -349,7 +403,7 @@ func setup(ctx context.Context, c common, mode string, args []string, stdin *os.
 		}
 		fmt.Fprintln(stderr)
 	}
-	return &runEnv{session: sess, db: db, sigs: sigs, stderr: stderr}, nil
+	return &runEnv{session: sess, db: db, sigs: sigs, stderr: stderr, scratch: scratch}, nil
 }
 
 func cacheDir() string {

@@ -1,0 +1,513 @@
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/ext/tryfunc"
+	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/convert"
+	"github.com/zclconf/go-cty/cty/function"
+	"github.com/zclconf/go-cty/cty/function/stdlib"
+)
+
+// The variables a rule can read, and their types. Checking a file
+// evaluates every expression against unknown values of these types, so a
+// misspelt attribute or a type error is found when the policy loads, not
+// when a command runs.
+var (
+	commandType = cty.Object(map[string]cty.Type{
+		"name":                 cty.String,
+		"args":                 cty.List(cty.String),
+		"known":                cty.Bool,
+		"help":                 cty.Bool,
+		"writes_state":         cty.Bool,
+		"locks":                cty.Bool,
+		"locking":              cty.String,
+		"lock":                 cty.Bool,
+		"lock_set":             cty.Bool,
+		"lock_origin":          cty.String,
+		"lock_timeout":         cty.String,
+		"lock_timeout_seconds": cty.Number,
+		"lock_timeout_set":     cty.Bool,
+		"targets":              cty.List(cty.String),
+		"has_plan_file":        cty.Bool,
+		"destroy":              cty.Bool,
+	})
+	ciType = cty.Object(map[string]cty.Type{
+		"enabled": cty.Bool, "provider": cty.String, "run_id": cty.String, "workflow": cty.String,
+		"job": cty.String, "actor": cty.String, "commit": cty.String, "url": cty.String,
+	})
+	timeType = cty.Object(map[string]cty.Type{
+		"hour": cty.Number, "minute": cty.Number, "weekday": cty.String, "weekday_number": cty.Number,
+		"date": cty.String, "rfc3339": cty.String, "unix": cty.Number, "weekend": cty.Bool,
+	})
+	lockType = cty.Object(map[string]cty.Type{
+		"held": cty.Bool, "id": cty.String, "who": cty.String, "operation": cty.String,
+		"created": cty.String, "age": cty.String, "age_seconds": cty.Number,
+	})
+	stringVars = []string{"workspace", "backend", "state_key", "user", "host"}
+)
+
+// Variables lists the names a rule's expressions can use.
+var Variables = []string{"command", "workspace", "backend", "state_key", "user", "host", "ci", "env", "time", "lock"}
+
+// typesContext is the context of unknown values used to check expressions.
+func typesContext(envNames []string) *hcl.EvalContext {
+	vars := map[string]cty.Value{
+		"command": cty.UnknownVal(commandType),
+		"ci":      cty.UnknownVal(ciType),
+		"time":    cty.UnknownVal(timeType),
+		"lock":    cty.UnknownVal(lockType),
+		"env":     envObject(envNames, func(string) string { return "" }, true),
+	}
+	for _, n := range stringVars {
+		vars[n] = cty.UnknownVal(cty.String)
+	}
+	return &hcl.EvalContext{Variables: vars, Functions: functions}
+}
+
+func envObject(names []string, getenv func(string) string, unknown bool) cty.Value {
+	if len(names) == 0 {
+		return cty.EmptyObjectVal
+	}
+	m := make(map[string]cty.Value, len(names))
+	for _, n := range names {
+		if unknown {
+			m[n] = cty.UnknownVal(cty.String)
+		} else {
+			m[n] = cty.StringVal(getenv(n))
+		}
+	}
+	return cty.ObjectVal(m)
+}
+
+func strList(s []string) cty.Value {
+	if len(s) == 0 {
+		return cty.ListValEmpty(cty.String)
+	}
+	vs := make([]cty.Value, len(s))
+	for i, v := range s {
+		vs[i] = cty.StringVal(v)
+	}
+	return cty.ListVal(vs)
+}
+
+// eval is one decision's evaluation: the context is built once, lock.* is
+// read at most once and only when a rule asks.
+type eval struct {
+	p    *Policy
+	in   Input
+	ctx  *hcl.EvalContext
+	err  error // set by match when a file rule could not be evaluated
+	lock bool  // lock.* filled in
+}
+
+func (p *Policy) newEval(in Input) *eval {
+	return &eval{p: p, in: in}
+}
+
+func (e *eval) context() *hcl.EvalContext {
+	if e.ctx != nil {
+		return e.ctx
+	}
+	in, s := e.in, e.p.Settings
+	lt := s.EffectiveLockTimeout(in)
+	locks := in.Locks != "never" && in.Locks != ""
+	origin := in.LockOrigin
+	cmd := cty.ObjectVal(map[string]cty.Value{
+		"name":                 cty.StringVal(in.Command),
+		"args":                 strList(in.Args),
+		"known":                cty.BoolVal(in.Known),
+		"help":                 cty.BoolVal(in.Help),
+		"writes_state":         cty.BoolVal(in.WritesState),
+		"locks":                cty.BoolVal(locks),
+		"locking":              cty.StringVal(in.Locks),
+		"lock":                 cty.BoolVal(!in.LockDisabled),
+		"lock_set":             cty.BoolVal(in.LockSpelling != ""),
+		"lock_origin":          cty.StringVal(origin),
+		"lock_timeout":         cty.StringVal(FormatDuration(lt)),
+		"lock_timeout_seconds": cty.NumberFloatVal(lt.Seconds()),
+		"lock_timeout_set":     cty.BoolVal(in.LockTimeoutSet),
+		"targets":              strList(in.Targets),
+		"has_plan_file":        cty.BoolVal(in.HasPlanFile),
+		"destroy":              cty.BoolVal(in.Destroy),
+	})
+	ci := in.CI
+	civ := cty.ObjectVal(map[string]cty.Value{
+		"enabled": cty.BoolVal(ci.Provider != ""), "provider": cty.StringVal(ci.Provider), "run_id": cty.StringVal(ci.RunID),
+		"workflow": cty.StringVal(ci.Workflow), "job": cty.StringVal(ci.Job), "actor": cty.StringVal(ci.Actor),
+		"commit": cty.StringVal(ci.Commit), "url": cty.StringVal(ci.URL),
+	})
+	now := in.Time
+	if now.IsZero() {
+		now = time.Now()
+	}
+	loc := s.Location
+	if loc == nil {
+		loc = time.Local
+	}
+	now = now.In(loc)
+	wd := int(now.Weekday())
+	if wd == 0 {
+		wd = 7 // ISO: Monday is 1, Sunday 7
+	}
+	tv := cty.ObjectVal(map[string]cty.Value{
+		"hour": cty.NumberIntVal(int64(now.Hour())), "minute": cty.NumberIntVal(int64(now.Minute())),
+		"weekday": cty.StringVal(now.Weekday().String()), "weekday_number": cty.NumberIntVal(int64(wd)),
+		"date": cty.StringVal(now.Format(time.DateOnly)), "rfc3339": cty.StringVal(now.Format(time.RFC3339)),
+		"unix": cty.NumberIntVal(now.Unix()), "weekend": cty.BoolVal(wd >= 6),
+	})
+	getenv := in.Getenv
+	if getenv == nil {
+		getenv = func(string) string { return "" }
+	}
+	vars := map[string]cty.Value{
+		"command":   cmd,
+		"workspace": cty.StringVal(in.Workspace),
+		"backend":   cty.StringVal(in.Backend),
+		"state_key": cty.StringVal(in.StateKey),
+		"user":      cty.StringVal(in.User),
+		"host":      cty.StringVal(in.Host),
+		"ci":        civ,
+		"env":       envObject(e.p.envNames, getenv, false),
+		"time":      tv,
+		"lock":      lockValue(LockState{}, now),
+	}
+	e.ctx = &hcl.EvalContext{Variables: vars, Functions: functions}
+	return e.ctx
+}
+
+func lockValue(l LockState, now time.Time) cty.Value {
+	age := time.Duration(0)
+	created := ""
+	if l.Held && !l.Created.IsZero() {
+		age = now.Sub(l.Created).Truncate(time.Second)
+		if age < 0 {
+			age = 0
+		}
+		created = l.Created.UTC().Format(time.RFC3339)
+	}
+	return cty.ObjectVal(map[string]cty.Value{
+		"held": cty.BoolVal(l.Held), "id": cty.StringVal(l.ID), "who": cty.StringVal(l.Who),
+		"operation": cty.StringVal(l.Operation), "created": cty.StringVal(created),
+		"age": cty.StringVal(FormatDuration(age)), "age_seconds": cty.NumberFloatVal(age.Seconds()),
+	})
+}
+
+// needLock fills lock.* the first time a rule that reads it is evaluated.
+func (e *eval) needLock() error {
+	if e.lock {
+		return nil
+	}
+	e.lock = true
+	if e.in.Lock == nil {
+		return nil
+	}
+	l, err := e.in.Lock()
+	if err != nil {
+		return fmt.Errorf("read the state's lock: %w", err)
+	}
+	ctx := e.context()
+	now := e.in.Time
+	if now.IsZero() {
+		now = time.Now()
+	}
+	ctx.Variables["lock"] = lockValue(l, now)
+	return nil
+}
+
+// match evaluates one rule. A file rule whose expression fails matches with
+// e.err set, and the caller turns it into a deny.
+func (e *eval) match(r *Rule) (string, bool) {
+	if r.when == nil {
+		if r.Match == nil {
+			return "", false
+		}
+		msg, ok := r.Match(e.in, e.p.Settings)
+		if ok && r.message != nil {
+			msg = e.message(r, msg)
+		}
+		return msg, ok
+	}
+	if ruleUsesLock(r) {
+		if err := e.needLock(); err != nil {
+			e.err = fmt.Errorf("rule %q reads lock.*, and tfsh could not: %v (refusing rather than guessing)", r.Name, err)
+			return "", true
+		}
+	}
+	ok, err := evalBool(r.when, e.context())
+	if err != nil {
+		e.err = fmt.Errorf("rule %q (%s) could not be evaluated, so it refuses: %v", r.Name, r.Source, err)
+		return "", true
+	}
+	if !ok {
+		return "", false
+	}
+	return e.message(r, ""), true
+}
+
+func ruleUsesLock(r *Rule) bool {
+	for _, ex := range []hcl.Expression{r.when, r.message} {
+		if ex == nil {
+			continue
+		}
+		for _, t := range ex.Variables() {
+			if t.RootName() == "lock" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (e *eval) message(r *Rule, fallback string) string {
+	if r.message == nil {
+		if fallback != "" {
+			return fallback
+		}
+		if r.Description != "" {
+			return r.Description
+		}
+		return "matched rule " + r.Name
+	}
+	if ruleUsesLock(r) {
+		_ = e.needLock()
+	}
+	v, diags := r.message.Value(e.context())
+	if diags.HasErrors() {
+		return fmt.Sprintf("(message could not be rendered: %s)", diagSummary(diags))
+	}
+	if v, err := convert.Convert(v, cty.String); err == nil && v.IsKnown() && !v.IsNull() {
+		return v.AsString()
+	}
+	return "matched rule " + r.Name
+}
+
+func evalBool(ex hcl.Expression, ctx *hcl.EvalContext) (bool, error) {
+	v, diags := ex.Value(ctx)
+	if diags.HasErrors() {
+		return false, errors.New(diagSummary(diags))
+	}
+	v, err := convert.Convert(v, cty.Bool)
+	if err != nil {
+		return false, fmt.Errorf("when must be true or false: %v", err)
+	}
+	if v.IsNull() || !v.IsKnown() {
+		return false, errors.New("when is null")
+	}
+	return v.True(), nil
+}
+
+func diagSummary(diags hcl.Diagnostics) string {
+	var parts []string
+	for _, d := range diags {
+		if d.Severity != hcl.DiagError {
+			continue
+		}
+		s := d.Summary
+		if d.Detail != "" {
+			s += ": " + d.Detail
+		}
+		if d.Subject != nil {
+			s = fmt.Sprintf("%s:%d,%d: %s", d.Subject.Filename, d.Subject.Start.Line, d.Subject.Start.Column, s)
+		}
+		parts = append(parts, s)
+	}
+	return strings.Join(parts, "; ")
+}
+
+// functions are what rules may call: the useful part of cty's standard
+// library, can/try, and a few for the command line (startswith, matches,
+// duration).
+var functions = map[string]function.Function{
+	"contains":      containsFunc,
+	"startswith":    startsWithFunc,
+	"endswith":      endsWithFunc,
+	"matches":       matchesFunc,
+	"duration":      durationFunc,
+	"regex":         stdlib.RegexFunc,
+	"regexall":      stdlib.RegexAllFunc,
+	"regex_replace": stdlib.RegexReplaceFunc,
+	"lower":         stdlib.LowerFunc,
+	"upper":         stdlib.UpperFunc,
+	"length":        stdlib.LengthFunc,
+	"split":         stdlib.SplitFunc,
+	"join":          stdlib.JoinFunc,
+	"trimspace":     stdlib.TrimSpaceFunc,
+	"trimprefix":    stdlib.TrimPrefixFunc,
+	"trimsuffix":    stdlib.TrimSuffixFunc,
+	"replace":       stdlib.ReplaceFunc,
+	"format":        stdlib.FormatFunc,
+	"coalesce":      stdlib.CoalesceFunc,
+	"anytrue":       anyTrueFunc,
+	"alltrue":       allTrueFunc,
+	"min":           stdlib.MinFunc,
+	"max":           stdlib.MaxFunc,
+	"can":           tryfunc.CanFunc,
+	"try":           tryfunc.TryFunc,
+}
+
+// FunctionNames lists the functions rules may call.
+func FunctionNames() []string {
+	out := make([]string, 0, len(functions))
+	for n := range functions {
+		out = append(out, n)
+	}
+	return out
+}
+
+// containsFunc is true when a list has the value, or a string the substring.
+var containsFunc = function.New(&function.Spec{
+	Description: "contains(list, value) or contains(string, substring)",
+	Params: []function.Parameter{
+		{Name: "haystack", Type: cty.DynamicPseudoType},
+		{Name: "needle", Type: cty.DynamicPseudoType},
+	},
+	Type: function.StaticReturnType(cty.Bool),
+	Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+		h, n := args[0], args[1]
+		if h.IsNull() {
+			return cty.False, nil
+		}
+		if h.Type() == cty.String {
+			ns, err := convert.Convert(n, cty.String)
+			if err != nil || ns.IsNull() {
+				return cty.NilVal, function.NewArgErrorf(1, "contains on a string needs a string to look for")
+			}
+			return cty.BoolVal(strings.Contains(h.AsString(), ns.AsString())), nil
+		}
+		if !h.CanIterateElements() {
+			return cty.NilVal, function.NewArgErrorf(0, "contains needs a list or a string, not %s", h.Type().FriendlyName())
+		}
+		for it := h.ElementIterator(); it.Next(); {
+			_, v := it.Element()
+			if eq := v.Equals(n); eq.IsKnown() && eq.True() {
+				return cty.True, nil
+			}
+			if v.Type() == cty.String {
+				if ns, err := convert.Convert(n, cty.String); err == nil && !ns.IsNull() && ns.AsString() == v.AsString() {
+					return cty.True, nil
+				}
+			}
+		}
+		return cty.False, nil
+	},
+})
+
+func stringPair(name string, fn func(s, x string) bool) function.Function {
+	return function.New(&function.Spec{
+		Description: name,
+		Params:      []function.Parameter{{Name: "str", Type: cty.String}, {Name: "x", Type: cty.String}},
+		Type:        function.StaticReturnType(cty.Bool),
+		Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+			return cty.BoolVal(fn(args[0].AsString(), args[1].AsString())), nil
+		},
+	})
+}
+
+var (
+	startsWithFunc = stringPair("startswith(str, prefix)", strings.HasPrefix)
+	endsWithFunc   = stringPair("endswith(str, suffix)", strings.HasSuffix)
+)
+
+// regexCache keeps compiled patterns: rules call matches with literals, so
+// a pattern is compiled once per process, not once per command.
+var regexCache sync.Map
+
+func compiled(pattern string) (*regexp.Regexp, error) {
+	if re, ok := regexCache.Load(pattern); ok {
+		return re.(*regexp.Regexp), nil
+	}
+	re, err := regexp.Compile(pattern)
+	if err != nil {
+		return nil, err
+	}
+	regexCache.Store(pattern, re)
+	return re, nil
+}
+
+// matchesFunc is a regular expression test that is false, rather than an
+// error, when nothing matches (unlike regex).
+var matchesFunc = function.New(&function.Spec{
+	Description: "matches(str, pattern): whether the RE2 pattern matches anywhere in str",
+	Params:      []function.Parameter{{Name: "str", Type: cty.String}, {Name: "pattern", Type: cty.String}},
+	Type:        function.StaticReturnType(cty.Bool),
+	Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+		re, err := compiled(args[1].AsString())
+		if err != nil {
+			return cty.NilVal, function.NewArgErrorf(1, "invalid pattern: %v", err)
+		}
+		return cty.BoolVal(re.MatchString(args[0].AsString())), nil
+	},
+})
+
+// durationFunc turns "5m", "1h30m" or "90s" into seconds, so durations
+// compare with < and >. An empty string is zero.
+var durationFunc = function.New(&function.Spec{
+	Description: `duration("5m"): the number of seconds in a Go duration string`,
+	Params:      []function.Parameter{{Name: "d", Type: cty.String}},
+	Type:        function.StaticReturnType(cty.Number),
+	Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+		s := strings.TrimSpace(args[0].AsString())
+		if s == "" {
+			return cty.Zero, nil
+		}
+		d, err := ParseDuration(s)
+		if err != nil {
+			return cty.NilVal, function.NewArgErrorf(0, "%v", err)
+		}
+		return cty.NumberFloatVal(d.Seconds()), nil
+	},
+})
+
+func boolFold(name string, want bool) function.Function {
+	return function.New(&function.Spec{
+		Description: name,
+		Params:      []function.Parameter{{Name: "list", Type: cty.List(cty.Bool)}},
+		Type:        function.StaticReturnType(cty.Bool),
+		Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+			for it := args[0].ElementIterator(); it.Next(); {
+				_, v := it.Element()
+				if !v.IsNull() && v.True() == want {
+					return cty.BoolVal(want), nil
+				}
+			}
+			return cty.BoolVal(!want), nil
+		},
+	})
+}
+
+var (
+	anyTrueFunc = boolFold("anytrue(list): whether any element is true", true)
+	allTrueFunc = boolFold("alltrue(list): whether every element is true", false)
+)
+
+// ParseDuration reads a duration as terraform reads -lock-timeout (Go's
+// syntax), with a plain "0" allowed.
+func ParseDuration(s string) (time.Duration, error) {
+	if s == "0" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a duration (write it like 30s, 5m or 1h30m)", s)
+	}
+	if d < 0 {
+		return 0, fmt.Errorf("%q is negative", s)
+	}
+	return d, nil
+}
+
+func attrSet(t cty.Type) map[string]struct{} {
+	out := map[string]struct{}{}
+	for n := range t.AttributeTypes() {
+		out[n] = struct{}{}
+	}
+	return out
+}

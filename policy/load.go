@@ -1,0 +1,616 @@
+package policy
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+	_ "time/tzdata" // timezone settings work on machines without zoneinfo
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclparse"
+	"github.com/zclconf/go-cty/cty"
+)
+
+// Layer is where a policy file sits. Later layers may change what earlier
+// ones say, except what an earlier layer enforces; a deny in any layer wins.
+type Layer int
+
+const (
+	LayerBuiltIn Layer = iota
+	LayerOrg
+	LayerProject
+	LayerUser
+)
+
+func (l Layer) String() string {
+	switch l {
+	case LayerOrg:
+		return "organisation"
+	case LayerProject:
+		return "project"
+	case LayerUser:
+		return "user"
+	}
+	return "built-in"
+}
+
+// ParseLayer reads a layer name as written on the command line.
+func ParseLayer(s string) (Layer, bool) {
+	switch s {
+	case "org", "organisation", "organization":
+		return LayerOrg, true
+	case "project":
+		return LayerProject, true
+	case "user":
+		return LayerUser, true
+	}
+	return 0, false
+}
+
+// SystemPolicy is the organisation policy every tfsh on the machine reads.
+// TFSH_ORG_POLICY names another organisation file, read after it; it cannot
+// take this one away.
+var SystemPolicy = "/etc/tfsh/policy.hcl"
+
+// ProjectPolicy is the project policy's path inside a project.
+const ProjectPolicy = ".tfsh/policy.hcl"
+
+// Source is one policy file to load.
+type Source struct {
+	Path  string
+	Layer Layer
+	// Display is how the path is shown in sources and diagnostics; Path if
+	// empty.
+	Display string
+	// Src, when set, is the file's content (tests and fuzzing); otherwise
+	// Path is read.
+	Src []byte
+}
+
+func (s Source) name() string {
+	if s.Display != "" {
+		return s.Display
+	}
+	return s.Path
+}
+
+// Find lists the policy files in effect for a command run in dir, highest
+// authority first: the system organisation file, TFSH_ORG_POLICY, the
+// nearest .tfsh/policy.hcl up the tree, and the user's file
+// ($XDG_CONFIG_HOME/tfsh/policy.hcl). A TFSH_ORG_POLICY that names a file
+// that cannot be read is an error: tfsh fails closed. Paths are shown
+// relative to base when they are inside it.
+func Find(dir, base string, getenv func(string) string) ([]Source, error) {
+	var out []Source
+	add := func(path string, l Layer) {
+		out = append(out, Source{Path: path, Layer: l, Display: display(path, base)})
+	}
+	if fileExists(SystemPolicy) {
+		add(SystemPolicy, LayerOrg)
+	}
+	if p := getenv("TFSH_ORG_POLICY"); p != "" {
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(base, p)
+		}
+		if _, err := os.Stat(p); err != nil {
+			return nil, fmt.Errorf("TFSH_ORG_POLICY names %s, which cannot be read (%v): tfsh will not run without the organisation's policy", p, err)
+		}
+		if p != SystemPolicy {
+			add(p, LayerOrg)
+		}
+	}
+	if p, ok := FindUp(dir, ProjectPolicy); ok {
+		add(p, LayerProject)
+	}
+	if p := UserPolicy(getenv); p != "" && fileExists(p) {
+		add(p, LayerUser)
+	}
+	return out, nil
+}
+
+// UserPolicy is the user layer's path, whether or not it exists.
+func UserPolicy(getenv func(string) string) string {
+	if d := getenv("XDG_CONFIG_HOME"); d != "" && filepath.IsAbs(d) {
+		return filepath.Join(d, "tfsh", "policy.hcl")
+	}
+	if h := getenv("HOME"); h != "" {
+		return filepath.Join(h, ".config", "tfsh", "policy.hcl")
+	}
+	return ""
+}
+
+// FindUp finds rel (like ".tfsh/policy.hcl") in dir or the nearest parent
+// that has it, as git finds .git.
+func FindUp(dir, rel string) (string, bool) {
+	dir = filepath.Clean(dir)
+	for {
+		p := filepath.Join(dir, rel)
+		if fileExists(p) {
+			return p, true
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", false
+		}
+		dir = parent
+	}
+}
+
+func fileExists(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && !fi.IsDir()
+}
+
+func display(path, base string) string {
+	if base == "" {
+		return path
+	}
+	if rel, err := filepath.Rel(base, path); err == nil && !strings.HasPrefix(rel, "..") {
+		return rel
+	}
+	return path
+}
+
+// Files maps file names (as shown) to their parsed content, for rendering
+// diagnostics with source snippets.
+type Files map[string]*hcl.File
+
+var (
+	fileSchema = &hcl.BodySchema{Blocks: []hcl.BlockHeaderSchema{
+		{Type: "settings"},
+		{Type: "rule", LabelNames: []string{"name"}},
+	}}
+	settingsSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
+		{Name: "lock_timeout_default"}, {Name: "lock_timeout_max"}, {Name: "lock_timeout_over_max"},
+		{Name: "audit_required"}, {Name: "timezone"}, {Name: "enforced"},
+	}}
+	ruleSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
+		{Name: "when"}, {Name: "action"}, {Name: "message"}, {Name: "description"},
+		{Name: "enforced"}, {Name: "enabled"}, {Name: "reason_pattern"},
+	}}
+	ruleName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
+)
+
+// Load reads the built-in defaults and then each source in order, and
+// returns the merged policy. Every problem in every file is reported at
+// once; the policy must not be used when the diagnostics have errors.
+func Load(sources []Source) (*Policy, Files, hcl.Diagnostics) {
+	parser := hclparse.NewParser()
+	files := Files{}
+	var diags hcl.Diagnostics
+	m := newMerger()
+	for _, src := range sources {
+		data := src.Src
+		if data == nil {
+			var err error
+			data, err = os.ReadFile(src.Path)
+			if err != nil {
+				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Cannot read policy file",
+					Detail: fmt.Sprintf("%s: %v", src.name(), err)})
+				continue
+			}
+		}
+		f, ds := parser.ParseHCL(data, src.name())
+		diags = append(diags, ds...)
+		if f == nil {
+			continue
+		}
+		files[src.name()] = f
+		m.file(f, src, &diags)
+	}
+	p := m.finish(&diags)
+	p.files = files
+	return p, files, diags
+}
+
+// merger folds layers into one policy.
+type merger struct {
+	p        *Policy
+	index    map[string]int // rule name to index in p.Rules
+	disabled []Rule
+	// defined: where each rule name was defined in the layer being read,
+	// to report duplicates.
+	defined  map[string]hcl.Range
+	layer    Layer
+	enforced map[string]string // setting name to where it was enforced
+	set      map[string]hcl.Range
+}
+
+func newMerger() *merger {
+	p := Default()
+	m := &merger{p: p, index: map[string]int{}, enforced: map[string]string{}, set: map[string]hcl.Range{}}
+	for i, r := range p.Rules {
+		m.index[r.Name] = i
+	}
+	return m
+}
+
+func (m *merger) file(f *hcl.File, src Source, diags *hcl.Diagnostics) {
+	if src.Layer != m.layer {
+		m.layer, m.defined = src.Layer, map[string]hcl.Range{}
+	}
+	m.p.Files = append(m.p.Files, File{Path: src.name(), Layer: src.Layer})
+	content, ds := f.Body.Content(fileSchema)
+	*diags = append(*diags, ds...)
+	var settingsSeen *hcl.Range
+	for _, b := range content.Blocks {
+		switch b.Type {
+		case "settings":
+			if settingsSeen != nil {
+				*diags = append(*diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Duplicate settings block",
+					Detail: fmt.Sprintf("This file already has a settings block at line %d; put every setting in that one.", settingsSeen.Start.Line), Subject: b.DefRange.Ptr()})
+				continue
+			}
+			settingsSeen = b.DefRange.Ptr()
+			m.settings(b, src, diags)
+		case "rule":
+			m.rule(b, src, diags)
+		}
+	}
+}
+
+func source(src Source, r hcl.Range) string {
+	return fmt.Sprintf("%s:%d", src.name(), r.Start.Line)
+}
+
+func errAt(r *hcl.Range, summary, detail string) *hcl.Diagnostic {
+	return &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: detail, Subject: r}
+}
+
+// literal evaluates an attribute that must be a constant.
+func literal(a *hcl.Attribute, want cty.Type, diags *hcl.Diagnostics) (cty.Value, bool) {
+	v, ds := a.Expr.Value(nil)
+	if ds.HasErrors() {
+		*diags = append(*diags, ds...)
+		return cty.NilVal, false
+	}
+	if v.IsNull() || v.Type() != want {
+		*diags = append(*diags, errAt(a.Expr.Range().Ptr(), "Invalid value",
+			fmt.Sprintf("%s must be a %s.", a.Name, want.FriendlyName())))
+		return cty.NilVal, false
+	}
+	return v, true
+}
+
+func durationAttr(a *hcl.Attribute, diags *hcl.Diagnostics) (time.Duration, bool) {
+	v, ok := literal(a, cty.String, diags)
+	if !ok {
+		return 0, false
+	}
+	d, err := ParseDuration(v.AsString())
+	if err != nil {
+		*diags = append(*diags, errAt(a.Expr.Range().Ptr(), "Invalid duration", fmt.Sprintf("%s: %v.", a.Name, err)))
+		return 0, false
+	}
+	return d, true
+}
+
+func (m *merger) settings(b *hcl.Block, src Source, diags *hcl.Diagnostics) {
+	c, ds := b.Body.Content(settingsSchema)
+	*diags = append(*diags, ds...)
+	s := &m.p.Settings
+	enforce := false
+	if a := c.Attributes["enforced"]; a != nil {
+		if v, ok := literal(a, cty.Bool, diags); ok {
+			enforce = v.True()
+		}
+	}
+	names := make([]string, 0, len(c.Attributes))
+	for n := range c.Attributes {
+		if n != "enforced" {
+			names = append(names, n)
+		}
+	}
+	sort.Slice(names, func(i, j int) bool {
+		return c.Attributes[names[i]].Range.Start.Byte < c.Attributes[names[j]].Range.Start.Byte
+	})
+	for _, n := range names {
+		a := c.Attributes[n]
+		where := source(src, a.Range)
+		loosens := ""
+		apply := func() {}
+		switch n {
+		case "lock_timeout_default", "lock_timeout_max":
+			d, ok := durationAttr(a, diags)
+			if !ok {
+				continue
+			}
+			if n == "lock_timeout_default" {
+				if d < s.LockTimeoutDefault {
+					loosens = "shortens the wait"
+				}
+				apply = func() { s.LockTimeoutDefault = d }
+			} else {
+				if s.LockTimeoutMax > 0 && (d == 0 || d > s.LockTimeoutMax) {
+					loosens = "raises the maximum"
+				}
+				apply = func() { s.LockTimeoutMax = d }
+			}
+		case "lock_timeout_over_max":
+			v, ok := literal(a, cty.String, diags)
+			if !ok {
+				continue
+			}
+			o := OverMax(v.AsString())
+			if o != OverMaxRefuse && o != OverMaxClamp {
+				*diags = append(*diags, errAt(a.Expr.Range().Ptr(), "Invalid value", `lock_timeout_over_max must be "refuse" or "clamp".`))
+				continue
+			}
+			if s.OverMax == OverMaxRefuse && o == OverMaxClamp {
+				loosens = "lets a longer timeout run"
+			}
+			apply = func() { s.OverMax = o }
+		case "audit_required":
+			v, ok := literal(a, cty.Bool, diags)
+			if !ok {
+				continue
+			}
+			if s.AuditRequired && v.False() {
+				loosens = "lets commands run unrecorded"
+			}
+			apply = func() { s.AuditRequired = v.True() }
+		case "timezone":
+			v, ok := literal(a, cty.String, diags)
+			if !ok {
+				continue
+			}
+			loc, err := time.LoadLocation(v.AsString())
+			if err != nil {
+				*diags = append(*diags, errAt(a.Expr.Range().Ptr(), "Invalid time zone",
+					fmt.Sprintf("%q is not an IANA time zone name (like \"Europe/Berlin\" or \"UTC\").", v.AsString())))
+				continue
+			}
+			if s.Location != nil && loc.String() != s.Location.String() {
+				loosens = "moves the hours rules check"
+			}
+			apply = func() { s.Location = loc }
+		}
+		if by, ok := m.enforced[n]; ok && loosens != "" {
+			*diags = append(*diags, errAt(a.Range.Ptr(), "Cannot loosen an enforced setting",
+				fmt.Sprintf("%s is enforced by %s; this %s policy %s. A lower layer may only make an enforced setting stricter.", n, by, src.Layer, loosens)))
+			continue
+		}
+		apply()
+		s.Source[n] = where
+		m.set[n] = a.Range
+		if enforce {
+			m.enforced[n] = where
+		}
+	}
+}
+
+func (m *merger) rule(b *hcl.Block, src Source, diags *hcl.Diagnostics) {
+	name := b.Labels[0]
+	if !ruleName.MatchString(name) {
+		*diags = append(*diags, errAt(b.LabelRanges[0].Ptr(), "Invalid rule name",
+			"A rule name starts with a letter or digit and has only letters, digits, '-', '_' and '.'."))
+		return
+	}
+	c, ds := b.Body.Content(ruleSchema)
+	*diags = append(*diags, ds...)
+	if prev, ok := m.defined[name]; ok {
+		*diags = append(*diags, errAt(b.DefRange.Ptr(), "Duplicate rule",
+			fmt.Sprintf("Rule %q is already defined in this layer at %s:%d. Rule names are unique; rename one of them.", name, prev.Filename, prev.Start.Line)))
+		return
+	}
+	m.defined[name] = b.DefRange
+	where := source(src, b.DefRange)
+
+	i, exists := m.index[name]
+	var r Rule
+	if exists {
+		r = m.p.Rules[i]
+		if r.Enforced && r.Layer < src.Layer {
+			by := r.EnforcedBy
+			if by == "" {
+				by = r.Source
+			}
+			*diags = append(*diags, errAt(b.DefRange.Ptr(), "Cannot change an enforced rule",
+				fmt.Sprintf("Rule %q is enforced by the %s policy (%s); this %s policy cannot redefine or disable it. To add a stricter check, write a rule with another name.",
+					name, r.Layer, by, src.Layer)))
+			return
+		}
+	}
+	start := len(*diags)
+	when := c.Attributes["when"]
+	switch {
+	case when != nil:
+		// A new definition, or a replacement of an earlier layer's rule.
+		r = Rule{Name: name, Source: where, Layer: src.Layer, when: when.Expr}
+		if c.Attributes["action"] == nil {
+			*diags = append(*diags, errAt(b.DefRange.Ptr(), "Missing action",
+				fmt.Sprintf(`Rule %q needs an action: "deny", "warn", "confirm" or "require_reason".`, name)))
+		}
+		m.checkExpr(when.Expr, true, diags)
+	case !exists:
+		*diags = append(*diags, errAt(b.DefRange.Ptr(), "Missing when",
+			fmt.Sprintf("Rule %q has no when condition, and no earlier layer defines a rule of that name to change. Built-in rules: %s.", name, strings.Join(builtInNames(), ", "))))
+		return
+	default:
+		// Changes to an earlier layer's rule: what this block sets.
+		r.Layer, r.EnforcedBy = src.Layer, ""
+		r.Source = where
+	}
+	if a := c.Attributes["action"]; a != nil {
+		if v, ok := literal(a, cty.String, diags); ok {
+			act := Action(v.AsString())
+			switch {
+			case !slices.Contains(Actions, act):
+				*diags = append(*diags, errAt(a.Expr.Range().Ptr(), "Invalid action",
+					fmt.Sprintf(`Action %q is not one of "deny", "warn", "confirm", "require_reason".`, act)))
+			case r.when == nil && r.Match == nil:
+				*diags = append(*diags, errAt(a.Range.Ptr(), "Rule has no action",
+					fmt.Sprintf("Rule %q only adds arguments; it has no action to change. Change its settings instead.", name)))
+			default:
+				r.Action = act
+			}
+		}
+	}
+	if a := c.Attributes["message"]; a != nil {
+		r.message = a.Expr
+		m.checkExpr(a.Expr, false, diags)
+	}
+	if a := c.Attributes["description"]; a != nil {
+		if v, ok := literal(a, cty.String, diags); ok {
+			r.Description = v.AsString()
+		}
+	}
+	if a := c.Attributes["reason_pattern"]; a != nil {
+		if v, ok := literal(a, cty.String, diags); ok {
+			re, err := regexp.Compile(v.AsString())
+			if err != nil {
+				*diags = append(*diags, errAt(a.Expr.Range().Ptr(), "Invalid reason_pattern", fmt.Sprintf("Not an RE2 regular expression: %v.", err)))
+			} else {
+				r.ReasonPattern = re
+			}
+		}
+	}
+	if r.ReasonPattern != nil && r.Action != RequireReason {
+		*diags = append(*diags, errAt(c.Attributes["reason_pattern"].Range.Ptr(), "reason_pattern without require_reason",
+			fmt.Sprintf(`reason_pattern only applies to action "require_reason"; rule %q's action is %q.`, name, r.Action)))
+	}
+	if a := c.Attributes["enforced"]; a != nil {
+		if v, ok := literal(a, cty.Bool, diags); ok && v.True() {
+			r.Enforced = true
+			if when == nil {
+				r.EnforcedBy = where
+			}
+		}
+	}
+	disable := false
+	if a := c.Attributes["enabled"]; a != nil {
+		if v, ok := literal(a, cty.Bool, diags); ok {
+			disable = v.False()
+		}
+	}
+	if (*diags)[start:].HasErrors() {
+		// Keep the earlier definition rather than half of this one; the
+		// policy will not be used anyway.
+		return
+	}
+	switch {
+	case disable && exists:
+		m.disabled = append(m.disabled, r)
+		m.p.Rules = slices.Delete(m.p.Rules, i, i+1)
+		m.reindex()
+	case disable:
+		m.disabled = append(m.disabled, r)
+	case exists:
+		m.p.Rules[i] = r
+	default:
+		m.index[name] = len(m.p.Rules)
+		m.p.Rules = append(m.p.Rules, r)
+	}
+}
+
+func (m *merger) reindex() {
+	m.index = map[string]int{}
+	for i, r := range m.p.Rules {
+		m.index[r.Name] = i
+	}
+}
+
+func builtInNames() []string {
+	var out []string
+	for _, r := range builtInRules() {
+		out = append(out, r.Name)
+	}
+	return out
+}
+
+// checkExpr checks an expression against the variables' types: unknown
+// names, misspelt attributes, unknown functions and type errors are found
+// now. env may only be read with literal names.
+func (m *merger) checkExpr(ex hcl.Expression, condition bool, diags *hcl.Diagnostics) {
+	names, ds := envNames(ex)
+	*diags = append(*diags, ds...)
+	if ds.HasErrors() {
+		return
+	}
+	v, ds := ex.Value(typesContext(names))
+	suggest(ds)
+	*diags = append(*diags, ds...)
+	if ds.HasErrors() || !condition {
+		return
+	}
+	if t := v.Type(); t != cty.Bool && t != cty.DynamicPseudoType {
+		*diags = append(*diags, errAt(ex.Range().Ptr(), "Condition is not true or false",
+			fmt.Sprintf("when must be a condition, like workspace == \"prod\"; this expression is a %s.", t.FriendlyName())))
+	}
+}
+
+// envNames lists the environment variables an expression reads.
+func envNames(ex hcl.Expression) ([]string, hcl.Diagnostics) {
+	var names []string
+	var diags hcl.Diagnostics
+	for _, t := range ex.Variables() {
+		if t.RootName() != "env" {
+			continue
+		}
+		name := ""
+		if len(t) > 1 {
+			switch step := t[1].(type) {
+			case hcl.TraverseAttr:
+				name = step.Name
+			case hcl.TraverseIndex:
+				if step.Key.Type() == cty.String && step.Key.IsKnown() {
+					name = step.Key.AsString()
+				}
+			}
+		}
+		if name == "" {
+			diags = append(diags, errAt(t.SourceRange().Ptr(), "Environment read without a name",
+				`Rules read environment variables by name, as env.NAME or env["NAME"], so that tfsh gives a rule only the variables it names.`))
+			continue
+		}
+		names = append(names, name)
+	}
+	return names, diags
+}
+
+func (m *merger) finish(diags *hcl.Diagnostics) *Policy {
+	p := m.p
+	s := p.Settings
+	if s.LockTimeoutMax > 0 && s.LockTimeoutDefault > s.LockTimeoutMax {
+		r, ok := m.set["lock_timeout_max"]
+		if !ok {
+			r = m.set["lock_timeout_default"]
+		}
+		*diags = append(*diags, errAt(&r, "Default above the maximum",
+			fmt.Sprintf("lock_timeout_default (%s, %s) is above lock_timeout_max (%s, %s).",
+				FormatDuration(s.LockTimeoutDefault), s.Source["lock_timeout_default"], FormatDuration(s.LockTimeoutMax), s.Source["lock_timeout_max"])))
+	}
+	seen := map[string]bool{}
+	for _, r := range p.Rules {
+		for _, ex := range []hcl.Expression{r.when, r.message} {
+			if ex == nil {
+				continue
+			}
+			names, _ := envNames(ex)
+			for _, n := range names {
+				if !seen[n] {
+					seen[n] = true
+					p.envNames = append(p.envNames, n)
+				}
+			}
+		}
+		if ruleUsesLock(&r) {
+			p.usesLock = true
+		}
+	}
+	sort.Strings(p.envNames)
+	p.Disabled = m.disabled
+	return p
+}
+
+// UsesLock reports whether any rule reads lock.*: only then does the
+// pipeline read the lock before a command.
+func (p *Policy) UsesLock() bool { return p.usesLock }
+
+// EnvNames lists the environment variables the rules read.
+func (p *Policy) EnvNames() []string { return p.envNames }
