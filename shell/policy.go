@@ -263,22 +263,33 @@ func (s *Session) resolveWithSignals(ctx context.Context, dec policy.Decision, s
 	if s.cfg.Ask == nil || (len(dec.With(policy.Confirm)) == 0 && len(dec.With(policy.RequireReason)) == 0) {
 		return s.resolve(ctx, dec)
 	}
-	askCtx, cancel := context.WithCancel(ctx)
+	askCtx, stop := untilSignal(ctx, sigs)
+	r := s.resolve(askCtx, dec)
+	r.interrupted = stop() && r.refused != nil
+	return r
+}
+
+// untilSignal is ctx, cancelled when a signal arrives on sigs (the signal
+// is taken: it was meant for what the context stops). stop ends the watch
+// and reports whether a signal came.
+func untilSignal(ctx context.Context, sigs <-chan os.Signal) (context.Context, func() bool) {
+	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
-	var interrupted bool
+	got := make(chan bool, 1)
 	go func() {
 		select {
 		case <-sigs:
-			interrupted = true
 			cancel()
+			got <- true
 		case <-done:
+			got <- false
 		}
 	}()
-	r := s.resolve(askCtx, dec)
-	close(done)
-	cancel()
-	r.interrupted = interrupted && r.refused != nil
-	return r
+	return ctx, func() bool {
+		close(done)
+		cancel()
+		return <-got
+	}
 }
 
 // runInfo is what is known of a command when it is refused early.
@@ -290,7 +301,7 @@ type runInfo struct {
 }
 
 // refuseInvalid records and reports a command that cannot run because
-// its policy is invalid: tfsh never runs a command unguarded.
+// its policy or hooks file is invalid: tfsh never runs a command unguarded.
 func (s *Session) refuseInvalid(ctx context.Context, argv []string, ri runInfo, perr error) Outcome {
 	info := audit.CommandInfo{
 		Typed: terraform.RedactArgs(argv), Subcommand: ri.inv.Command, Known: ri.inv.Spec != nil,
@@ -301,11 +312,16 @@ func (s *Session) refuseInvalid(ctx context.Context, argv []string, ri runInfo, 
 		info.Line = Quote(terraform.RedactArgs(toks))
 	}
 	msg := perr.Error()
-	c, err := s.rec.StartCommand(ctx, info, audit.Decision{Action: string(policy.Deny), Rule: "policy-invalid", Message: msg})
+	rule := "policy-invalid"
+	var he *HooksInvalidError
+	if errors.As(perr, &he) {
+		rule = "hooks-invalid"
+	}
+	c, err := s.rec.StartCommand(ctx, info, audit.Decision{Action: string(policy.Deny), Rule: rule, Message: msg})
 	s.errorf("%s", msg)
 	if err != nil {
 		s.errorf("audit log %s cannot be written (%v)", s.cfg.Audit.Path(), err)
 		return Outcome{ExitCode: ExitCannotRun, Status: "error"}
 	}
-	return s.end(c, audit.CommandEnd{Status: "error", ExitCode: ExitCannotRun, Error: msg, Reason: "policy-invalid"})
+	return s.end(c, audit.CommandEnd{Status: "error", ExitCode: ExitCannotRun, Error: msg, Reason: rule})
 }

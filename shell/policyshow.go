@@ -52,7 +52,11 @@ func ShowPolicy(w io.Writer, p *policy.Policy) {
 		if r.Enforced {
 			enf = "enforced"
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", r.Name, action, r.Layer, r.Source, enf, r.Description)
+		src := r.Source
+		if src == policy.BuiltIn {
+			src = "" // the layer says it
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", r.Name, action, r.Layer, src, enf, r.Description)
 	}
 	for _, r := range p.Disabled {
 		fmt.Fprintf(tw, "  %s\toff\t%s\t%s\t\tdisabled here\n", r.Name, r.Layer, r.Source)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tfsh/tfsh/audit"
+	"github.com/tfsh/tfsh/hooks"
 	"github.com/tfsh/tfsh/internal/ci"
 	"github.com/tfsh/tfsh/internal/secret"
 	"github.com/tfsh/tfsh/lock"
@@ -80,6 +81,7 @@ type Session struct {
 	host      string
 	ci        ci.Info
 	observers observers
+	hooks     hooksCache
 	history   *History // nil: lines typed are not kept
 }
 
@@ -196,6 +198,10 @@ func (s *Session) Run(ctx context.Context, argv []string, line string) Outcome {
 	if perr != nil {
 		return s.refuseInvalid(ctx, argv, runInfo{inv: inv, ref: ref, dir: dir, line: line}, perr)
 	}
+	hr, herr := s.hooksFor(dir)
+	if herr != nil {
+		return s.refuseInvalid(ctx, argv, runInfo{inv: inv, ref: ref, dir: dir, line: line}, herr)
+	}
 	in := PolicyInput(inv, World{
 		Workspace: ref.Workspace, Backend: ref.Backend, StateKey: ref.Key, User: s.user, Host: s.host, CI: s.ci,
 		Getenv: getenv, Time: s.cfg.Now(), Lock: s.lockState(ctx, ref, lock.Getenv(getenv)),
@@ -294,6 +300,7 @@ func (s *Session) Run(ctx context.Context, argv []string, line string) Outcome {
 		io.WriteString(s.cfg.Err, line)
 		c.Output(audit.Note).Write([]byte(line))
 	}
+	ch := s.newCommandHooks(hr, c, info, say)
 	for _, f := range dec.Findings {
 		if f.Action == policy.Warn {
 			say(fmt.Sprintf("warning from rule %q (%s): %s", f.Rule, f.Source, f.Message))
@@ -302,6 +309,7 @@ func (s *Session) Run(ctx context.Context, argv []string, line string) Outcome {
 	if dec.Action == policy.Deny {
 		f := dec.Deciding()
 		say(fmt.Sprintf("refused by rule %q (%s): %s", f.Rule, f.Source, f.Message))
+		ch.run(ctx, hooks.PolicyDenied, map[string]any{"rule": f.Rule, "source": f.Source, "message": f.Message})
 		return s.end(c, audit.CommandEnd{Status: "refused", ExitCode: ExitRefused, Reason: f.Rule})
 	}
 	if asked.refused != nil {
@@ -310,6 +318,7 @@ func (s *Session) Run(ctx context.Context, argv []string, line string) Outcome {
 			return s.end(c, audit.CommandEnd{Status: "interrupted", ExitCode: ExitInterrupted, Reason: "interrupted while rule " + f.Rule + " asked"})
 		}
 		say(fmt.Sprintf("refused by rule %q (%s): %s", f.Rule, f.Source, asked.why))
+		ch.run(ctx, hooks.PolicyDenied, map[string]any{"rule": f.Rule, "source": f.Source, "message": asked.why})
 		return s.end(c, audit.CommandEnd{Status: "refused", ExitCode: ExitRefused, Reason: f.Rule})
 	}
 	if asked.reason != "" && len(dec.With(policy.RequireReason)) > 0 {
@@ -322,10 +331,21 @@ func (s *Session) Run(ctx context.Context, argv []string, line string) Outcome {
 		say(notAdded)
 	}
 
+	if ch != nil && hr.Wants(hooks.BeforeCommand, inv.Command) {
+		hctx, stop := untilSignal(ctx, sigs)
+		results := ch.run(hctx, hooks.BeforeCommand, map[string]any{"decision": auditDecision(dec, asked)})
+		if stop() {
+			return s.end(c, audit.CommandEnd{Status: "interrupted", ExitCode: ExitInterrupted, Reason: "interrupted while before_command hooks ran"})
+		}
+		if r, refused := hooks.Refusal(results); refused {
+			say(fmt.Sprintf("refused by hook %q (%s): it %s: %s%s", r.Hook, r.Source, hookVerdict(r), r.Error, outputTail(r.Output)))
+			return s.end(c, audit.CommandEnd{Status: "refused", ExitCode: ExitRefused, Reason: "hook " + r.Hook})
+		}
+	}
 	if ctx.Err() != nil {
 		return s.end(c, audit.CommandEnd{Status: "interrupted", ExitCode: ExitInterrupted, Reason: "interrupted before terraform started"})
 	}
-	lw := s.watchLocks(c, final, ref, lock.Getenv(getenv), s.cfg.Now(), say)
+	lw := s.watchLocks(c, final, ref, lock.Getenv(getenv), s.cfg.Now(), say, ch)
 	res := terraform.Run(ctx, terraform.RunSpec{
 		Path:    s.cfg.Binary.Path,
 		Args:    runArgv,
@@ -367,6 +387,11 @@ func (s *Session) Run(ctx context.Context, argv []string, line string) Outcome {
 		end.Reason = "tfsh forwarded " + strings.Join(res.Forwarded, ", ")
 	}
 	lw.finish(end.Status == "ok", locksForSure(final))
+	ch.wait()
+	ch.run(context.WithoutCancel(ctx), hooks.AfterCommand, map[string]any{"status": end.Status, "exit_code": end.ExitCode, "signal": end.Signal})
+	if end.Status == "ok" && inv.Command == "force-unlock" && len(inv.Positional) > 0 {
+		ch.run(context.WithoutCancel(ctx), hooks.ForceUnlock, map[string]any{"lock_id": inv.Positional[0].Value, "reason": asked.reason})
+	}
 	return s.end(c, end)
 }
 

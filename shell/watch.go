@@ -95,7 +95,7 @@ func (lw *lockWatch) started(pid int) {
 // watchLocks starts observing the command's state lock, if it takes one.
 // It never delays the command: clients are set up in the watcher's
 // goroutine, and every problem is recorded and shown once.
-func (s *Session) watchLocks(c *audit.Command, inv *terraform.Invocation, ref lock.StateRef, getenv lock.Getenv, start time.Time, say func(string)) *lockWatch {
+func (s *Session) watchLocks(c *audit.Command, inv *terraform.Invocation, ref lock.StateRef, getenv lock.Getenv, start time.Time, say func(string), ch *commandHooks) *lockWatch {
 	if !takesLock(inv) {
 		return nil
 	}
@@ -142,6 +142,9 @@ func (s *Session) watchLocks(c *audit.Command, inv *terraform.Invocation, ref lo
 			c.Later(ev.At, ev.Kind, ev.LockID, ev)
 		} else if err := appendNow(c, ev); err != nil {
 			s.sayOnce("audit:"+err.Error(), say, fmt.Sprintf("could not record %s in %s: %v", ev.Kind, s.cfg.Audit.Path(), err))
+		}
+		if name := lockHookEvent(ev.Kind); name != "" {
+			ch.async(name, map[string]any{"lock": ev})
 		}
 		switch ev.Kind {
 		case lock.KindOrphaned:

@@ -315,6 +315,9 @@ func setup(ctx context.Context, c common, mode string, args []string, stdin, ask
 	if err := loaded.Err(); err != nil {
 		return nil, err
 	}
+	if _, err := shell.LoadHooks(cwd, cwd, os.Environ()); err != nil {
+		return nil, err
+	}
 	path, err := terraform.Find(c.terraform, getenv)
 	if err != nil {
 		return nil, err

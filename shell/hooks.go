@@ -1,0 +1,251 @@
+package shell
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+
+	"github.com/tfsh/tfsh/audit"
+	"github.com/tfsh/tfsh/hooks"
+	"github.com/tfsh/tfsh/lock"
+	"github.com/tfsh/tfsh/policy"
+	"github.com/tfsh/tfsh/terraform"
+)
+
+// KindHookRun is the audit event of one hook run.
+const KindHookRun = "hook_run"
+
+// hooksCache keeps the hooks file of the last directory until it changes.
+type hooksCache struct {
+	mu     sync.Mutex
+	key    string
+	runner *hooks.Runner
+	err    error
+}
+
+// HooksInvalidError is a hooks file that cannot be used: tfsh refuses
+// commands rather than skip a team's checks.
+type HooksInvalidError struct {
+	Path  string
+	Files policy.Files
+	Diags hcl.Diagnostics
+}
+
+func (e *HooksInvalidError) Error() string {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "the hooks file %s is invalid, so tfsh runs nothing until it is fixed:\n\n", e.Path)
+	policy.WriteDiagnostics(&b, e.Files, e.Diags)
+	return strings.TrimRight(b.String(), "\n")
+}
+
+// LoadHooks finds and loads the hooks for commands run in dir (nil when
+// there is no hooks file). Paths are shown relative to base.
+func LoadHooks(dir, base string, env []string) (*hooks.Runner, error) {
+	var c hooksCache
+	return c.load(dir, base, env)
+}
+
+func (c *hooksCache) load(dir, base string, env []string) (*hooks.Runner, error) {
+	path, ok := hooks.Find(dir)
+	if !ok {
+		return nil, nil
+	}
+	key := path
+	if fi, err := os.Stat(path); err == nil {
+		key = fmt.Sprintf("%s\x00%d\x00%d", path, fi.Size(), fi.ModTime().UnixNano())
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.key == key {
+		return c.runner, c.err
+	}
+	shown := path
+	if rel, err := filepath.Rel(base, path); err == nil && !strings.HasPrefix(rel, "..") {
+		shown = rel
+	}
+	cfg, diags := hooks.Load(shown)
+	if cfg == nil || diags.HasErrors() {
+		files := policy.Files{}
+		if cfg != nil {
+			files[cfg.File] = &hcl.File{Bytes: cfg.Src}
+		}
+		c.key, c.runner, c.err = key, nil, &HooksInvalidError{Path: shown, Files: files, Diags: diags}
+		return nil, c.err
+	}
+	c.key, c.err = key, nil
+	c.runner = &hooks.Runner{Config: cfg, Getenv: terraform.EnvLookup(env), Env: env}
+	return c.runner, nil
+}
+
+func (s *Session) hooksFor(dir string) (*hooks.Runner, error) {
+	return s.hooks.load(dir, s.cfg.Dir, s.cfg.Env)
+}
+
+// commandHooks runs one command's hooks and records every run. Lock
+// events fire their hooks in the background (they happen while terraform
+// runs and must not hold its output); wait collects them before the
+// command's end is written.
+type commandHooks struct {
+	s       *Session
+	r       *hooks.Runner
+	c       *audit.Command
+	command string
+	base    map[string]any
+	say     func(string)
+
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	ending bool
+}
+
+func (s *Session) newCommandHooks(r *hooks.Runner, c *audit.Command, info audit.CommandInfo, say func(string)) *commandHooks {
+	if r == nil {
+		return nil
+	}
+	base := map[string]any{
+		"session_id": s.ID(), "command_id": c.ID, "user": s.user, "host": s.host,
+		"workdir": info.Workdir, "workspace": info.Workspace, "backend": info.Backend, "state_key": info.StateKey,
+		"subcommand": info.Subcommand, "argv": info.Run,
+	}
+	if m := s.ci.Map(); m != nil {
+		base["ci"] = m
+	}
+	return &commandHooks{s: s, r: r, c: c, command: info.Subcommand, base: base, say: say}
+}
+
+func (h *commandHooks) payload(extra map[string]any) map[string]any {
+	out := make(map[string]any, len(h.base)+len(extra))
+	for k, v := range h.base {
+		out[k] = v
+	}
+	for k, v := range extra {
+		out[k] = v
+	}
+	return out
+}
+
+// run fires an event's hooks and waits for them.
+func (h *commandHooks) run(ctx context.Context, event string, extra map[string]any) []hooks.Result {
+	if h == nil || !h.r.Wants(event, h.command) {
+		return nil
+	}
+	res := h.r.Run(ctx, hooks.Event{Name: event, Command: h.command, At: h.s.cfg.Now(), Payload: h.payload(extra)})
+	h.record(res)
+	return res
+}
+
+// async fires an event's hooks in the background.
+func (h *commandHooks) async(event string, extra map[string]any) {
+	if h == nil || !h.r.Wants(event, h.command) {
+		return
+	}
+	at := h.s.cfg.Now()
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		res := h.r.Run(context.Background(), hooks.Event{Name: event, Command: h.command, At: at, Payload: h.payload(extra)})
+		h.record(res)
+	}()
+}
+
+// wait collects background hooks; each is bounded by its own timeout.
+// Results from then on go with command_end.
+func (h *commandHooks) wait() {
+	if h == nil {
+		return
+	}
+	h.wg.Wait()
+	h.mu.Lock()
+	h.ending = true
+	h.mu.Unlock()
+}
+
+// hookRecord is the data of a hook_run event.
+type hookRecord struct {
+	Event      string `json:"event"`
+	Hook       string `json:"hook"`
+	Source     string `json:"source"`
+	Kind       string `json:"kind"`
+	DurationMS int64  `json:"duration_ms"`
+	Status     string `json:"status"`
+	ExitCode   *int   `json:"exit_code,omitempty"`
+	HTTPStatus int    `json:"http_status,omitempty"`
+	Attempts   int    `json:"attempts,omitempty"`
+	Error      string `json:"error,omitempty"`
+	Output     string `json:"output,omitempty"`
+	Refused    bool   `json:"refused,omitempty"`
+}
+
+func (h *commandHooks) record(results []hooks.Result) {
+	for _, r := range results {
+		rec := hookRecord{Event: r.Event, Hook: r.Hook, Source: r.Source, Kind: r.Kind, DurationMS: r.Duration.Milliseconds(),
+			Status: r.Status, HTTPStatus: r.HTTPStatus, Attempts: r.Attempts, Error: r.Error, Output: r.Output, Refused: r.Refuses}
+		if r.Kind == "exec" && r.Status != hooks.StatusError {
+			code := r.ExitCode
+			rec.ExitCode = &code
+		}
+		h.mu.Lock()
+		ending := h.ending
+		h.mu.Unlock()
+		if ending {
+			h.c.Later(time.Time{}, KindHookRun, "", rec)
+		} else {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			err := h.c.AppendAt(ctx, time.Time{}, KindHookRun, "", rec)
+			cancel()
+			if err != nil {
+				h.s.sayOnce("audit:"+err.Error(), h.say, fmt.Sprintf("could not record hook %s in %s: %v", r.Hook, h.s.cfg.Audit.Path(), err))
+			}
+		}
+		if r.Status != hooks.StatusOK && !r.Refuses {
+			h.say(fmt.Sprintf("hook %q (%s) on %s %s: %s%s", r.Hook, r.Source, r.Event, r.Status, r.Error, outputTail(r.Output)))
+		}
+	}
+}
+
+// outputTail is the last lines of a hook's output, indented, for a message.
+func outputTail(out string) string {
+	out = strings.TrimSpace(out)
+	if out == "" {
+		return ""
+	}
+	lines := strings.Split(out, "\n")
+	if len(lines) > 5 {
+		lines = lines[len(lines)-5:]
+	}
+	return "\n    " + strings.Join(lines, "\n    ")
+}
+
+// lockHookEvent maps a lock event to the hook event it fires, if any.
+func lockHookEvent(kind string) string {
+	switch kind {
+	case lock.KindContention:
+		return hooks.LockContention
+	case lock.KindWait:
+		return hooks.LockWait
+	case lock.KindOrphaned:
+		return hooks.LockOrphaned
+	}
+	return ""
+}
+
+// hookVerdict says how a refusing hook failed.
+func hookVerdict(r hooks.Result) string {
+	switch r.Status {
+	case hooks.StatusFailed:
+		if r.Kind == "exec" {
+			return fmt.Sprintf("exited %d", r.ExitCode)
+		}
+		return fmt.Sprintf("was answered %d", r.HTTPStatus)
+	case hooks.StatusTimeout:
+		return "timed out"
+	}
+	return "could not run"
+}
