@@ -12,6 +12,7 @@ import (
 
 	"github.com/creack/pty"
 
+	"github.com/tfsh/tfsh/hooks"
 	"github.com/tfsh/tfsh/internal/lab/labtest"
 )
 
@@ -159,7 +160,8 @@ rule "apply-ticket" {
 
 // TestExamplePolicies runs the shipped organisation policy's own tests:
 // tfsh policy check and tfsh policy test must both pass on it, as a
-// security team would run them before installing it.
+// security team would run them before installing it. The example hooks
+// file must load too.
 func TestExamplePolicies(t *testing.T) {
 	dir := filepath.Join(repoRoot(t), "examples", "policies")
 	for _, args := range [][]string{
@@ -173,5 +175,9 @@ func TestExamplePolicies(t *testing.T) {
 		if args[1] == "test" && (!strings.Contains(out.String(), " passed, 0 failed") || strings.Contains(out.String(), "\n0 passed")) {
 			t.Fatalf("tfsh policy test:\n%s", out.String())
 		}
+	}
+	cfg, diags := hooks.Load(filepath.Join(repoRoot(t), "examples", "hooks", "hooks.hcl"))
+	if diags.HasErrors() || len(cfg.Hooks) != 3 {
+		t.Fatalf("examples/hooks/hooks.hcl: %v", diags)
 	}
 }
