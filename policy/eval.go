@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/ext/tryfunc"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
 	"github.com/zclconf/go-cty/cty/function"
@@ -106,6 +107,7 @@ type eval struct {
 	ctx  *hcl.EvalContext
 	err  error // set by match when a file rule could not be evaluated
 	lock bool  // lock.* filled in
+	memo []leafResult
 }
 
 func (p *Policy) newEval(in Input) *eval {
@@ -235,13 +237,13 @@ func (e *eval) match(r *Rule) (string, bool) {
 		}
 		return msg, ok
 	}
-	if ruleUsesLock(r) {
+	if r.readsLock {
 		if err := e.needLock(); err != nil {
 			e.err = fmt.Errorf("rule %q reads lock.*, and tfsh could not: %v (refusing rather than guessing)", r.Name, err)
 			return "", true
 		}
 	}
-	ok, err := evalBool(r.when, e.context())
+	ok, err := e.cond(r.when)
 	if err != nil {
 		e.err = fmt.Errorf("rule %q (%s) could not be evaluated, so it refuses: %v", r.Name, r.Source, err)
 		return "", true
@@ -276,7 +278,7 @@ func (e *eval) message(r *Rule, fallback string) string {
 		}
 		return "matched rule " + r.Name
 	}
-	if ruleUsesLock(r) {
+	if r.readsLock {
 		_ = e.needLock()
 	}
 	v, diags := r.message.Value(e.context())
@@ -289,14 +291,127 @@ func (e *eval) message(r *Rule, fallback string) string {
 	return "matched rule " + r.Name
 }
 
+// evalBool evaluates a condition. && and || stop at the first operand
+// that decides them, as people expect and as hcl does not (it evaluates
+// both sides): most rules start with a cheap guard that is false.
+type leafResult struct {
+	done bool
+	v    bool
+	err  error
+}
+
+func (e *eval) cond(ex hcl.Expression) (bool, error) {
+	switch x := ex.(type) {
+	case *hclsyntax.ParenthesesExpr:
+		return e.cond(x.Expression)
+	case *hclsyntax.UnaryOpExpr:
+		if x.Op == hclsyntax.OpLogicalNot {
+			v, err := e.cond(x.Val)
+			return !v, err
+		}
+	case *hclsyntax.BinaryOpExpr:
+		switch x.Op {
+		case hclsyntax.OpLogicalAnd:
+			if l, err := e.cond(x.LHS); err != nil || !l {
+				return false, err
+			}
+			return e.cond(x.RHS)
+		case hclsyntax.OpLogicalOr:
+			if l, err := e.cond(x.LHS); err != nil || l {
+				return l, err
+			}
+			return e.cond(x.RHS)
+		}
+	}
+	id, ok := e.p.leafID[ex]
+	if !ok {
+		return evalBool(ex, e.context())
+	}
+	if e.memo == nil {
+		e.memo = make([]leafResult, e.p.leaves)
+	}
+	if m := e.memo[id]; m.done {
+		return m.v, m.err
+	}
+	v, err := e.leaf(ex)
+	e.memo[id] = leafResult{true, v, err}
+	return v, err
+}
+
+// fastValue reads a variable traversal like command.name straight from the
+// context, or reports false when the expression is anything else.
+func fastValue(ex hclsyntax.Expression, ctx *hcl.EvalContext) (cty.Value, bool) {
+	switch x := ex.(type) {
+	case *hclsyntax.LiteralValueExpr:
+		return x.Val, true
+	case *hclsyntax.ScopeTraversalExpr:
+		v, ok := ctx.Variables[x.Traversal.RootName()]
+		if !ok {
+			return cty.NilVal, false
+		}
+		for _, step := range x.Traversal[1:] {
+			a, ok := step.(hcl.TraverseAttr)
+			if !ok || !v.Type().IsObjectType() || !v.Type().HasAttribute(a.Name) || !v.IsKnown() || v.IsNull() {
+				return cty.NilVal, false
+			}
+			v = v.GetAttr(a.Name)
+		}
+		return v, true
+	}
+	return cty.NilVal, false
+}
+
+func (e *eval) leaf(ex hcl.Expression) (bool, error) {
+	ctx := e.context()
+	switch x := ex.(type) {
+	case *hclsyntax.ScopeTraversalExpr:
+		if v, ok := fastValue(x, ctx); ok && v.Type() == cty.Bool && v.IsKnown() && !v.IsNull() {
+			return v.True(), nil
+		}
+	case *hclsyntax.BinaryOpExpr:
+		if x.Op == hclsyntax.OpEqual || x.Op == hclsyntax.OpNotEqual {
+			l, ok1 := fastValue(x.LHS, ctx)
+			r, ok2 := fastValue(x.RHS, ctx)
+			if ok1 && ok2 && l.Type() == cty.String && r.Type() == cty.String && l.IsKnown() && r.IsKnown() && !l.IsNull() && !r.IsNull() {
+				return (l.AsString() == r.AsString()) == (x.Op == hclsyntax.OpEqual), nil
+			}
+		}
+	}
+	return evalBool(ex, ctx)
+}
+
 func evalBool(ex hcl.Expression, ctx *hcl.EvalContext) (bool, error) {
+	switch e := ex.(type) {
+	case *hclsyntax.ParenthesesExpr:
+		return evalBool(e.Expression, ctx)
+	case *hclsyntax.UnaryOpExpr:
+		if e.Op == hclsyntax.OpLogicalNot {
+			v, err := evalBool(e.Val, ctx)
+			return !v, err
+		}
+	case *hclsyntax.BinaryOpExpr:
+		switch e.Op {
+		case hclsyntax.OpLogicalAnd:
+			if l, err := evalBool(e.LHS, ctx); err != nil || !l {
+				return false, err
+			}
+			return evalBool(e.RHS, ctx)
+		case hclsyntax.OpLogicalOr:
+			if l, err := evalBool(e.LHS, ctx); err != nil || l {
+				return l, err
+			}
+			return evalBool(e.RHS, ctx)
+		}
+	}
 	v, diags := ex.Value(ctx)
 	if diags.HasErrors() {
 		return false, errors.New(diagSummary(diags))
 	}
-	v, err := convert.Convert(v, cty.Bool)
-	if err != nil {
-		return false, fmt.Errorf("when must be true or false: %v", err)
+	if v.Type() != cty.Bool {
+		var err error
+		if v, err = convert.Convert(v, cty.Bool); err != nil {
+			return false, fmt.Errorf("when must be true or false: %v", err)
+		}
 	}
 	if v.IsNull() || !v.IsKnown() {
 		return false, errors.New("when is null")
@@ -436,12 +551,20 @@ func compiled(pattern string) (*regexp.Regexp, error) {
 // error, when nothing matches (unlike regex).
 var matchesFunc = function.New(&function.Spec{
 	Description: "matches(str, pattern): whether the RE2 pattern matches anywhere in str",
-	Params:      []function.Parameter{{Name: "str", Type: cty.String}, {Name: "pattern", Type: cty.String}},
-	Type:        function.StaticReturnType(cty.Bool),
+	// Unknown arguments are let in so that a literal pattern is compiled
+	// when the policy is checked, even though str is only known later.
+	Params: []function.Parameter{{Name: "str", Type: cty.String, AllowUnknown: true}, {Name: "pattern", Type: cty.String, AllowUnknown: true}},
+	Type:   function.StaticReturnType(cty.Bool),
 	Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+		if !args[1].IsKnown() {
+			return cty.UnknownVal(cty.Bool), nil
+		}
 		re, err := compiled(args[1].AsString())
 		if err != nil {
 			return cty.NilVal, function.NewArgErrorf(1, "invalid pattern: %v", err)
+		}
+		if !args[0].IsKnown() {
+			return cty.UnknownVal(cty.Bool), nil
 		}
 		return cty.BoolVal(re.MatchString(args[0].AsString())), nil
 	},
@@ -472,11 +595,19 @@ func boolFold(name string, want bool) function.Function {
 		Params:      []function.Parameter{{Name: "list", Type: cty.List(cty.Bool)}},
 		Type:        function.StaticReturnType(cty.Bool),
 		Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+			unknown := false
 			for it := args[0].ElementIterator(); it.Next(); {
 				_, v := it.Element()
+				if !v.IsKnown() {
+					unknown = true
+					continue
+				}
 				if !v.IsNull() && v.True() == want {
 					return cty.BoolVal(want), nil
 				}
+			}
+			if unknown {
+				return cty.UnknownVal(cty.Bool), nil
 			}
 			return cty.BoolVal(!want), nil
 		},
@@ -502,12 +633,4 @@ func ParseDuration(s string) (time.Duration, error) {
 		return 0, fmt.Errorf("%q is negative", s)
 	}
 	return d, nil
-}
-
-func attrSet(t cty.Type) map[string]struct{} {
-	out := map[string]struct{}{}
-	for n := range t.AttributeTypes() {
-		out[n] = struct{}{}
-	}
-	return out
 }

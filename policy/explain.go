@@ -71,7 +71,7 @@ func (e *eval) why(r *Rule, matched bool) string {
 	if r.when == nil {
 		return builtInWhy(r, e.in, e.p.Settings, matched)
 	}
-	if ruleUsesLock(r) {
+	if r.readsLock {
 		if err := e.needLock(); err != nil {
 			return "could not read the lock: " + err.Error()
 		}

@@ -349,3 +349,78 @@ rule "night" {
 		t.Fatalf("failed=%d\n%s", n, b.String())
 	}
 }
+
+func TestLayerEdgeCases(t *testing.T) {
+	t.Run("a later layer turns a disabled rule back on", func(t *testing.T) {
+		p := mustLoad(t, org(`rule "nights" {
+  when    = time.hour >= 20
+  action  = "confirm"
+  enabled = false
+}`), project(`rule "nights" {
+  enabled = true
+}`))
+		in := applyIn
+		in.Time = time.Date(2026, 1, 7, 21, 0, 0, 0, time.UTC)
+		p.Settings.Location = time.UTC
+		if d := p.Decide(in); d.Action != Confirm || d.Deciding().Source != "project.hcl:1" {
+			t.Fatalf("decision = %+v", d)
+		}
+		if len(p.Disabled) != 0 {
+			t.Fatalf("still listed as disabled: %+v", p.Disabled)
+		}
+	})
+	for _, tt := range []struct{ name, org, project, want string }{
+		{"a rule disabled and enforced stays off", `rule "nights" {
+  when     = time.hour >= 20
+  action   = "confirm"
+  enabled  = false
+  enforced = true
+}`, `rule "nights" {
+  when   = true
+  action = "warn"
+}`, "Cannot change an enforced rule"},
+		{"a built-in that adds arguments cannot get a when", ``, `rule "lock-timeout-default" {
+  when   = true
+  action = "warn"
+}`, "Built-in rule cannot be redefined"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, fs, diags := Load([]Source{org(tt.org), project(tt.project)})
+			var b strings.Builder
+			WriteDiagnostics(&b, fs, diags)
+			if !strings.Contains(b.String(), tt.want) || !strings.Contains(b.String(), "project.hcl:") {
+				t.Fatalf("diagnostics:\n%s\nwant %q in project.hcl", b.String(), tt.want)
+			}
+		})
+	}
+}
+
+func TestConditionsShortCircuit(t *testing.T) {
+	// regex fails on a string it does not match; behind a false guard it
+	// is never evaluated, as people read &&.
+	p := mustLoad(t, org(`rule "guarded" {
+  when   = workspace == "prod" && regex("^x", workspace) == "x"
+  action = "deny"
+}
+rule "either" {
+  when   = workspace != "prod" || regex("^x", workspace) == "x"
+  action = "warn"
+}
+rule "lists" {
+  when   = anytrue([workspace == "prod", command.destroy]) || alltrue([!command.destroy, workspace == "staging"])
+  action = "confirm"
+}`))
+	d := p.Decide(applyIn)
+	if d.Action != Warn || d.Deciding().Rule != "either" {
+		t.Fatalf("decision = %+v", d)
+	}
+	in := applyIn
+	in.Workspace = "prod"
+	if d := p.Decide(in); d.Action != Deny || !strings.Contains(d.Deciding().Message, "could not be evaluated") {
+		t.Fatalf("an error past a true guard must deny: %+v", d)
+	}
+	in.Workspace = "staging"
+	if d := p.Decide(in); d.Action != Confirm || d.Deciding().Rule != "lists" {
+		t.Fatalf("anytrue/alltrue: %+v", d)
+	}
+}

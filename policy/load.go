@@ -13,7 +13,9 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclparse"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/convert"
 )
 
 // Layer is where a policy file sits. Later layers may change what earlier
@@ -201,10 +203,17 @@ func Load(sources []Source) (*Policy, Files, hcl.Diagnostics) {
 			continue
 		}
 		files[src.name()] = f
+		if ds.HasErrors() {
+			// What follows a syntax error is guesswork: report the syntax
+			// first, the rest once it parses.
+			m.p.Files = append(m.p.Files, File{Path: src.name(), Layer: src.Layer})
+			continue
+		}
 		m.file(f, src, &diags)
 	}
 	p := m.finish(&diags)
 	p.files = files
+	p.indexLeaves()
 	return p, files, diags
 }
 
@@ -219,11 +228,13 @@ type merger struct {
 	layer    Layer
 	enforced map[string]string // setting name to where it was enforced
 	set      map[string]hcl.Range
+	setOrder map[string]int // when each setting was last set, in reading order
+	setCount int
 }
 
 func newMerger() *merger {
 	p := Default()
-	m := &merger{p: p, index: map[string]int{}, enforced: map[string]string{}, set: map[string]hcl.Range{}}
+	m := &merger{p: p, index: map[string]int{}, enforced: map[string]string{}, set: map[string]hcl.Range{}, setOrder: map[string]int{}}
 	for i, r := range p.Rules {
 		m.index[r.Name] = i
 	}
@@ -378,6 +389,8 @@ func (m *merger) settings(b *hcl.Block, src Source, diags *hcl.Diagnostics) {
 		apply()
 		s.Source[n] = where
 		m.set[n] = a.Range
+		m.setCount++
+		m.setOrder[n] = m.setCount
 		if enforce {
 			m.enforced[n] = where
 		}
@@ -403,8 +416,18 @@ func (m *merger) rule(b *hcl.Block, src Source, diags *hcl.Diagnostics) {
 
 	i, exists := m.index[name]
 	var r Rule
-	if exists {
-		r = m.p.Rules[i]
+	reenable := -1 // index in m.disabled of the rule this block may turn back on
+	if !exists {
+		for k, d := range m.disabled {
+			if d.Name == name {
+				reenable, r = k, d
+			}
+		}
+	}
+	if exists || reenable >= 0 {
+		if exists {
+			r = m.p.Rules[i]
+		}
 		if r.Enforced && r.Layer < src.Layer {
 			by := r.EnforcedBy
 			if by == "" {
@@ -419,15 +442,19 @@ func (m *merger) rule(b *hcl.Block, src Source, diags *hcl.Diagnostics) {
 	start := len(*diags)
 	when := c.Attributes["when"]
 	switch {
+	case when != nil && (r.Add != nil):
+		*diags = append(*diags, errAt(when.Range.Ptr(), "Built-in rule cannot be redefined",
+			fmt.Sprintf("Rule %q adds or lowers -lock-timeout; a when condition would replace that. Change it with the lock_timeout settings, or turn it off with enabled = false.", name)))
+		return
 	case when != nil:
 		// A new definition, or a replacement of an earlier layer's rule.
-		r = Rule{Name: name, Source: where, Layer: src.Layer, when: when.Expr}
+		r = Rule{Name: name, Source: where, Layer: src.Layer, when: foldWhen(when.Expr)}
 		if c.Attributes["action"] == nil {
 			*diags = append(*diags, errAt(b.DefRange.Ptr(), "Missing action",
 				fmt.Sprintf(`Rule %q needs an action: "deny", "warn", "confirm" or "require_reason".`, name)))
 		}
 		m.checkExpr(when.Expr, true, diags)
-	case !exists:
+	case !exists && reenable < 0:
 		*diags = append(*diags, errAt(b.DefRange.Ptr(), "Missing when",
 			fmt.Sprintf("Rule %q has no when condition, and no earlier layer defines a rule of that name to change. Built-in rules: %s.", name, strings.Join(builtInNames(), ", "))))
 		return
@@ -471,7 +498,13 @@ func (m *merger) rule(b *hcl.Block, src Source, diags *hcl.Diagnostics) {
 		}
 	}
 	if r.ReasonPattern != nil && r.Action != RequireReason {
-		*diags = append(*diags, errAt(c.Attributes["reason_pattern"].Range.Ptr(), "reason_pattern without require_reason",
+		rng := b.DefRange
+		if a := c.Attributes["reason_pattern"]; a != nil {
+			rng = a.Range
+		} else if a := c.Attributes["action"]; a != nil {
+			rng = a.Range
+		}
+		*diags = append(*diags, errAt(rng.Ptr(), "reason_pattern without require_reason",
 			fmt.Sprintf(`reason_pattern only applies to action "require_reason"; rule %q's action is %q.`, name, r.Action)))
 	}
 	if a := c.Attributes["enforced"]; a != nil {
@@ -492,6 +525,11 @@ func (m *merger) rule(b *hcl.Block, src Source, diags *hcl.Diagnostics) {
 		// Keep the earlier definition rather than half of this one; the
 		// policy will not be used anyway.
 		return
+	}
+	if reenable >= 0 {
+		// Off in an earlier layer: this block either keeps it off or turns
+		// it back on.
+		m.disabled = slices.Delete(m.disabled, reenable, reenable+1)
 	}
 	switch {
 	case disable && exists:
@@ -535,7 +573,19 @@ func (m *merger) checkExpr(ex hcl.Expression, condition bool, diags *hcl.Diagnos
 	v, ds := ex.Value(typesContext(names))
 	suggest(ds)
 	*diags = append(*diags, ds...)
-	if ds.HasErrors() || !condition {
+	if ds.HasErrors() {
+		return
+	}
+	if !condition {
+		if _, err := convert.Convert(v, cty.String); err != nil || (v.IsKnown() && v.IsNull()) {
+			*diags = append(*diags, errAt(ex.Range().Ptr(), "Message is not text",
+				`message must be a string, like "apply on ${workspace} needs a ticket".`))
+		}
+		return
+	}
+	if v.IsKnown() && v.IsNull() {
+		*diags = append(*diags, errAt(ex.Range().Ptr(), "Condition is null",
+			"when must be a condition that is true or false, like workspace == \"prod\"; this one is null."))
 		return
 	}
 	if t := v.Type(); t != cty.Bool && t != cty.DynamicPseudoType {
@@ -577,16 +627,21 @@ func (m *merger) finish(diags *hcl.Diagnostics) *Policy {
 	p := m.p
 	s := p.Settings
 	if s.LockTimeoutMax > 0 && s.LockTimeoutDefault > s.LockTimeoutMax {
-		r, ok := m.set["lock_timeout_max"]
-		if !ok {
-			r = m.set["lock_timeout_default"]
+		// Point at whichever of the two was set last: that is the change
+		// that broke the pair.
+		last := "lock_timeout_max"
+		if m.setOrder["lock_timeout_default"] > m.setOrder["lock_timeout_max"] {
+			last = "lock_timeout_default"
 		}
+		r := m.set[last]
 		*diags = append(*diags, errAt(&r, "Default above the maximum",
-			fmt.Sprintf("lock_timeout_default (%s, %s) is above lock_timeout_max (%s, %s).",
-				FormatDuration(s.LockTimeoutDefault), s.Source["lock_timeout_default"], FormatDuration(s.LockTimeoutMax), s.Source["lock_timeout_max"])))
+			fmt.Sprintf("lock_timeout_default (%s, %s) is above lock_timeout_max (%s, %s): tfsh would add a wait it then refuses. Lower lock_timeout_default to %s or less.",
+				FormatDuration(s.LockTimeoutDefault), s.Source["lock_timeout_default"], FormatDuration(s.LockTimeoutMax), s.Source["lock_timeout_max"], FormatDuration(s.LockTimeoutMax))))
 	}
 	seen := map[string]bool{}
-	for _, r := range p.Rules {
+	for i := range p.Rules {
+		r := &p.Rules[i]
+		r.readsLock = ruleUsesLock(r)
 		for _, ex := range []hcl.Expression{r.when, r.message} {
 			if ex == nil {
 				continue
@@ -599,7 +654,7 @@ func (m *merger) finish(diags *hcl.Diagnostics) *Policy {
 				}
 			}
 		}
-		if ruleUsesLock(&r) {
+		if r.readsLock {
 			p.usesLock = true
 		}
 	}
@@ -614,3 +669,80 @@ func (p *Policy) UsesLock() bool { return p.usesLock }
 
 // EnvNames lists the environment variables the rules read.
 func (p *Policy) EnvNames() []string { return p.envNames }
+
+// foldLiterals replaces quoted strings without interpolation by their
+// values where conditions compare or pass them, so that evaluating
+// workspace == "prod" does not render a template each time.
+func foldWhen(ex hcl.Expression) hcl.Expression {
+	if e, ok := ex.(hclsyntax.Expression); ok {
+		return foldLiterals(e)
+	}
+	return ex
+}
+
+func foldLiterals(ex hclsyntax.Expression) hclsyntax.Expression {
+	switch e := ex.(type) {
+	case *hclsyntax.TemplateExpr:
+		if e.IsStringLiteral() {
+			if v, diags := e.Value(nil); !diags.HasErrors() {
+				return &hclsyntax.LiteralValueExpr{Val: v, SrcRange: e.SrcRange}
+			}
+		}
+	case *hclsyntax.BinaryOpExpr:
+		e.LHS, e.RHS = foldLiterals(e.LHS), foldLiterals(e.RHS)
+	case *hclsyntax.UnaryOpExpr:
+		e.Val = foldLiterals(e.Val)
+	case *hclsyntax.ParenthesesExpr:
+		e.Expression = foldLiterals(e.Expression)
+	case *hclsyntax.FunctionCallExpr:
+		for i := range e.Args {
+			e.Args[i] = foldLiterals(e.Args[i])
+		}
+	case *hclsyntax.TupleConsExpr:
+		for i := range e.Exprs {
+			e.Exprs[i] = foldLiterals(e.Exprs[i])
+		}
+	}
+	return ex
+}
+
+func (p *Policy) indexLeaves() {
+	p.leafID = map[hcl.Expression]int{}
+	byText := map[string]int{}
+	var walk func(ex hcl.Expression)
+	walk = func(ex hcl.Expression) {
+		switch e := ex.(type) {
+		case *hclsyntax.ParenthesesExpr:
+			walk(e.Expression)
+			return
+		case *hclsyntax.UnaryOpExpr:
+			if e.Op == hclsyntax.OpLogicalNot {
+				walk(e.Val)
+				return
+			}
+		case *hclsyntax.BinaryOpExpr:
+			if e.Op == hclsyntax.OpLogicalAnd || e.Op == hclsyntax.OpLogicalOr {
+				walk(e.LHS)
+				walk(e.RHS)
+				return
+			}
+		}
+		f := p.files[ex.Range().Filename]
+		if f == nil {
+			return
+		}
+		text := string(ex.Range().SliceBytes(f.Bytes))
+		id, ok := byText[text]
+		if !ok {
+			id = len(byText)
+			byText[text] = id
+		}
+		p.leafID[ex] = id
+	}
+	for _, r := range p.Rules {
+		if r.when != nil {
+			walk(r.when)
+		}
+	}
+	p.leaves = len(byText)
+}

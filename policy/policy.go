@@ -159,8 +159,9 @@ type Rule struct {
 	Match func(in Input, s Settings) (message string, ok bool)
 	Add   func(in Input, s Settings) []string
 
-	when    hcl.Expression
-	message hcl.Expression // a template; for a built-in rule, replaces its message
+	when      hcl.Expression
+	message   hcl.Expression // a template; for a built-in rule, replaces its message
+	readsLock bool           // when or message reads lock.*; set by Load
 }
 
 // Policy is an ordered list of rules and their settings.
@@ -176,7 +177,9 @@ type Policy struct {
 	// says whether any rule reads lock.*.
 	envNames []string
 	usesLock bool
-	files    Files // the parsed files, for explanations
+	files    Files                  // the parsed files, for explanations
+	leafID   map[hcl.Expression]int // condition leaves, the same id for the same text
+	leaves   int
 }
 
 // File is one policy file in effect.

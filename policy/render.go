@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/agext/levenshtein"
 	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/zclconf/go-cty/cty"
 )
 
 // WriteDiagnostics renders diagnostics for people: file:line:col, the
@@ -65,27 +68,56 @@ func snippet(b *bytes.Buffer, files Files, r hcl.Range) {
 }
 
 // suggest adds "Did you mean …?" to diagnostics about attributes of the
-// rule variables (command.nme), which hcl reports without a suggestion.
+// rule variables (command.nme), which hcl reports without a suggestion. It
+// chooses among the attributes of the variable that was read, in a fixed
+// order so that ties always resolve the same way.
 func suggest(diags hcl.Diagnostics) {
 	for _, d := range diags {
+		if d.Summary == "Call to unknown function" && !strings.Contains(d.Detail, "Did you mean") {
+			names := FunctionNames()
+			slices.Sort(names)
+			d.Detail = strings.TrimSuffix(d.Detail, ".") + ". The functions are: " + strings.Join(names, ", ") + "."
+			continue
+		}
 		if d.Summary != "Unsupported attribute" || strings.Contains(d.Detail, "Did you mean") {
 			continue
 		}
-		_, rest, ok := strings.Cut(d.Detail, `named "`)
+		st, ok := d.Expression.(*hclsyntax.ScopeTraversalExpr)
+		if !ok || len(st.Traversal) < 2 {
+			continue
+		}
+		attr, ok := st.Traversal[1].(hcl.TraverseAttr)
 		if !ok {
 			continue
 		}
-		name, _, _ := strings.Cut(rest, `"`)
+		var t cty.Type
+		switch st.Traversal.RootName() {
+		case "command":
+			t = commandType
+		case "ci":
+			t = ciType
+		case "time":
+			t = timeType
+		case "lock":
+			t = lockType
+		default:
+			continue
+		}
+		names := make([]string, 0, len(t.AttributeTypes()))
+		for n := range t.AttributeTypes() {
+			names = append(names, n)
+		}
+		slices.Sort(names)
 		best, bestD := "", 3
-		for _, t := range []map[string]struct{}{attrSet(commandType), attrSet(ciType), attrSet(timeType), attrSet(lockType)} {
-			for a := range t {
-				if dist := levenshtein.Distance(name, a, nil); dist < bestD {
-					best, bestD = a, dist
-				}
+		for _, n := range names {
+			if dist := levenshtein.Distance(attr.Name, n, nil); dist < bestD {
+				best, bestD = n, dist
 			}
 		}
 		if best != "" {
-			d.Detail = strings.TrimSuffix(d.Detail, ".") + fmt.Sprintf(`. Did you mean %q?`, best)
+			d.Detail = strings.TrimSuffix(d.Detail, ".") + fmt.Sprintf(". Did you mean %s.%s?", st.Traversal.RootName(), best)
+		} else {
+			d.Detail = strings.TrimSuffix(d.Detail, ".") + fmt.Sprintf(". %s has: %s.", st.Traversal.RootName(), strings.Join(names, ", "))
 		}
 	}
 }

@@ -1,0 +1,4 @@
+rule "apply-only" {
+  when   = command.name ==
+  action = "warn"
+}

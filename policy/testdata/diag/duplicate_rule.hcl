@@ -1,0 +1,9 @@
+rule "prod" {
+  when   = workspace == "prod"
+  action = "confirm"
+}
+
+rule "prod" {
+  when   = workspace == "production"
+  action = "deny"
+}

@@ -1,0 +1,4 @@
+settings {
+  lock_timeout_max = "10m"
+  enforced         = true
+}

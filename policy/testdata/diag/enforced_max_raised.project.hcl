@@ -1,0 +1,3 @@
+settings {
+  lock_timeout_max = "1h"
+}

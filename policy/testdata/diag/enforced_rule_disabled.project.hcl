@@ -1,0 +1,3 @@
+rule "no-prod-destroy" {
+  enabled = false
+}

@@ -1,0 +1,4 @@
+rule "no-prod-destroy" {
+  when   = false
+  action = "warn"
+}

@@ -1,0 +1,4 @@
+rule "env-gate" {
+  when   = env[command.name] == "off"
+  action = "deny"
+}

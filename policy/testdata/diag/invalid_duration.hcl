@@ -1,0 +1,3 @@
+settings {
+  lock_timeout_default = "5 minutes"
+}

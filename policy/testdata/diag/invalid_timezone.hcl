@@ -1,0 +1,3 @@
+settings {
+  timezone = "Europe/Paaris"
+}

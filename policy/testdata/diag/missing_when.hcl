@@ -1,0 +1,4 @@
+rule "no-prod-apply" {
+  action  = "deny"
+  message = "no applies to prod"
+}

@@ -1,0 +1,4 @@
+rule "apply-warn" {
+  when   = command.nme == "apply"
+  action = "warn"
+}

@@ -1,0 +1,4 @@
+rules "no-prod-destroy" {
+  when   = command.destroy && workspace == "prod"
+  action = "deny"
+}

@@ -1,0 +1,4 @@
+rule "no-prod-destroy" {
+  when   = command.destroy && workspace == "prod"
+  actoin = "deny"
+}

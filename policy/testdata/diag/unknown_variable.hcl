@@ -1,0 +1,4 @@
+rule "prod-confirm" {
+  when   = worksapce == "prod"
+  action = "confirm"
+}

@@ -1,0 +1,4 @@
+rule "prod" {
+  when   = workspace
+  action = "confirm"
+}

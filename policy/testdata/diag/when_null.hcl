@@ -1,0 +1,5 @@
+# A null condition is neither true nor false.
+rule "nothing" {
+  when   = null
+  action = "deny"
+}
