@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -281,6 +282,9 @@ func (e *eval) message(r *Rule, fallback string) string {
 	if r.readsLock {
 		_ = e.needLock()
 	}
+	if msg, ok := fastTemplate(r.message, e.context()); ok {
+		return msg
+	}
 	v, diags := r.message.Value(e.context())
 	if diags.HasErrors() {
 		return fmt.Sprintf("(message could not be rendered: %s)", diagSummary(diags))
@@ -361,23 +365,124 @@ func fastValue(ex hclsyntax.Expression, ctx *hcl.EvalContext) (cty.Value, bool) 
 	return cty.NilVal, false
 }
 
+// leaf evaluates one condition without && or ||. The shapes rules are
+// made of (a variable, a comparison of variables and literals, a call of
+// startswith, endswith, contains or matches on them) are read directly;
+// anything else goes through hcl. Both give the same answers
+// (TestFastPathsAgreeWithHCL): the fast paths only take values whose types
+// they check.
 func (e *eval) leaf(ex hcl.Expression) (bool, error) {
 	ctx := e.context()
 	switch x := ex.(type) {
 	case *hclsyntax.ScopeTraversalExpr:
-		if v, ok := fastValue(x, ctx); ok && v.Type() == cty.Bool && v.IsKnown() && !v.IsNull() {
+		if v, ok := fastValue(x, ctx); ok && v.Type() == cty.Bool && known(v) {
 			return v.True(), nil
 		}
 	case *hclsyntax.BinaryOpExpr:
-		if x.Op == hclsyntax.OpEqual || x.Op == hclsyntax.OpNotEqual {
-			l, ok1 := fastValue(x.LHS, ctx)
-			r, ok2 := fastValue(x.RHS, ctx)
-			if ok1 && ok2 && l.Type() == cty.String && r.Type() == cty.String && l.IsKnown() && r.IsKnown() && !l.IsNull() && !r.IsNull() {
-				return (l.AsString() == r.AsString()) == (x.Op == hclsyntax.OpEqual), nil
+		l, ok1 := fastValue(x.LHS, ctx)
+		r, ok2 := fastValue(x.RHS, ctx)
+		if !ok1 || !ok2 || !known(l) || !known(r) || !l.Type().Equals(r.Type()) {
+			break
+		}
+		switch {
+		case l.Type() == cty.String && (x.Op == hclsyntax.OpEqual || x.Op == hclsyntax.OpNotEqual):
+			return (l.AsString() == r.AsString()) == (x.Op == hclsyntax.OpEqual), nil
+		case l.Type() == cty.Number:
+			c := l.AsBigFloat().Cmp(r.AsBigFloat())
+			switch x.Op {
+			case hclsyntax.OpEqual:
+				return c == 0, nil
+			case hclsyntax.OpNotEqual:
+				return c != 0, nil
+			case hclsyntax.OpLessThan:
+				return c < 0, nil
+			case hclsyntax.OpLessThanOrEqual:
+				return c <= 0, nil
+			case hclsyntax.OpGreaterThan:
+				return c > 0, nil
+			case hclsyntax.OpGreaterThanOrEqual:
+				return c >= 0, nil
 			}
+		}
+	case *hclsyntax.FunctionCallExpr:
+		if v, ok := fastCall(x, ctx); ok {
+			return v, nil
 		}
 	}
 	return evalBool(ex, ctx)
+}
+
+func known(v cty.Value) bool { return v.IsKnown() && !v.IsNull() }
+
+// fastCall answers the string tests rules use most when their arguments
+// are plain values.
+func fastCall(x *hclsyntax.FunctionCallExpr, ctx *hcl.EvalContext) (bool, bool) {
+	if len(x.Args) != 2 || x.ExpandFinal {
+		return false, false
+	}
+	a, ok1 := fastValue(x.Args[0], ctx)
+	b, ok2 := fastValue(x.Args[1], ctx)
+	if !ok1 || !ok2 || !known(a) || !known(b) || b.Type() != cty.String {
+		return false, false
+	}
+	if a.Type() != cty.String {
+		if x.Name == "contains" && a.Type().IsListType() && a.Type().ElementType() == cty.String {
+			for it := a.ElementIterator(); it.Next(); {
+				if _, v := it.Element(); known(v) && v.AsString() == b.AsString() {
+					return true, true
+				}
+			}
+			return false, true
+		}
+		return false, false
+	}
+	s, t := a.AsString(), b.AsString()
+	switch x.Name {
+	case "startswith":
+		return strings.HasPrefix(s, t), true
+	case "endswith":
+		return strings.HasSuffix(s, t), true
+	case "contains":
+		return strings.Contains(s, t), true
+	case "matches":
+		if re, err := compiled(t); err == nil {
+			return re.MatchString(s), true
+		}
+	}
+	return false, false
+}
+
+// fastTemplate renders a message made of literal text and variable
+// interpolations without hcl's template machinery (which normalises every
+// piece); anything else reports false.
+func fastTemplate(ex hcl.Expression, ctx *hcl.EvalContext) (string, bool) {
+	var parts []hclsyntax.Expression
+	switch x := ex.(type) {
+	case *hclsyntax.TemplateExpr:
+		parts = x.Parts
+	case *hclsyntax.TemplateWrapExpr:
+		parts = []hclsyntax.Expression{x.Wrapped}
+	default:
+		return "", false
+	}
+	var b strings.Builder
+	for _, p := range parts {
+		v, ok := fastValue(p, ctx)
+		if !ok || !known(v) {
+			return "", false
+		}
+		switch v.Type() {
+		case cty.String:
+			b.WriteString(v.AsString())
+		case cty.Bool:
+			b.WriteString(strconv.FormatBool(v.True()))
+		case cty.Number:
+			b.WriteString(v.AsBigFloat().Text('f', -1))
+		default:
+			return "", false
+		}
+	}
+	return b.String(), true
 }
 
 func evalBool(ex hcl.Expression, ctx *hcl.EvalContext) (bool, error) {

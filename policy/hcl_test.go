@@ -424,3 +424,73 @@ rule "lists" {
 		t.Fatalf("anytrue/alltrue: %+v", d)
 	}
 }
+
+// TestFastPathsAgreeWithHCL checks the evaluator's direct readings
+// (comparisons, string tests, templates, folded literals) against hcl's own
+// evaluation of the same expressions, on several inputs.
+func TestFastPathsAgreeWithHCL(t *testing.T) {
+	conds := []string{
+		`workspace == "prod"`, `workspace != "prod"`, `"prod" == workspace`, `command.writes_state`,
+		`time.hour >= 18`, `time.hour < 9`, `time.hour == 12`, `time.weekday_number > 5`, `time.minute <= 30`,
+		`command.lock_timeout_seconds < duration("5m")`, `command.lock_timeout_seconds >= duration("1m30s")`,
+		`startswith(workspace, "prod")`, `endswith(state_key, ".tfstate")`, `contains(workspace, "eu")`,
+		`contains(command.targets, "module.db")`, `contains(command.args, "-auto-approve")`,
+		`matches(state_key, "^env/(prod|stage)/")`, `matches(user, "^(alice|bob)$")`,
+		`ci.provider == "github"`, `lower(workspace) == "prod"`, `length(command.targets) > 0`,
+		`!command.lock`, `command.destroy || command.has_plan_file`,
+	}
+	msgs := []string{
+		`"${command.name} in ${workspace} at ${time.hour}h, ${command.lock_timeout_seconds}s, lock ${command.lock}"`,
+		`"plain text"`, `"${user}"`, `"hour ${time.hour + 1}"`,
+	}
+	inputs := []func(Input) Input{
+		func(i Input) Input { return i },
+		func(i Input) Input {
+			i.Workspace, i.StateKey, i.User = "prod-eu", "env/prod/app.tfstate", "alice"
+			i.Targets, i.Args = []string{"module.db"}, []string{"-auto-approve", "-target=module.db"}
+			i.Time = time.Date(2026, 1, 10, 19, 45, 0, 0, time.UTC)
+			i.LockTimeoutSet, i.LockTimeout = true, 90*time.Second
+			i.CI = CI{Provider: "github"}
+			return i
+		},
+		func(i Input) Input {
+			i.Command, i.WritesState, i.LockDisabled, i.Destroy = "plan", false, true, true
+			i.Time = time.Date(2026, 1, 5, 8, 59, 0, 0, time.UTC)
+			return i
+		},
+	}
+	for _, c := range conds {
+		for _, m := range msgs {
+			p := mustLoad(t, org(`settings { timezone = "UTC" }
+rule "r" {
+  when    = `+c+`
+  action  = "warn"
+  message = `+m+`
+}`))
+			r := &p.Rules[len(p.Rules)-1]
+			for n, mk := range inputs {
+				in := mk(applyIn)
+				ev := p.newEval(in)
+				ctx := ev.context()
+				fast, err := ev.cond(r.when)
+				if err != nil {
+					t.Fatalf("%s: %v", c, err)
+				}
+				v, diags := r.when.Value(ctx)
+				if diags.HasErrors() {
+					t.Fatalf("%s: hcl: %v", c, diags)
+				}
+				if fast != v.True() {
+					t.Errorf("input %d: %s: fast %v, hcl %v", n, c, fast, v.True())
+				}
+				want, diags := r.message.Value(ctx)
+				if diags.HasErrors() {
+					t.Fatalf("%s: hcl: %v", m, diags)
+				}
+				if got := ev.message(r, ""); got != want.AsString() {
+					t.Errorf("input %d: message %s = %q, hcl %q", n, m, got, want.AsString())
+				}
+			}
+		}
+	}
+}

@@ -695,8 +695,18 @@ func foldLiterals(ex hclsyntax.Expression) hclsyntax.Expression {
 	case *hclsyntax.ParenthesesExpr:
 		e.Expression = foldLiterals(e.Expression)
 	case *hclsyntax.FunctionCallExpr:
+		all := true
 		for i := range e.Args {
 			e.Args[i] = foldLiterals(e.Args[i])
+			_, lit := e.Args[i].(*hclsyntax.LiteralValueExpr)
+			all = all && lit
+		}
+		// A call on literals gives the same value every time: duration("5m")
+		// becomes 300 once, here. can and try are about errors, kept as is.
+		if all && !e.ExpandFinal && e.Name != "can" && e.Name != "try" {
+			if v, diags := e.Value(&hcl.EvalContext{Functions: functions}); !diags.HasErrors() && v.IsWhollyKnown() {
+				return &hclsyntax.LiteralValueExpr{Val: v, SrcRange: e.Range()}
+			}
 		}
 	case *hclsyntax.TupleConsExpr:
 		for i := range e.Exprs {
