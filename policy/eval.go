@@ -361,6 +361,27 @@ func fastValue(ex hclsyntax.Expression, ctx *hcl.EvalContext) (cty.Value, bool) 
 			v = v.GetAttr(a.Name)
 		}
 		return v, true
+	case *hclsyntax.FunctionCallExpr:
+		// One-argument calls rules wrap around variables.
+		if len(x.Args) != 1 || x.ExpandFinal {
+			break
+		}
+		a, ok := fastValue(x.Args[0], ctx)
+		if !ok || !known(a) {
+			break
+		}
+		switch {
+		case x.Name == "lower" && a.Type() == cty.String:
+			return cty.StringVal(strings.ToLower(a.AsString())), true
+		case x.Name == "upper" && a.Type() == cty.String:
+			return cty.StringVal(strings.ToUpper(a.AsString())), true
+		case x.Name == "length" && (a.Type().IsListType() || a.Type().IsTupleType()):
+			return cty.NumberIntVal(int64(a.LengthInt())), true
+		case x.Name == "duration" && a.Type() == cty.String:
+			if d, err := ParseDuration(strings.TrimSpace(a.AsString())); err == nil || strings.TrimSpace(a.AsString()) == "" {
+				return cty.NumberFloatVal(d.Seconds()), true
+			}
+		}
 	}
 	return cty.NilVal, false
 }
@@ -426,9 +447,9 @@ func fastCall(x *hclsyntax.FunctionCallExpr, ctx *hcl.EvalContext) (bool, bool) 
 		return false, false
 	}
 	if a.Type() != cty.String {
-		if x.Name == "contains" && a.Type().IsListType() && a.Type().ElementType() == cty.String {
+		if x.Name == "contains" && (a.Type().IsListType() || a.Type().IsTupleType()) {
 			for it := a.ElementIterator(); it.Next(); {
-				if _, v := it.Element(); known(v) && v.AsString() == b.AsString() {
+				if _, v := it.Element(); known(v) && v.Type() == cty.String && v.AsString() == b.AsString() {
 					return true, true
 				}
 			}

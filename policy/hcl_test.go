@@ -438,6 +438,8 @@ func TestFastPathsAgreeWithHCL(t *testing.T) {
 		`matches(state_key, "^env/(prod|stage)/")`, `matches(user, "^(alice|bob)$")`,
 		`ci.provider == "github"`, `lower(workspace) == "prod"`, `length(command.targets) > 0`,
 		`!command.lock`, `command.destroy || command.has_plan_file`,
+		`contains(["prod", "stage"], workspace)`, `contains(["prod", 1], workspace)`, `upper(workspace) == "PROD-EU"`,
+		`length(command.args) > 1`, `duration(command.lock_timeout) > duration("1m")`, `length(["a", "b"]) == 2`,
 	}
 	msgs := []string{
 		`"${command.name} in ${workspace} at ${time.hour}h, ${command.lock_timeout_seconds}s, lock ${command.lock}"`,

@@ -709,8 +709,16 @@ func foldLiterals(ex hclsyntax.Expression) hclsyntax.Expression {
 			}
 		}
 	case *hclsyntax.TupleConsExpr:
+		all := true
 		for i := range e.Exprs {
 			e.Exprs[i] = foldLiterals(e.Exprs[i])
+			_, lit := e.Exprs[i].(*hclsyntax.LiteralValueExpr)
+			all = all && lit
+		}
+		if all {
+			if v, diags := e.Value(nil); !diags.HasErrors() {
+				return &hclsyntax.LiteralValueExpr{Val: v, SrcRange: e.SrcRange}
+			}
 		}
 	}
 	return ex
