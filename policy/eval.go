@@ -3,6 +3,7 @@ package policy
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"regexp"
 	"strconv"
 	"strings"
@@ -59,17 +60,28 @@ var (
 // Variables lists the names a rule's expressions can use.
 var Variables = []string{"command", "workspace", "backend", "state_key", "user", "host", "ci", "env", "time", "lock"}
 
-// typesContext is the context of unknown values used to check expressions.
-func typesContext(envNames []string) *hcl.EvalContext {
+// typesVars are the variables as unknown values of their types, built
+// once: checking reads them and never changes them.
+var typesVars = sync.OnceValue(func() map[string]cty.Value {
 	vars := map[string]cty.Value{
 		"command": cty.UnknownVal(commandType),
 		"ci":      cty.UnknownVal(ciType),
 		"time":    cty.UnknownVal(timeType),
 		"lock":    cty.UnknownVal(lockType),
-		"env":     envObject(envNames, func(string) string { return "" }, true),
+		"env":     cty.EmptyObjectVal,
 	}
 	for _, n := range stringVars {
 		vars[n] = cty.UnknownVal(cty.String)
+	}
+	return vars
+})
+
+// typesContext is the context of unknown values used to check expressions.
+func typesContext(envNames []string) *hcl.EvalContext {
+	vars := typesVars()
+	if len(envNames) > 0 {
+		vars = maps.Clone(vars)
+		vars["env"] = envObject(envNames, nil, true)
 	}
 	return &hcl.EvalContext{Variables: vars, Functions: functions}
 }
@@ -257,13 +269,17 @@ func (e *eval) match(r *Rule) (string, bool) {
 
 func ruleUsesLock(r *Rule) bool {
 	for _, ex := range []hcl.Expression{r.when, r.message} {
-		if ex == nil {
-			continue
+		if ex != nil && readsLock(ex.Variables()) {
+			return true
 		}
-		for _, t := range ex.Variables() {
-			if t.RootName() == "lock" {
-				return true
-			}
+	}
+	return false
+}
+
+func readsLock(vars []hcl.Traversal) bool {
+	for _, t := range vars {
+		if t.RootName() == "lock" {
+			return true
 		}
 	}
 	return false

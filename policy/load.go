@@ -230,11 +230,12 @@ type merger struct {
 	set      map[string]hcl.Range
 	setOrder map[string]int // when each setting was last set, in reading order
 	setCount int
+	facts    map[hcl.Expression]exprFacts
 }
 
 func newMerger() *merger {
 	p := Default()
-	m := &merger{p: p, index: map[string]int{}, enforced: map[string]string{}, set: map[string]hcl.Range{}, setOrder: map[string]int{}}
+	m := &merger{p: p, index: map[string]int{}, enforced: map[string]string{}, set: map[string]hcl.Range{}, setOrder: map[string]int{}, facts: map[hcl.Expression]exprFacts{}}
 	for i, r := range p.Rules {
 		m.index[r.Name] = i
 	}
@@ -565,7 +566,9 @@ func builtInNames() []string {
 // names, misspelt attributes, unknown functions and type errors are found
 // now. env may only be read with literal names.
 func (m *merger) checkExpr(ex hcl.Expression, condition bool, diags *hcl.Diagnostics) {
-	names, ds := envNames(ex)
+	vars := ex.Variables()
+	names, ds := envNames(vars)
+	m.facts[ex] = exprFacts{env: names, lock: readsLock(vars)}
 	*diags = append(*diags, ds...)
 	if ds.HasErrors() {
 		return
@@ -594,11 +597,18 @@ func (m *merger) checkExpr(ex hcl.Expression, condition bool, diags *hcl.Diagnos
 	}
 }
 
-// envNames lists the environment variables an expression reads.
-func envNames(ex hcl.Expression) ([]string, hcl.Diagnostics) {
+// exprFacts is what an expression reads, worked out once when it is
+// checked.
+type exprFacts struct {
+	env  []string
+	lock bool
+}
+
+// envNames lists the environment variables an expression's variables read.
+func envNames(vars []hcl.Traversal) ([]string, hcl.Diagnostics) {
 	var names []string
 	var diags hcl.Diagnostics
-	for _, t := range ex.Variables() {
+	for _, t := range vars {
 		if t.RootName() != "env" {
 			continue
 		}
@@ -641,13 +651,18 @@ func (m *merger) finish(diags *hcl.Diagnostics) *Policy {
 	seen := map[string]bool{}
 	for i := range p.Rules {
 		r := &p.Rules[i]
-		r.readsLock = ruleUsesLock(r)
 		for _, ex := range []hcl.Expression{r.when, r.message} {
 			if ex == nil {
 				continue
 			}
-			names, _ := envNames(ex)
-			for _, n := range names {
+			f, ok := m.facts[ex]
+			if !ok {
+				vars := ex.Variables()
+				f.env, _ = envNames(vars)
+				f.lock = readsLock(vars)
+			}
+			r.readsLock = r.readsLock || f.lock
+			for _, n := range f.env {
 				if !seen[n] {
 					seen[n] = true
 					p.envNames = append(p.envNames, n)

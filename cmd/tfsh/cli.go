@@ -302,45 +302,60 @@ func (e *runEnv) close() {
 // the audit log is not required. ask is the terminal questions go to, nil
 // when there is none.
 func setup(ctx context.Context, c common, mode string, args []string, stdin, ask *os.File, stdout, stderr io.Writer) (*runEnv, error) {
+	// Start-up allocates a few megabytes at once (parsing the policy, the
+	// SDKs' set-up) and keeps little of it: collecting in the middle of that
+	// costs more than the memory. The collector runs again afterwards.
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
 	getenv := os.Getenv
 	cwd, err := os.Getwd()
 	if err != nil {
 		return nil, fmt.Errorf("find the working directory: %w", err)
 	}
+	// The policy and hooks files are read while terraform is identified and
+	// the audit log opened (two cores hide most of the parsing); nothing
+	// runs before both are known to be valid.
 	policies := &policy.Loader{Base: cwd, Getenv: getenv}
-	loaded, err := policies.For(cwd)
-	if err != nil {
-		return nil, err
-	}
-	if err := loaded.Err(); err != nil {
-		return nil, err
-	}
-	if _, err := shell.LoadHooks(cwd, cwd, os.Environ()); err != nil {
-		return nil, err
-	}
+	pch := make(chan loadResult, 1)
+	go func() {
+		loaded, err := policies.For(cwd)
+		if err == nil {
+			err = loaded.Err()
+		}
+		if err == nil {
+			_, err = shell.LoadHooks(cwd, cwd, os.Environ())
+		}
+		pch <- loadResult{loaded, err}
+	}()
 	path, err := terraform.Find(c.terraform, getenv)
 	if err != nil {
-		return nil, err
+		return nil, firstErr(pch, err)
 	}
 	bin, err := terraform.Identify(ctx, path, cacheDir())
 	if err != nil {
-		return nil, err
+		return nil, firstErr(pch, err)
 	}
 	dbPath := c.auditDB
 	if dbPath == "" {
 		if dbPath, err = audit.DefaultPath(); err != nil {
-			return nil, err
+			return nil, firstErr(pch, err)
 		}
 	}
 	scratch := ""
-	db, err := audit.Open(ctx, dbPath)
-	if err != nil {
-		settings := loaded.Policy.Settings
+	db, dbErr := audit.Open(ctx, dbPath)
+	pr := <-pch
+	if pr.err != nil {
+		if db != nil {
+			db.Close()
+		}
+		return nil, pr.err
+	}
+	if dbErr != nil {
+		settings := pr.loaded.Policy.Settings
 		if settings.AuditRequired {
-			return nil, fmt.Errorf("%w (the policy requires the audit log: audit_required, %s)", err, settings.Source["audit_required"])
+			return nil, fmt.Errorf("%w (the policy requires the audit log: audit_required, %s)", dbErr, settings.Source["audit_required"])
 		}
 		fmt.Fprintf(stderr, "tfsh: %v\ntfsh: the policy does not require the audit log (audit_required = false, %s): running, but this session is not recorded\n",
-			err, settings.Source["audit_required"])
+			dbErr, settings.Source["audit_required"])
 		if scratch, err = os.MkdirTemp("", "tfsh-unrecorded-"); err != nil {
 			return nil, err
 		}
@@ -407,6 +422,21 @@ func setup(ctx context.Context, c common, mode string, args []string, stdin, ask
 		fmt.Fprintln(stderr)
 	}
 	return &runEnv{session: sess, db: db, sigs: sigs, stderr: stderr, scratch: scratch}, nil
+}
+
+// loadResult is the policy (and hooks) check done while tfsh starts.
+type loadResult struct {
+	loaded *policy.Loaded
+	err    error
+}
+
+// firstErr reports an invalid policy before any other start-up problem: it
+// is the one tfsh would stop on anyway.
+func firstErr(pch <-chan loadResult, err error) error {
+	if pr := <-pch; pr.err != nil {
+		return pr.err
+	}
+	return err
 }
 
 func cacheDir() string {

@@ -30,6 +30,7 @@ func main() {
 	detectN := flag.Int("detect", 0, "instead: measure lock detection over this many plans per backend (needs -tofu too, and the lab's dynalite)")
 	tofu := flag.String("tofu", "", "tofu binary, for -detect")
 	promptN := flag.Int("prompt", 0, "instead: measure the go-prompt shell over this many starts per backend")
+	policyN := flag.Int("policy", 0, "instead: measure what loading policy files adds to a start, over this many paired rounds")
 	flag.Parse()
 	if *tf == "" {
 		fail("give -terraform")
@@ -42,6 +43,10 @@ func main() {
 		return a
 	}
 	*tfsh, *tf = abs(*tfsh), abs(*tf)
+	if *policyN > 0 {
+		policyBench(*tfsh, *tf, abs(*example), *policyN)
+		return
+	}
 	if *promptN > 0 {
 		promptBench(*tfsh, *tf, abs(*example), *promptN)
 		return
