@@ -267,15 +267,6 @@ func (e *eval) match(r *Rule) (string, bool) {
 	return e.message(r, ""), true
 }
 
-func ruleUsesLock(r *Rule) bool {
-	for _, ex := range []hcl.Expression{r.when, r.message} {
-		if ex != nil && readsLock(ex.Variables()) {
-			return true
-		}
-	}
-	return false
-}
-
 func readsLock(vars []hcl.Traversal) bool {
 	for _, t := range vars {
 		if t.RootName() == "lock" {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench.sh: build tfsh and measure it against plain terraform 1.5.7 on examples/lab (see
 # BENCHMARKS.md). Prints the Markdown tables; extra arguments go to every internal/bench run.
-#   scripts/bench.sh                 wrapper overhead (and, with --detect N, lock detection too)
+#   scripts/bench.sh                 wrapper overhead and the policy (evaluation, loading at start)
+#                                    (and, with --detect N, lock detection too)
 #   scripts/bench.sh --detect 50     also lock detection over 50 plans per backend, and the
 #                                    go-prompt shell (start to prompt, completion)
 set -euo pipefail
@@ -19,6 +20,10 @@ else
 fi
 go build -o bin/tfsh ./cmd/tfsh
 go run ./internal/bench -tfsh bin/tfsh -terraform "$TFSH_TEST_TERRAFORM" "$@"
+echo
+go run ./internal/bench -tfsh bin/tfsh -terraform "$TFSH_TEST_TERRAFORM" -policy 40
+echo
+go test ./policy -run XXX -bench 'Decide|Load' -benchmem -count 3 | grep Benchmark
 if [ "$detect" -gt 0 ]; then
   echo
   go run ./internal/bench -tfsh bin/tfsh -terraform "$TFSH_TEST_TERRAFORM" -tofu "$TFSH_TEST_TOFU" -detect "$detect"
