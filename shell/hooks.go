@@ -236,16 +236,24 @@ func lockHookEvent(kind string) string {
 	return ""
 }
 
-// hookVerdict says how a refusing hook failed.
+// hookVerdict says how a refusing hook failed, and why when there is more
+// to say than its exit status.
 func hookVerdict(r hooks.Result) string {
+	var v string
 	switch r.Status {
 	case hooks.StatusFailed:
 		if r.Kind == "exec" {
-			return fmt.Sprintf("exited %d", r.ExitCode)
+			v = fmt.Sprintf("exited %d", r.ExitCode)
+		} else {
+			v = fmt.Sprintf("was answered %d", r.HTTPStatus)
 		}
-		return fmt.Sprintf("was answered %d", r.HTTPStatus)
 	case hooks.StatusTimeout:
-		return "timed out"
+		v = "timed out"
+	default:
+		v = "could not run"
 	}
-	return "could not run"
+	if r.Error != "" && r.Error != fmt.Sprintf("exit status %d", r.ExitCode) {
+		v += ": " + r.Error
+	}
+	return v
 }

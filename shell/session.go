@@ -338,7 +338,7 @@ func (s *Session) Run(ctx context.Context, argv []string, line string) Outcome {
 			return s.end(c, audit.CommandEnd{Status: "interrupted", ExitCode: ExitInterrupted, Reason: "interrupted while before_command hooks ran"})
 		}
 		if r, refused := hooks.Refusal(results); refused {
-			say(fmt.Sprintf("refused by hook %q (%s): it %s: %s%s", r.Hook, r.Source, hookVerdict(r), r.Error, outputTail(r.Output)))
+			say(fmt.Sprintf("refused by hook %q (%s): it %s%s", r.Hook, r.Source, hookVerdict(r), outputTail(r.Output)))
 			return s.end(c, audit.CommandEnd{Status: "refused", ExitCode: ExitRefused, Reason: "hook " + r.Hook})
 		}
 	}

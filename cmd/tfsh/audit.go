@@ -242,6 +242,15 @@ func renderSession(w io.Writer, rec *audit.SessionRecord, frames func(string) ([
 			if len(d.Added) > 0 {
 				fmt.Fprintf(w, "    added      %s\n", strings.Join(d.Added, " "))
 			}
+			if d.Reason != "" {
+				fmt.Fprintf(w, "    reason     %s\n", d.Reason)
+			}
+			if d.Confirmed != nil {
+				fmt.Fprintf(w, "    confirmed  %s\n", map[bool]string{true: "yes", false: "no"}[*d.Confirmed])
+			}
+			if d.Refused != "" {
+				fmt.Fprintf(w, "    refused    %s\n", d.Refused)
+			}
 		}
 		if c.Info.Note != "" {
 			fmt.Fprintf(w, "    note       %s\n", c.Info.Note)
@@ -263,6 +272,10 @@ func renderSession(w io.Writer, rec *audit.SessionRecord, frames func(string) ([
 			fmt.Fprintf(w, "    result     none recorded (still running, or tfsh was killed)\n")
 		}
 		for _, ev := range c.Events {
+			if ev.Kind == shell.KindHookRun {
+				fmt.Fprintf(w, "    hook       %s %s\n", ev.At.Local().Format("15:04:05.000"), describeHookRun(ev))
+				continue
+			}
 			if !strings.HasPrefix(ev.Kind, "lock_") {
 				fmt.Fprintf(w, "    %-10s %s %s\n", ev.Kind, ev.At.Local().Format("15:04:05.000"), ev.Data)
 				continue
@@ -291,6 +304,34 @@ func renderSession(w io.Writer, rec *audit.SessionRecord, frames func(string) ([
 		}
 	}
 	return nil
+}
+
+// describeHookRun is one line about a hook run for a reader.
+func describeHookRun(ev audit.Event) string {
+	var r struct {
+		Event, Hook, Source, Kind, Status, Error string
+		DurationMS                               int64 `json:"duration_ms"`
+		ExitCode                                 *int  `json:"exit_code"`
+		HTTPStatus                               int   `json:"http_status"`
+		Refused                                  bool
+	}
+	if err := json.Unmarshal(ev.Data, &r); err != nil {
+		return string(ev.Data)
+	}
+	line := fmt.Sprintf("%q (%s %s) on %s: %s in %s", r.Hook, r.Kind, r.Source, r.Event, r.Status, time.Duration(r.DurationMS)*time.Millisecond)
+	switch {
+	case r.ExitCode != nil && r.Status != "ok":
+		line += fmt.Sprintf(", exit %d", *r.ExitCode)
+	case r.HTTPStatus != 0 && r.Status != "ok":
+		line += fmt.Sprintf(", HTTP %d", r.HTTPStatus)
+	}
+	if r.Error != "" && (r.ExitCode == nil || r.Error != fmt.Sprintf("exit status %d", *r.ExitCode)) {
+		line += ": " + r.Error
+	}
+	if r.Refused {
+		line += " (refused the command)"
+	}
+	return line
 }
 
 // describeLockEvent is one line about a lock event for a reader.

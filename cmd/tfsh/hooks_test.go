@@ -118,6 +118,11 @@ hook "slow" {
 	if strings.Contains(r.stdout, "Apply complete") {
 		t.Fatal("terraform ran after a refusing hook")
 	}
+	if show := h.must("audit", "show", "last"); !strings.Contains(show.stdout, `hook       `) ||
+		!strings.Contains(show.stdout, `"gate" (exec .tfsh/hooks.hcl:1) on before_command: failed in `) ||
+		!strings.Contains(show.stdout, `, exit 7 (refused the command)`) {
+		t.Fatalf("audit show does not tell the hook's refusal:\n%s", show.stdout)
+	}
 
 	// A passing one lets the command run; after_command reaches the webhook.
 	h.must("-c", "apply -auto-approve")
@@ -162,8 +167,14 @@ hook "slow" {
 	}
 
 	// Contention: a second command meets the first one's lock.
+	earlier := map[string]bool{}
+	for _, e := range h.lockEvents() {
+		earlier[e.Session] = true
+	}
 	holder, hout, hdone := h.start("-c", "apply -auto-approve -var hold_seconds=6 -var run_id=hooks")
-	h.waitEvent("the holder's acquisition", holder, hout, func(e lockEvent) bool { return e.Kind == "lock_acquired" && e.Sub == "apply" })
+	h.waitEvent("the holder's acquisition", holder, hout, func(e lockEvent) bool {
+		return e.Kind == "lock_acquired" && e.Sub == "apply" && !earlier[e.Session]
+	})
 	r = h.run(nil, "-c", "plan -lock-timeout=0s")
 	if r.code != 1 {
 		t.Fatalf("plan against a held lock: exit %d\n%s", r.code, r.stderr)
