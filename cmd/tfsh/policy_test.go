@@ -14,6 +14,7 @@ import (
 
 	"github.com/tfsh/tfsh/hooks"
 	"github.com/tfsh/tfsh/internal/lab/labtest"
+	"github.com/tfsh/tfsh/shell"
 )
 
 // TestPolicyAsksAtTheTerminal drives confirm and require_reason rules in
@@ -179,5 +180,41 @@ func TestExamplePolicies(t *testing.T) {
 	cfg, diags := hooks.Load(filepath.Join(repoRoot(t), "examples", "hooks", "hooks.hcl"))
 	if diags.HasErrors() || len(cfg.Hooks) != 3 {
 		t.Fatalf("examples/hooks/hooks.hcl: %v", diags)
+	}
+}
+
+// TestPolicyReadsTheLock runs a rule on lock.* against a real held lock:
+// while one tfsh applies (holding the local state's lock), another's plan
+// is warned with the holder's Who, operation and age, read from the lock
+// itself before terraform starts.
+func TestPolicyReadsTheLock(t *testing.T) {
+	tf := labtest.Terraform(t)
+	dir := labtest.Example(t, ".", tf, nil, nil)
+	h := newHarness(t, dir, tf)
+	if err := os.MkdirAll(filepath.Join(dir, ".tfsh"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	pol := `rule "busy" {
+  when    = lock.held && command.name == "plan"
+  action  = "warn"
+  message = "the state is locked by ${lock.who} (${lock.operation}, held ${lock.age_seconds >= 0 ? "a while" : "?"})"
+}
+`
+	if err := os.WriteFile(filepath.Join(dir, ".tfsh", "policy.hcl"), []byte(pol), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.must("run", "--", "init", "-input=false")
+	// Free: no warning.
+	if r := h.must("-c", "plan -lock=false"); strings.Contains(r.stderr, `rule "busy"`) {
+		t.Fatalf("warned with the lock free:\n%s", r.stderr)
+	}
+	holder, out, done := h.start("-c", "apply -auto-approve -var hold_seconds=5 -var run_id=busy")
+	h.waitEvent("the holder's acquisition", holder, out, func(e lockEvent) bool { return e.Kind == "lock_acquired" && e.Sub == "apply" })
+	r := h.run(nil, "-c", "plan -lock=false")
+	if !strings.Contains(r.stderr, `warning from rule "busy" (.tfsh/policy.hcl:1): the state is locked by `+shell.LockWho()+` (OperationTypeApply, held a while)`) {
+		t.Fatalf("plan while the lock is held: exit %d\n%s", r.code, r.stderr)
+	}
+	if err := wait(t, done, out); err != nil {
+		t.Fatalf("holder: %v\n%s", err, out.String())
 	}
 }
