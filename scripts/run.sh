@@ -41,6 +41,7 @@ run: starting tfsh in examples/lab. Try:
        apply -lock=false -auto-approve          (refused: exit 3)
        state rm <Tab>                           (Tab completes; Ctrl-C drops the line)
        locks                                    (the lock, read where it lives)
+       policy explain apply -lock=false         (which rule decides, and why the others do not)
        exit                                     then: bin/tfsh audit show last
 TXT
 fi
