@@ -29,7 +29,7 @@ var Builtins = []Builtin{
 	{"history", "the lines typed at the prompt, redacted; history N for the last N"},
 	{"explain", "explain past lock contention (not there yet)"},
 	{"locks", "the state's lock where it lives: --all, --json"},
-	{"policy", "the lock policy in effect, and where each rule comes from"},
+	{"policy", "the lock policy in effect (show), or why it decides what it does (explain <command>)"},
 	{"pwd", "print the working directory"},
 	{"quit", "leave tfsh"},
 	{"replay", "play a recorded session back (not there yet)"},
@@ -81,6 +81,19 @@ func Complete(before string, src CompletionSources) ([]Suggestion, string) {
 		return filter(files(src.Dir, cur, func(e os.DirEntry) bool { return e.IsDir() }), cur), cur
 	case "locks":
 		return filter([]Suggestion{{"--all", "every lock of the table, bucket or workspaces"}, {"--json", "JSON output"}}, cur), cur
+	case "policy":
+		if len(words) == 1 {
+			return filter([]Suggestion{{"show", "the files, settings and rules in effect"}, {"explain", "which rules a command line matches, which not and why"}}, cur), cur
+		}
+		if words[1] == "explain" {
+			// The rest is a terraform command line: complete it as one.
+			rest := strings.Join(words[2:], " ")
+			if rest != "" {
+				rest += " "
+			}
+			return Complete(rest+cur, src)
+		}
+		return nil, cur
 	}
 	name, n := commandOf(words)
 	if name == "" {
