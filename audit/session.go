@@ -130,6 +130,16 @@ type Decision struct {
 	Confirmed *bool  `json:"confirmed,omitempty"`
 	// Refused says which asking rule was not satisfied, and why.
 	Refused string `json:"refused,omitempty"`
+	// Policy lists the policy files in effect: layer, path and SHA-256, so
+	// that a reviewer knows which version of each decided.
+	Policy []PolicyFile `json:"policy,omitempty"`
+}
+
+// PolicyFile is one policy file in effect for a decision.
+type PolicyFile struct {
+	Layer  string `json:"layer"`
+	Path   string `json:"path"`
+	SHA256 string `json:"sha256"`
 }
 
 // Finding is one rule that matched.

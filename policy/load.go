@@ -1,6 +1,8 @@
 package policy
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -28,6 +30,9 @@ const (
 	LayerProject
 	LayerUser
 )
+
+// MarshalText writes the layer's name ("organisation"), for JSON.
+func (l Layer) MarshalText() ([]byte, error) { return []byte(l.String()), nil }
 
 func (l Layer) String() string {
 	switch l {
@@ -203,10 +208,11 @@ func Load(sources []Source) (*Policy, Files, hcl.Diagnostics) {
 			continue
 		}
 		files[src.name()] = f
+		sum := sha256.Sum256(data)
+		m.p.Files = append(m.p.Files, File{Path: src.name(), Layer: src.Layer, SHA256: hex.EncodeToString(sum[:])})
 		if ds.HasErrors() {
 			// What follows a syntax error is guesswork: report the syntax
 			// first, the rest once it parses.
-			m.p.Files = append(m.p.Files, File{Path: src.name(), Layer: src.Layer})
 			continue
 		}
 		m.file(f, src, &diags)
@@ -246,7 +252,6 @@ func (m *merger) file(f *hcl.File, src Source, diags *hcl.Diagnostics) {
 	if src.Layer != m.layer {
 		m.layer, m.defined = src.Layer, map[string]hcl.Range{}
 	}
-	m.p.Files = append(m.p.Files, File{Path: src.name(), Layer: src.Layer})
 	content, ds := f.Body.Content(fileSchema)
 	*diags = append(*diags, ds...)
 	var settingsSeen *hcl.Range

@@ -184,8 +184,11 @@ type Policy struct {
 
 // File is one policy file in effect.
 type File struct {
-	Path  string
-	Layer Layer
+	Path  string `json:"path"`
+	Layer Layer  `json:"layer"`
+	// SHA256 is the file's digest as read: the audit log records which
+	// version of each file decided a command.
+	SHA256 string `json:"sha256"`
 }
 
 // Finding is a rule that matched.

@@ -287,7 +287,7 @@ func (s *Session) Run(ctx context.Context, argv []string, line string) Outcome {
 	}
 	info.Note = strings.Join(notes, "; ")
 
-	c, err := s.rec.StartCommand(ctx, info, auditDecision(dec, asked), secrets...)
+	c, err := s.rec.StartCommand(ctx, info, auditDecision(pol, dec, asked), secrets...)
 	if err != nil {
 		s.errorf("audit log %s cannot be written (%v): not running the command unrecorded", s.cfg.Audit.Path(), err)
 		return Outcome{ExitCode: ExitCannotRun, Status: "error"}
@@ -333,7 +333,7 @@ func (s *Session) Run(ctx context.Context, argv []string, line string) Outcome {
 
 	if ch != nil && hr.Wants(hooks.BeforeCommand, inv.Command) {
 		hctx, stop := untilSignal(ctx, sigs)
-		results := ch.run(hctx, hooks.BeforeCommand, map[string]any{"decision": auditDecision(dec, asked)})
+		results := ch.run(hctx, hooks.BeforeCommand, map[string]any{"decision": auditDecision(pol, dec, asked)})
 		if stop() {
 			return s.end(c, audit.CommandEnd{Status: "interrupted", ExitCode: ExitInterrupted, Reason: "interrupted while before_command hooks ran"})
 		}
@@ -470,8 +470,11 @@ func originName(from string) string {
 	return from
 }
 
-func auditDecision(d policy.Decision, r resolution) audit.Decision {
+func auditDecision(p *policy.Policy, d policy.Decision, r resolution) audit.Decision {
 	out := audit.Decision{Action: string(d.Action), Added: d.Args(), Reason: r.reason, Confirmed: r.confirmed}
+	for _, f := range p.Files {
+		out.Policy = append(out.Policy, audit.PolicyFile{Layer: f.Layer.String(), Path: f.Path, SHA256: f.SHA256})
+	}
 	if r.refused != nil {
 		out.Refused = r.refused.Rule + ": " + r.why
 	}
