@@ -115,12 +115,13 @@ func strList(s []string) cty.Value {
 // eval is one decision's evaluation: the context is built once, lock.* is
 // read at most once and only when a rule asks.
 type eval struct {
-	p    *Policy
-	in   Input
-	ctx  *hcl.EvalContext
-	err  error // set by match when a file rule could not be evaluated
-	lock bool  // lock.* filled in
-	memo []leafResult
+	p       *Policy
+	in      Input
+	ctx     *hcl.EvalContext
+	err     error // set by match when a file rule could not be evaluated
+	lock    bool  // lock.* read (or tried)
+	lockErr error // why it could not be read
+	memo    []leafResult
 }
 
 func (p *Policy) newEval(in Input) *eval {
@@ -218,7 +219,7 @@ func lockValue(l LockState, now time.Time) cty.Value {
 // needLock fills lock.* the first time a rule that reads it is evaluated.
 func (e *eval) needLock() error {
 	if e.lock {
-		return nil
+		return e.lockErr // every rule that reads lock.* fails alike
 	}
 	e.lock = true
 	if e.in.Lock == nil {
@@ -226,7 +227,8 @@ func (e *eval) needLock() error {
 	}
 	l, err := e.in.Lock()
 	if err != nil {
-		return fmt.Errorf("read the state's lock: %w", err)
+		e.lockErr = fmt.Errorf("read the state's lock: %w", err)
+		return e.lockErr
 	}
 	ctx := e.context()
 	now := e.in.Time
@@ -416,20 +418,26 @@ func (e *eval) leaf(ex hcl.Expression) (bool, error) {
 		case l.Type() == cty.String && (x.Op == hclsyntax.OpEqual || x.Op == hclsyntax.OpNotEqual):
 			return (l.AsString() == r.AsString()) == (x.Op == hclsyntax.OpEqual), nil
 		case l.Type() == cty.Number:
-			c := l.AsBigFloat().Cmp(r.AsBigFloat())
+			// cty's own comparisons, which is what hcl's operators call:
+			// its equality of numbers is not big.Float's (0.1 from a
+			// duration and the literal 0.1 are equal to cty).
+			var v cty.Value
 			switch x.Op {
 			case hclsyntax.OpEqual:
-				return c == 0, nil
+				v = l.Equals(r)
 			case hclsyntax.OpNotEqual:
-				return c != 0, nil
+				v = l.Equals(r).Not()
 			case hclsyntax.OpLessThan:
-				return c < 0, nil
+				v = l.LessThan(r)
 			case hclsyntax.OpLessThanOrEqual:
-				return c <= 0, nil
+				v = l.LessThanOrEqualTo(r)
 			case hclsyntax.OpGreaterThan:
-				return c > 0, nil
+				v = l.GreaterThan(r)
 			case hclsyntax.OpGreaterThanOrEqual:
-				return c >= 0, nil
+				v = l.GreaterThanOrEqualTo(r)
+			}
+			if v != cty.NilVal && known(v) {
+				return v.True(), nil
 			}
 		}
 	case *hclsyntax.FunctionCallExpr:

@@ -37,9 +37,11 @@ type Explanation struct {
 // Explain decides like Decide and says, for every rule, whether it matched
 // and why, in the layer it comes from. Disabled rules are listed too.
 func (p *Policy) Explain(in Input) Explanation {
-	d := p.Decide(in)
-	ex := Explanation{Decision: d, Action: d.Action, Files: p.Files}
+	// One evaluation for the decision and the reasons: the lock is read
+	// once, and the reasons describe the state that decided.
 	ev := p.newEval(in)
+	d := p.decide(ev)
+	ex := Explanation{Decision: d, Action: d.Action, Files: p.Files}
 	for i := range p.Rules {
 		r := &p.Rules[i]
 		res := RuleResult{Rule: r.Name, Source: r.Source, Layer: r.Layer.String(), Action: r.Action, Enforced: r.Enforced}
@@ -88,6 +90,10 @@ func (e *eval) why(r *Rule, matched bool) string {
 	// Find the first conjunct that is false: that is why.
 	part := r.when
 	for {
+		if p, ok := part.(*hclsyntax.ParenthesesExpr); ok {
+			part = p.Expression
+			continue
+		}
 		bin, ok := part.(*hclsyntax.BinaryOpExpr)
 		if !ok || bin.Op != hclsyntax.OpLogicalAnd {
 			break
@@ -97,9 +103,6 @@ func (e *eval) why(r *Rule, matched bool) string {
 			continue
 		}
 		part = bin.RHS
-	}
-	if p, ok := part.(*hclsyntax.ParenthesesExpr); ok {
-		part = p.Expression
 	}
 	return e.p.text(part) + " is false" + values(part, ctx)
 }
@@ -191,8 +194,9 @@ func builtInWhy(r *Rule, in Input, s Settings, matched bool) string {
 			return "no -lock-timeout was given, and " + in.Command + " accepts and honours one"
 		case RuleLockTimeoutMax:
 			if s.OverMax == OverMaxClamp {
-				return fmt.Sprintf("-lock-timeout=%s is above the maximum %s, which the policy clamps", FormatDuration(in.LockTimeout), FormatDuration(s.LockTimeoutMax))
+				return fmt.Sprintf("-lock-timeout=%s is above the maximum %s, which the policy lowers it to", FormatDuration(in.LockTimeout), FormatDuration(s.LockTimeoutMax))
 			}
+			return fmt.Sprintf("-lock-timeout=%s is above the maximum %s (%s)", FormatDuration(in.LockTimeout), FormatDuration(s.LockTimeoutMax), s.Source["lock_timeout_max"])
 		}
 		return "matched"
 	}
@@ -221,6 +225,8 @@ func builtInWhy(r *Rule, in Input, s Settings, matched bool) string {
 		return "no lock_timeout_max is set"
 	case r.Name == RuleLockTimeoutMax && !in.LockTimeoutSet:
 		return "no -lock-timeout is given"
+	case r.Name == RuleLockTimeoutMax && !in.LockTimeoutHonoured:
+		return in.Command + " ignores -lock-timeout, so its value does not matter"
 	case r.Name == RuleLockTimeoutMax:
 		return fmt.Sprintf("-lock-timeout=%s is within the maximum %s", FormatDuration(in.LockTimeout), FormatDuration(s.LockTimeoutMax))
 	}

@@ -5,6 +5,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
 )
 
 // mustLoad loads policy sources given as (layer, content) and fails the
@@ -45,7 +48,17 @@ func TestRuleEvaluation(t *testing.T) {
 		 message = "${user}@${host} runs ${command.name} in ${workspace}"`,
 			func(i Input) Input { return i }, Deny, "ann@laptop runs apply in default"},
 		{"hours in the policy's zone", `when = time.hour >= 18 || time.hour < 8`,
-			func(i Input) Input { i.Time = time.Date(2026, 1, 7, 21, 0, 0, 0, time.UTC); return i }, Deny, ""},
+			func(i Input) Input { i.Time = time.Date(2026, 1, 7, 17, 30, 0, 0, time.UTC); return i }, Deny, ""}, // 18:30 in Berlin
+		{"not the machine's zone", `when = time.hour >= 18 || time.hour < 8`,
+			func(i Input) Input { i.Time = time.Date(2026, 1, 7, 16, 30, 0, 0, time.UTC); return i }, Allow, ""},
+		{"fractional seconds compare as hcl does", `when = command.lock_timeout_seconds == 0.1 && command.lock_timeout_seconds <= 0.1`,
+			func(i Input) Input { i.LockTimeoutSet, i.LockTimeout = true, 100*time.Millisecond; return i }, Deny, ""},
+		{"every rule reading an unreadable lock denies", `when = !lock.held
+		 message = "lock free"`,
+			func(i Input) Input {
+				i.Lock = func() (LockState, error) { return LockState{}, errors.New("unreachable") }
+				return i
+			}, Deny, "could not"},
 		{"weekday", `when = time.weekday == "Wednesday" && !time.weekend`,
 			func(i Input) Input { return i }, Deny, ""},
 		{"effective lock timeout includes the default", `when = command.lock_timeout_seconds < duration("5m")`,
@@ -86,7 +99,7 @@ func TestRuleEvaluation(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := mustLoad(t, org(`settings { timezone = "UTC" }
+			p := mustLoad(t, org(`settings { timezone = "Europe/Berlin" }
 rule "r" {
   action = "deny"
   `+tt.rule+`
@@ -249,6 +262,12 @@ settings { lock_timeout_max = "20m" }`))
 		{"raise an enforced maximum", `settings { lock_timeout_max = "2h" }`, "lock_timeout_max is enforced by org.hcl:3"},
 		{"remove an enforced maximum", `settings { lock_timeout_max = "0" }`, "raises the maximum"},
 		{"turn off an enforced audit", `settings { audit_required = false }`, "lets commands run unrecorded"},
+		{"disable the rule that applies an enforced maximum", `rule "lock-timeout-max" {
+  enabled = false
+}`, "lock_timeout_max"},
+		{"weaken the rule that applies an enforced maximum", `rule "lock-timeout-max" {
+  action = "warn"
+}`, "Cannot change an enforced rule"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, fs, diags := Load([]Source{org(orgSrc), project(tt.lower)})
@@ -440,6 +459,8 @@ func TestFastPathsAgreeWithHCL(t *testing.T) {
 		`!command.lock`, `command.destroy || command.has_plan_file`,
 		`contains(["prod", "stage"], workspace)`, `contains(["prod", 1], workspace)`, `upper(workspace) == "PROD-EU"`,
 		`length(command.args) > 1`, `duration(command.lock_timeout) > duration("1m")`, `length(["a", "b"]) == 2`,
+		`command.lock_timeout_seconds == 0.1`, `command.lock_timeout_seconds <= 0.1`, `command.lock_timeout_seconds >= 0.1`,
+		`command.lock_timeout_seconds != 90`, `command.lock_timeout_seconds > 89.99`, `duration("1.5s") == 1.5`,
 	}
 	msgs := []string{
 		`"${command.name} in ${workspace} at ${time.hour}h, ${command.lock_timeout_seconds}s, lock ${command.lock}"`,
@@ -460,6 +481,10 @@ func TestFastPathsAgreeWithHCL(t *testing.T) {
 			i.Time = time.Date(2026, 1, 5, 8, 59, 0, 0, time.UTC)
 			return i
 		},
+		func(i Input) Input {
+			i.LockTimeoutSet, i.LockTimeout = true, 100*time.Millisecond
+			return i
+		},
 	}
 	for _, c := range conds {
 		for _, m := range msgs {
@@ -478,14 +503,24 @@ rule "r" {
 				if err != nil {
 					t.Fatalf("%s: %v", c, err)
 				}
-				v, diags := r.when.Value(ctx)
+				// hcl on the source as written: the loader folds literals
+				// into r.when, which must not change what it means.
+				orig, diags := hclsyntax.ParseExpression([]byte(c), "cond.hcl", hcl.InitialPos)
+				if diags.HasErrors() {
+					t.Fatalf("%s: %v", c, diags)
+				}
+				v, diags := orig.Value(ctx)
 				if diags.HasErrors() {
 					t.Fatalf("%s: hcl: %v", c, diags)
 				}
 				if fast != v.True() {
 					t.Errorf("input %d: %s: fast %v, hcl %v", n, c, fast, v.True())
 				}
-				want, diags := r.message.Value(ctx)
+				origMsg, diags := hclsyntax.ParseExpression([]byte(m), "msg.hcl", hcl.InitialPos)
+				if diags.HasErrors() {
+					t.Fatalf("%s: %v", m, diags)
+				}
+				want, diags := origMsg.Value(ctx)
 				if diags.HasErrors() {
 					t.Fatalf("%s: hcl: %v", m, diags)
 				}
@@ -493,6 +528,42 @@ rule "r" {
 					t.Errorf("input %d: message %s = %q, hcl %q", n, m, got, want.AsString())
 				}
 			}
+		}
+	}
+}
+
+func TestUnreadableLockDeniesEveryRuleThatReadsIt(t *testing.T) {
+	p := mustLoad(t, org(`rule "a" {
+  when   = lock.held
+  action = "warn"
+}
+rule "b" {
+  when   = !lock.held
+  action = "warn"
+}
+rule "c" {
+  when   = true
+  action = "warn"
+}`))
+	reads := 0
+	in := applyIn
+	in.Lock = func() (LockState, error) { reads++; return LockState{}, errors.New("unreachable") }
+	d := p.Decide(in)
+	got := map[string]Action{}
+	for _, f := range d.Findings {
+		got[f.Rule] = f.Action
+	}
+	if got["a"] != Deny || got["b"] != Deny || got["c"] != Warn || reads != 1 {
+		t.Fatalf("findings %v after %d reads; want a and b denied, c warned, one read", got, reads)
+	}
+	reads = 0
+	ex := p.Explain(in)
+	if reads != 1 {
+		t.Fatalf("explain read the lock %d times, want once", reads)
+	}
+	for _, r := range ex.Rules {
+		if (r.Rule == "a" || r.Rule == "b") && !strings.Contains(r.Why, "could not read the lock") {
+			t.Errorf("%s: why = %q", r.Rule, r.Why)
 		}
 	}
 }

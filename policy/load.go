@@ -3,13 +3,16 @@ package policy
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 	_ "time/tzdata" // timezone settings work on machines without zoneinfo
 
@@ -93,29 +96,61 @@ func (s Source) name() string {
 // that cannot be read is an error: tfsh fails closed. Paths are shown
 // relative to base when they are inside it.
 func Find(dir, base string, getenv func(string) string) ([]Source, error) {
+	dir, base = realDir(dir), realDir(base)
 	var out []Source
-	add := func(path string, l Layer) {
+	add := func(path string, l Layer) error {
+		if err := Trusted(path); err != nil {
+			return err
+		}
+		for _, s := range out {
+			if same(s.Path, path) {
+				return nil // the same file named twice (TFSH_ORG_POLICY = /etc/tfsh/policy.hcl)
+			}
+		}
 		out = append(out, Source{Path: path, Layer: l, Display: display(path, base)})
+		return nil
 	}
-	if fileExists(SystemPolicy) {
-		add(SystemPolicy, LayerOrg)
+	switch ok, err := present(SystemPolicy); {
+	case err != nil:
+		return nil, fmt.Errorf("the organisation policy %s cannot be read (%v): tfsh will not run without it", SystemPolicy, err)
+	case ok:
+		if err := add(SystemPolicy, LayerOrg); err != nil {
+			return nil, err
+		}
 	}
 	if p := getenv("TFSH_ORG_POLICY"); p != "" {
 		if !filepath.IsAbs(p) {
 			p = filepath.Join(base, p)
 		}
-		if _, err := os.Stat(p); err != nil {
+		if ok, err := present(p); !ok {
+			if err == nil {
+				err = os.ErrNotExist
+			}
 			return nil, fmt.Errorf("TFSH_ORG_POLICY names %s, which cannot be read (%v): tfsh will not run without the organisation's policy", p, err)
 		}
-		if p != SystemPolicy {
-			add(p, LayerOrg)
+		if err := add(p, LayerOrg); err != nil {
+			return nil, err
 		}
 	}
-	if p, ok := FindUp(dir, ProjectPolicy); ok {
-		add(p, LayerProject)
+	p, ok, err := FindUp(dir, ProjectPolicy)
+	if err != nil {
+		return nil, err
 	}
-	if p := UserPolicy(getenv); p != "" && fileExists(p) {
-		add(p, LayerUser)
+	if ok {
+		if err := add(p, LayerProject); err != nil {
+			return nil, err
+		}
+	}
+	if p := UserPolicy(getenv); p != "" {
+		ok, err := present(p)
+		if err != nil {
+			return nil, fmt.Errorf("the user policy %s cannot be read: %v", p, err)
+		}
+		if ok {
+			if err := add(p, LayerUser); err != nil {
+				return nil, err
+			}
+		}
 	}
 	return out, nil
 }
@@ -132,25 +167,80 @@ func UserPolicy(getenv func(string) string) string {
 }
 
 // FindUp finds rel (like ".tfsh/policy.hcl") in dir or the nearest parent
-// that has it, as git finds .git.
-func FindUp(dir, rel string) (string, bool) {
+// that has it, as git finds .git. Something at that path that cannot be
+// read (a dangling symbolic link, a permission error, a directory) is an
+// error, not a reason to look further up: a project's policy is never
+// skipped silently.
+func FindUp(dir, rel string) (string, bool, error) {
 	dir = filepath.Clean(dir)
 	for {
 		p := filepath.Join(dir, rel)
-		if fileExists(p) {
-			return p, true
+		ok, err := present(p)
+		if err != nil {
+			return "", false, fmt.Errorf("%s cannot be read (%v): tfsh will not run without it", p, err)
+		}
+		if ok {
+			return p, true, nil
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			return "", false
+			return "", false, nil
 		}
 		dir = parent
 	}
 }
 
-func fileExists(p string) bool {
+// present reports whether a regular file is at p: false only when nothing
+// is there at all; anything else that is not a readable file is an error.
+func present(p string) (bool, error) {
+	if _, err := os.Lstat(p); errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+		return false, nil
+	}
 	fi, err := os.Stat(p)
-	return err == nil && !fi.IsDir()
+	switch {
+	case err != nil:
+		return false, err
+	case fi.IsDir():
+		return false, errors.New("it is a directory")
+	}
+	return true, nil
+}
+
+// Trusted refuses a policy file owned by someone other than the user or
+// root, as git refuses a repository of "dubious ownership": a .tfsh/ planted
+// in a shared parent directory (/tmp, a bastion's home) must not set the
+// rules for everyone below it.
+func Trusted(p string) error {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return nil
+	}
+	if uid := uint32(os.Geteuid()); st.Uid != uid && st.Uid != 0 {
+		return fmt.Errorf("%s belongs to another user (uid %d), so tfsh does not trust it: tfsh reads policy and hooks files only when they are yours or root's; remove it, or have its owner or root take it over", p, st.Uid)
+	}
+	return nil
+}
+
+// realDir resolves symbolic links, so that the search up the tree walks
+// the directories the files really are in.
+func realDir(d string) string {
+	if d == "" {
+		return d
+	}
+	if r, err := filepath.EvalSymlinks(d); err == nil {
+		return r
+	}
+	return d
+}
+
+func same(a, b string) bool {
+	fa, err1 := os.Stat(a)
+	fb, err2 := os.Stat(b)
+	return err1 == nil && err2 == nil && os.SameFile(fa, fb)
 }
 
 func display(path, base string) string {
@@ -237,11 +327,19 @@ type merger struct {
 	setOrder map[string]int // when each setting was last set, in reading order
 	setCount int
 	facts    map[hcl.Expression]exprFacts
+	// enforcedLayer is the layer that enforced each setting.
+	enforcedLayer map[string]Layer
+}
+
+// appliesSettings maps the built-in rules to the settings they apply.
+var appliesSettings = map[string][]string{
+	RuleLockTimeoutDefault: {"lock_timeout_default"},
+	RuleLockTimeoutMax:     {"lock_timeout_max", "lock_timeout_over_max"},
 }
 
 func newMerger() *merger {
 	p := Default()
-	m := &merger{p: p, index: map[string]int{}, enforced: map[string]string{}, set: map[string]hcl.Range{}, setOrder: map[string]int{}, facts: map[hcl.Expression]exprFacts{}}
+	m := &merger{p: p, index: map[string]int{}, enforced: map[string]string{}, set: map[string]hcl.Range{}, setOrder: map[string]int{}, facts: map[hcl.Expression]exprFacts{}, enforcedLayer: map[string]Layer{}}
 	for i, r := range p.Rules {
 		m.index[r.Name] = i
 	}
@@ -399,6 +497,7 @@ func (m *merger) settings(b *hcl.Block, src Source, diags *hcl.Diagnostics) {
 		m.setOrder[n] = m.setCount
 		if enforce {
 			m.enforced[n] = where
+			m.enforcedLayer[n] = src.Layer
 		}
 	}
 }
@@ -433,6 +532,17 @@ func (m *merger) rule(b *hcl.Block, src Source, diags *hcl.Diagnostics) {
 	if exists || reenable >= 0 {
 		if exists {
 			r = m.p.Rules[i]
+		}
+		// The built-in rules that apply a setting are as enforced as the
+		// setting: turning off lock-timeout-max would undo an enforced
+		// maximum.
+		for _, setting := range appliesSettings[name] {
+			if by, ok := m.enforced[setting]; ok && !r.Enforced {
+				r.Enforced, r.EnforcedBy, r.Layer = true, by+" (through "+setting+")", LayerOrg
+				if l, ok := m.enforcedLayer[setting]; ok {
+					r.Layer = l
+				}
+			}
 		}
 		if r.Enforced && r.Layer < src.Layer {
 			by := r.EnforcedBy
@@ -650,7 +760,7 @@ func (m *merger) finish(diags *hcl.Diagnostics) *Policy {
 		}
 		r := m.set[last]
 		*diags = append(*diags, errAt(&r, "Default above the maximum",
-			fmt.Sprintf("lock_timeout_default (%s, %s) is above lock_timeout_max (%s, %s): tfsh would add a wait it then refuses. Lower lock_timeout_default to %s or less.",
+			fmt.Sprintf("lock_timeout_default (%s, %s) is above lock_timeout_max (%s, %s): tfsh would add a wait it then refuses. Lower lock_timeout_default to %s or less, or raise lock_timeout_max.",
 				FormatDuration(s.LockTimeoutDefault), s.Source["lock_timeout_default"], FormatDuration(s.LockTimeoutMax), s.Source["lock_timeout_max"], FormatDuration(s.LockTimeoutMax))))
 	}
 	seen := map[string]bool{}

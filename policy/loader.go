@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/hashicorp/hcl/v2"
 )
@@ -86,7 +87,7 @@ func (l *Loader) For(dir string) (*Loaded, error) {
 		if err != nil {
 			return nil, fmt.Errorf("policy file %s: %w", s.name(), err)
 		}
-		fmt.Fprintf(&key, "%s\x00%d\x00%d\x00%d\x00", s.Path, s.Layer, fi.Size(), fi.ModTime().UnixNano())
+		fmt.Fprintf(&key, "%s\x00%d\x00%s\x00", s.Path, s.Layer, FileVersion(fi))
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -96,4 +97,16 @@ func (l *Loader) For(dir string) (*Loaded, error) {
 	p, files, diags := Load(sources)
 	l.key, l.cache = key.String(), &Loaded{Policy: p, Sources: sources, Files: files, Diags: diags}
 	return l.cache, nil
+}
+
+// FileVersion names the version of a file for caches: size, modification
+// and change times, inode. An edit that keeps the size within one
+// modification-time tick still changes the change time or, when an editor
+// replaces the file, the inode.
+func FileVersion(fi os.FileInfo) string {
+	v := fmt.Sprintf("%d/%d", fi.Size(), fi.ModTime().UnixNano())
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		v += fmt.Sprintf("/%d/%d.%d", st.Ino, st.Ctim.Sec, st.Ctim.Nsec)
+	}
+	return v
 }

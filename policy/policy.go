@@ -268,8 +268,12 @@ func (d Decision) CheckReason(reason string) []Finding {
 // denied: nothing will run. A file rule that cannot be evaluated denies
 // (fail closed) and says why.
 func (p *Policy) Decide(in Input) Decision {
+	return p.decide(p.newEval(in))
+}
+
+func (p *Policy) decide(ev *eval) Decision {
+	in := ev.in
 	d := Decision{Action: Allow}
-	ev := p.newEval(in)
 	for i := range p.Rules {
 		r := &p.Rules[i]
 		msg, ok := ev.match(r)

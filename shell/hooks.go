@@ -3,7 +3,9 @@ package shell
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -53,13 +55,22 @@ func LoadHooks(dir, base string, env []string) (*hooks.Runner, error) {
 }
 
 func (c *hooksCache) load(dir, base string, env []string) (*hooks.Runner, error) {
+	if real, err := filepath.EvalSymlinks(dir); err == nil {
+		dir = real // the files up the tree are where the directory really is
+	}
+	if real, err := filepath.EvalSymlinks(base); err == nil {
+		base = real
+	}
 	path, ok := hooks.Find(dir)
 	if !ok {
 		return nil, nil
 	}
+	if err := policy.Trusted(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
 	key := path
 	if fi, err := os.Stat(path); err == nil {
-		key = fmt.Sprintf("%s\x00%d\x00%d", path, fi.Size(), fi.ModTime().UnixNano())
+		key = path + "\x00" + policy.FileVersion(fi)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
