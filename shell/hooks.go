@@ -111,9 +111,12 @@ type commandHooks struct {
 	base    map[string]any
 	say     func(string)
 
-	wg     sync.WaitGroup
-	mu     sync.Mutex
-	ending bool
+	wg       sync.WaitGroup
+	bg       context.Context // background hooks; cancelled by a signal while the end waits for them
+	cancelBg context.CancelFunc
+	mu       sync.Mutex
+	ending   bool
+	pty      bool // terraform runs on a pty: our terminal is raw until the end
 }
 
 func (s *Session) newCommandHooks(r *hooks.Runner, c *audit.Command, info audit.CommandInfo, say func(string)) *commandHooks {
@@ -128,7 +131,25 @@ func (s *Session) newCommandHooks(r *hooks.Runner, c *audit.Command, info audit.
 	if m := s.ci.Map(); m != nil {
 		base["ci"] = m
 	}
-	return &commandHooks{s: s, r: r, c: c, command: info.Subcommand, base: base, say: say}
+	bg, cancel := context.WithCancel(context.Background())
+	return &commandHooks{s: s, r: r, c: c, command: canonicalCommand(info.Subcommand), base: base, say: say, bg: bg, cancelBg: cancel, pty: s.cfg.PTY}
+}
+
+// Secrets are the values of the hooks' signing keys: a hook that echoes one
+// must not put it in the audit log.
+func hookSecrets(r *hooks.Runner, getenv func(string) string) []string {
+	if r == nil {
+		return nil
+	}
+	var out []string
+	for _, h := range r.Config.Hooks {
+		if h.Webhook != nil && h.Webhook.SecretEnv != "" {
+			if v := getenv(h.Webhook.SecretEnv); v != "" {
+				out = append(out, v)
+			}
+		}
+	}
+	return out
 }
 
 func (h *commandHooks) payload(extra map[string]any) map[string]any {
@@ -161,21 +182,38 @@ func (h *commandHooks) async(event string, extra map[string]any) {
 	h.wg.Add(1)
 	go func() {
 		defer h.wg.Done()
-		res := h.r.Run(context.Background(), hooks.Event{Name: event, Command: h.command, At: at, Payload: h.payload(extra)})
+		res := h.r.Run(h.bg, hooks.Event{Name: event, Command: h.command, At: at, Payload: h.payload(extra)})
 		h.record(res)
 	}()
 }
 
-// wait collects background hooks; each is bounded by its own timeout.
-// Results from then on go with command_end.
-func (h *commandHooks) wait() {
+// end marks the command as ending: from here on results are written with
+// command_end, after the lock events the watcher settles as terraform exits
+// (a lock_orphaned's hook must not be recorded before the event itself).
+func (h *commandHooks) end() {
 	if h == nil {
 		return
 	}
-	h.wg.Wait()
 	h.mu.Lock()
 	h.ending = true
 	h.mu.Unlock()
+}
+
+// wait collects background hooks; each is bounded by its own timeout, and
+// ctx ending (Ctrl-C) stops them.
+func (h *commandHooks) wait(ctx context.Context) {
+	if h == nil {
+		return
+	}
+	done := make(chan struct{})
+	go func() { h.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		h.cancelBg()
+		<-done
+	}
+	h.cancelBg()
 }
 
 // hookRecord is the data of a hook_run event.
@@ -216,7 +254,12 @@ func (h *commandHooks) record(results []hooks.Result) {
 			}
 		}
 		if r.Status != hooks.StatusOK && !r.Refuses {
-			h.say(fmt.Sprintf("hook %q (%s) on %s %s: %s%s", r.Hook, r.Source, r.Event, r.Status, r.Error, outputTail(r.Output)))
+			msg := fmt.Sprintf("hook %q (%s) on %s %s: %s%s", r.Hook, r.Source, r.Event, r.Status, r.Error, outputTail(r.Output))
+			if h.pty && !ending {
+				// terraform has the terminal in raw mode: end lines with \r\n.
+				msg = strings.ReplaceAll(msg, "\n", "\r\n") + "\r"
+			}
+			h.say(msg)
 		}
 	}
 }
@@ -267,4 +310,17 @@ func hookVerdict(r hooks.Result) string {
 		v += ": " + r.Error
 	}
 	return v
+}
+
+// canonicalCommand is a command's name as rules and hooks see it:
+// terraform's old "env" spellings are "workspace" ("env delete" is
+// "workspace delete"), so that a rule or hook written for one catches both.
+func canonicalCommand(name string) string {
+	if rest, ok := strings.CutPrefix(name, "env "); ok {
+		return "workspace " + rest
+	}
+	if name == "env" {
+		return "workspace"
+	}
+	return name
 }

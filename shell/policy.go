@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/tfsh/tfsh/audit"
 	"github.com/tfsh/tfsh/internal/ci"
@@ -37,7 +39,7 @@ func (s *Session) policyFor(dir string) (*policy.Policy, error) {
 // rule asks.
 func PolicyInput(inv *terraform.Invocation, w World) policy.Input {
 	in := policy.Input{
-		Command:       inv.Command,
+		Command:       canonicalCommand(inv.Command),
 		Known:         inv.Spec != nil,
 		Help:          inv.Help,
 		LockDisabled:  inv.LockDisabled,
@@ -73,7 +75,8 @@ func PolicyInput(inv *terraform.Invocation, w World) policy.Input {
 		case "target":
 			in.Targets = append(in.Targets, f.Value)
 		case "destroy":
-			in.Destroy = f.Value != "false"
+			b, err := strconv.ParseBool(f.Value)
+			in.Destroy = err != nil || b // a value terraform will reject counts as the worse reading
 		}
 	}
 	in.Destroy = in.Destroy || inv.Command == "destroy"
@@ -181,6 +184,11 @@ func (s *Session) resolve(ctx context.Context, dec policy.Decision) resolution {
 				r.reason = answer
 			}
 		}
+		if strings.ContainsFunc(r.reason, unicode.IsControl) {
+			r.refused, r.why = &need[0], "the reason must be one line of plain text (it has control characters)"
+			r.reason = strconv.Quote(r.reason)
+			return r
+		}
 		if bad := dec.CheckReason(r.reason); len(bad) > 0 {
 			f := bad[0]
 			r.refused = &f
@@ -265,7 +273,9 @@ func (s *Session) resolveWithSignals(ctx context.Context, dec policy.Decision, s
 	}
 	askCtx, stop := untilSignal(ctx, sigs)
 	r := s.resolve(askCtx, dec)
-	r.interrupted = stop() && r.refused != nil
+	// A signal at the question interrupts the command, whatever was
+	// answered: it was meant for what the person was doing.
+	r.interrupted = stop()
 	return r
 }
 

@@ -45,8 +45,11 @@ func ShowPolicy(w io.Writer, p *policy.Policy) {
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, r := range p.Rules {
 		action := string(r.Action)
-		if r.Add != nil && r.Match == nil {
+		switch {
+		case r.Add != nil && r.Match == nil:
 			action = "add"
+		case r.Name == policy.RuleLockTimeoutMax && p.Settings.OverMax == policy.OverMaxClamp:
+			action = "lower"
 		}
 		enf := ""
 		if r.Enforced {
@@ -74,6 +77,12 @@ type ExplainOptions struct {
 	User      string
 	Host      string
 	Time      time.Time
+}
+
+// CommandDir is the directory argv runs in from dir (its -chdir): the one
+// whose policy decides.
+func CommandDir(dir string, argv []string, product string, env []string) string {
+	return commandDir(dir, terraform.ParseFor(product, argv, terraform.EnvLookup(env)).Chdir)
 }
 
 // ExplainInput builds the policy input tfsh would build for argv in dir.

@@ -213,7 +213,16 @@ func (s *Session) cd(args []string) Outcome {
 // policyBuiltin shows the policy in effect for the working directory, or
 // explains what it decides for a command line ("policy explain apply").
 func (s *Session) policyBuiltin(ctx context.Context, args []string) Outcome {
-	p, err := s.policyFor(s.dir)
+	dir := s.dir
+	var argv []string
+	if len(args) > 1 && args[0] == "explain" {
+		argv = args[1:]
+		if argv[0] == "--" {
+			argv = argv[1:]
+		}
+		dir = CommandDir(s.dir, argv, s.cfg.Binary.Name, s.cfg.Env) // the policy of the directory it runs in
+	}
+	p, err := s.policyFor(dir)
 	if err != nil {
 		s.errorf("%v", err)
 		return Outcome{ExitCode: ExitCannotRun, Status: "error"}
@@ -221,11 +230,7 @@ func (s *Session) policyBuiltin(ctx context.Context, args []string) Outcome {
 	switch {
 	case len(args) == 0, len(args) == 1 && args[0] == "show":
 		ShowPolicy(s.cfg.Out, p)
-	case args[0] == "explain" && len(args) > 1:
-		argv := args[1:]
-		if argv[0] == "--" {
-			argv = argv[1:]
-		}
+	case len(argv) > 0:
 		in := ExplainInput(ctx, argv, ExplainOptions{Dir: s.dir, Env: s.cfg.Env, Product: s.cfg.Binary.Name, User: s.user, Host: s.host, Time: s.cfg.Now()})
 		policy.WriteExplanation(s.cfg.Out, p.Explain(in))
 	default:

@@ -53,6 +53,11 @@ type Config struct {
 	// Reason is the --reason given to tfsh.
 	Reason string
 
+	// Unrecorded: Audit is a throwaway log, because the real one could not
+	// be opened and the policy where tfsh started does not require it.
+	// Commands whose policy requires the log are refused.
+	Unrecorded bool
+
 	// Signals are the signals tfsh receives; the session routes them to
 	// the running command or to the prompt.
 	Signals <-chan os.Signal
@@ -198,6 +203,12 @@ func (s *Session) Run(ctx context.Context, argv []string, line string) Outcome {
 	if perr != nil {
 		return s.refuseInvalid(ctx, argv, runInfo{inv: inv, ref: ref, dir: dir, line: line}, perr)
 	}
+	if pol.Settings.AuditRequired && s.cfg.Unrecorded {
+		// The session runs unrecorded because the policy where it started
+		// allowed that; this directory's policy does not.
+		s.errorf("the audit log cannot be written, and the policy for %s requires it (audit_required, %s): not running the command", dir, pol.Settings.Source["audit_required"])
+		return Outcome{ExitCode: ExitCannotRun, Status: "error"}
+	}
 	hr, herr := s.hooksFor(dir)
 	if herr != nil {
 		return s.refuseInvalid(ctx, argv, runInfo{inv: inv, ref: ref, dir: dir, line: line}, herr)
@@ -226,7 +237,7 @@ func (s *Session) Run(ctx context.Context, argv []string, line string) Outcome {
 			// A clamp that cannot be placed leaves the timeout above the
 			// maximum: refuse rather than run it.
 			dec.Action = policy.Deny
-			dec.Findings = append(dec.Findings, policy.Finding{Rule: policy.RuleLockTimeoutMax, Source: dec.Add[0].Source, Action: policy.Deny,
+			dec.Findings = append(dec.Findings, policy.Finding{Rule: policy.RuleLockTimeoutMax, Source: pol.Settings.Source["lock_timeout_max"], Action: policy.Deny,
 				Message: "-lock-timeout is above the policy's maximum, and tfsh found no place to lower it: give a -lock-timeout within the maximum"})
 		}
 		dec.Add = nil
@@ -252,6 +263,7 @@ func (s *Session) Run(ctx context.Context, argv []string, line string) Outcome {
 	secrets = append(secrets, terraform.VarFileSecrets(dir, final)...)
 	secrets = append(secrets, terraform.BackendConfigSecrets(dir, final)...)
 	secrets = append(secrets, ref.Secrets...)
+	secrets = append(secrets, hookSecrets(hr, getenv)...)
 
 	info := audit.CommandInfo{
 		Typed:       terraform.RedactArgs(argv),
@@ -312,11 +324,11 @@ func (s *Session) Run(ctx context.Context, argv []string, line string) Outcome {
 		ch.run(ctx, hooks.PolicyDenied, map[string]any{"rule": f.Rule, "source": f.Source, "message": f.Message})
 		return s.end(c, audit.CommandEnd{Status: "refused", ExitCode: ExitRefused, Reason: f.Rule})
 	}
+	if asked.interrupted {
+		return s.end(c, audit.CommandEnd{Status: "interrupted", ExitCode: ExitInterrupted, Reason: "interrupted while the policy asked"})
+	}
 	if asked.refused != nil {
 		f := asked.refused
-		if asked.interrupted {
-			return s.end(c, audit.CommandEnd{Status: "interrupted", ExitCode: ExitInterrupted, Reason: "interrupted while rule " + f.Rule + " asked"})
-		}
 		say(fmt.Sprintf("refused by rule %q (%s): %s", f.Rule, f.Source, asked.why))
 		ch.run(ctx, hooks.PolicyDenied, map[string]any{"rule": f.Rule, "source": f.Source, "message": asked.why})
 		return s.end(c, audit.CommandEnd{Status: "refused", ExitCode: ExitRefused, Reason: f.Rule})
@@ -386,11 +398,18 @@ func (s *Session) Run(ctx context.Context, argv []string, line string) Outcome {
 	if len(res.Forwarded) > 0 {
 		end.Reason = "tfsh forwarded " + strings.Join(res.Forwarded, ", ")
 	}
+	ch.end()
 	lw.finish(end.Status == "ok", locksForSure(final))
-	ch.wait()
-	ch.run(context.WithoutCancel(ctx), hooks.AfterCommand, map[string]any{"status": end.Status, "exit_code": end.ExitCode, "signal": end.Signal})
-	if end.Status == "ok" && inv.Command == "force-unlock" && len(inv.Positional) > 0 {
-		ch.run(context.WithoutCancel(ctx), hooks.ForceUnlock, map[string]any{"lock_id": inv.Positional[0].Value, "reason": asked.reason})
+	if ch != nil {
+		// The command is over, but its hooks may still run: a Ctrl-C now
+		// stops them (terraform has exited, the signal is for us).
+		hctx, stop := untilSignal(context.WithoutCancel(ctx), sigs)
+		ch.wait(hctx)
+		ch.run(hctx, hooks.AfterCommand, map[string]any{"status": end.Status, "exit_code": end.ExitCode, "signal": end.Signal})
+		if end.Status == "ok" && inv.Command == "force-unlock" && len(inv.Positional) > 0 {
+			ch.run(hctx, hooks.ForceUnlock, map[string]any{"lock_id": inv.Positional[0].Value, "reason": asked.reason})
+		}
+		stop()
 	}
 	return s.end(c, end)
 }

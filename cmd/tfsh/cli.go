@@ -390,18 +390,19 @@ func setup(ctx context.Context, c common, mode string, args []string, stdin, ask
 		askFn = shell.TerminalAsk(ask, stderr)
 	}
 	sess, crashed, err := shell.NewSession(ctx, shell.Config{
-		Ask:      askFn,
-		Binary:   bin,
-		Policies: policies,
-		Reason:   c.reason,
-		Audit:    db,
-		Env:      os.Environ(),
-		Dir:      cwd,
-		Stdin:    stdin,
-		Out:      stdout,
-		Err:      stderr,
-		PTY:      pty,
-		Signals:  sigs,
+		Ask:        askFn,
+		Binary:     bin,
+		Policies:   policies,
+		Reason:     c.reason,
+		Unrecorded: scratch != "",
+		Audit:      db,
+		Env:        os.Environ(),
+		Dir:        cwd,
+		Stdin:      stdin,
+		Out:        stdout,
+		Err:        stderr,
+		PTY:        pty,
+		Signals:    sigs,
 	}, info)
 	if err != nil {
 		signal.Stop(sigs)

@@ -20,14 +20,16 @@ import (
 
 const policyUsage = `Usage:
   tfsh policy [show] [--dir DIR]                  the policy in effect: files by layer, settings, rules
-  tfsh policy check [--layer L] [FILE...]         check the policy in effect, or the given files
+  tfsh policy check [--layer L] [--with-org] [PATH...]  check the policy in effect, or the given files
   tfsh policy explain [flags] -- <terraform args> which rules a command matches, which not and why
-  tfsh policy test [--layer L] [PATH...]          run the test blocks of *_test.hcl files
+  tfsh policy test [--layer L] [--with-org] [PATH...]   run the test blocks of *_test.hcl files
 
-check and test read FILEs as the project layer on top of the organisation policy in
-effect (--layer org|project|user to say otherwise; an organisation file is read as such).
-A directory stands for its *.hcl policy files and their *_test.hcl tests. With no
-paths, test runs the tests beside every policy file in effect.
+With no paths, check and test use the policy in effect here (every layer), and test runs
+the *_test.hcl files beside its files. Given paths are read alone, as the project layer
+over the built-in rules (--layer org|project|user to say otherwise), so results do not
+depend on the machine; --with-org reads them on top of the organisation policy in
+effect, to check that they do not loosen what it enforces. A directory stands for its
+*.hcl policy files and their *_test.hcl tests; a file X.hcl for itself and X_test.hcl.
 
 explain flags:
   --dir DIR          directory the command runs in (default: the working directory)
@@ -37,7 +39,7 @@ explain flags:
   --json             JSON output
 
 Exit codes: 0 valid / all tests pass / allowed; 1 invalid / a test failed / refused;
-4 tfsh could not do what was asked.
+4 tfsh could not do what was asked (a file that cannot be read, a bad flag).
 `
 
 func policyCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -67,73 +69,82 @@ func policyCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	return exitCannotRun
 }
 
-func policyFlags(name string, stdout, stderr io.Writer, args []string, def func(*flag.FlagSet)) (*flag.FlagSet, int, bool) {
+// policyFlags parses a policy subcommand's flags, which may come before or
+// after its paths (policy test DIR --layer org), up to "--" (after which
+// everything is terraform's, for explain). It returns the paths.
+func policyFlags(name string, stdout, stderr io.Writer, args []string, def func(*flag.FlagSet)) ([]string, int, bool) {
 	fs := newFlagSet("policy " + name)
 	def(fs)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			io.WriteString(stdout, policyUsage)
-			return nil, 0, false
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				io.WriteString(stdout, policyUsage)
+				return nil, 0, false
+			}
+			fmt.Fprintf(stderr, "tfsh: %v\n", flagError("policy", err))
+			return nil, exitCannotRun, false
 		}
-		fmt.Fprintf(stderr, "tfsh: %v\n", flagError("policy", err))
-		return nil, exitCannotRun, false
+		rest := fs.Args()
+		dashes := len(args) > len(rest) && args[len(args)-len(rest)-1] == "--"
+		if len(rest) == 0 || dashes || name == "explain" {
+			positional = append(positional, rest...)
+			break
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
 	}
-	return fs, 0, true
+	return positional, 0, true
 }
 
 // loadInEffect loads the layered policy for dir, and prints why not.
-func loadInEffect(dir, base string, stderr io.Writer) (*policy.Loaded, bool) {
+// loadInEffect loads the layered policy for dir, and prints why not: exit
+// 1 for an invalid policy, 4 when its files cannot be found or read.
+func loadInEffect(dir, base string, stderr io.Writer) (*policy.Loaded, int) {
 	l := &policy.Loader{Base: base, Getenv: os.Getenv}
 	loaded, err := l.For(dir)
 	if err != nil {
 		fmt.Fprintf(stderr, "tfsh: %v\n", err)
-		return nil, false
+		return nil, exitCannotRun
 	}
 	if loaded.Diags.HasErrors() {
 		policy.WriteDiagnostics(stderr, loaded.Files, loaded.Diags)
-		return loaded, false
+		return loaded, 1
 	}
-	return loaded, true
+	return loaded, 0
 }
 
 func policyShow(args []string, wd string, stdout, stderr io.Writer) int {
 	var dir string
-	fs, code, ok := policyFlags("show", stdout, stderr, args, func(fs *flag.FlagSet) { fs.StringVar(&dir, "dir", wd, "") })
+	paths, code, ok := policyFlags("show", stdout, stderr, args, func(fs *flag.FlagSet) { fs.StringVar(&dir, "dir", wd, "") })
 	if !ok {
 		return code
 	}
-	if fs.NArg() > 0 {
+	if len(paths) > 0 {
 		fmt.Fprintln(stderr, "tfsh: policy show takes no arguments")
 		return exitCannotRun
 	}
-	loaded, ok := loadInEffect(dir, wd, stderr)
-	if !ok {
-		return 1
+	loaded, code := loadInEffect(dir, wd, stderr)
+	if code != 0 {
+		return code
 	}
 	shell.ShowPolicy(stdout, loaded.Policy)
 	return 0
 }
 
 // explicitSources turns paths given on the command line into the policy
-// to check or test: the organisation files in effect (unless the paths are
-// the organisation layer), then the paths at their layer. A directory
-// stands for its policy files.
-func explicitSources(paths []string, layer string, wd string) ([]policy.Source, []string, error) {
-	var l policy.Layer
+// to check or test: the given files alone over the built-in rules, so that
+// a result does not depend on the machine (like opa test on a directory);
+// with withOrg, on top of the organisation policy in effect, to check that
+// they do not loosen what it enforces. A directory stands for its policy
+// files (*.hcl but *_test.hcl and hooks.hcl); a file X.hcl brings its
+// tests from X_test.hcl.
+func explicitSources(paths []string, layer string, withOrg bool, wd string) ([]policy.Source, []string, error) {
+	l := policy.LayerProject
 	if layer != "" {
 		var ok bool
 		if l, ok = policy.ParseLayer(layer); !ok {
 			return nil, nil, fmt.Errorf("--layer is org, project or user, not %q", layer)
-		}
-	}
-	inEffect, err := policy.Find(wd, wd, os.Getenv)
-	if err != nil {
-		return nil, nil, err
-	}
-	orgPaths := map[string]bool{}
-	for _, s := range inEffect {
-		if s.Layer == policy.LayerOrg {
-			orgPaths[s.Path] = true
 		}
 	}
 	var given []policy.Source
@@ -162,34 +173,30 @@ func explicitSources(paths []string, layer string, wd string) ([]policy.Source, 
 			}
 		}
 		for _, f := range files {
-			fl := l
-			fa, _ := filepath.Abs(f)
-			if layer == "" {
-				fl = policy.LayerProject
-				if orgPaths[fa] {
-					fl = policy.LayerOrg
-				}
-			}
-			given = append(given, policy.Source{Path: f, Layer: fl})
+			given = append(given, policy.Source{Path: f, Layer: l})
 		}
+	}
+	if !withOrg {
+		return given, tests, nil
+	}
+	inEffect, err := policy.Find(wd, wd, os.Getenv)
+	if err != nil {
+		return nil, nil, err
 	}
 	var out []policy.Source
-	if l != policy.LayerOrg || layer == "" {
-		for _, s := range inEffect {
-			if s.Layer == policy.LayerOrg && !contains(given, s.Path) {
-				out = append(out, s)
-			}
+	for _, s := range inEffect {
+		if s.Layer == policy.LayerOrg && !contains(given, s.Path) {
+			out = append(out, s)
 		}
 	}
-	// Layers must come in order: the given files sorted by layer, stable.
-	sort.SliceStable(given, func(i, j int) bool { return given[i].Layer < given[j].Layer })
 	return append(out, given...), tests, nil
 }
 
 func contains(srcs []policy.Source, path string) bool {
 	for _, s := range srcs {
 		a, _ := filepath.Abs(s.Path)
-		if a == path {
+		b, _ := filepath.Abs(path)
+		if a == b {
 			return true
 		}
 	}
@@ -198,12 +205,16 @@ func contains(srcs []policy.Source, path string) bool {
 
 func policyCheck(args []string, wd string, stdout, stderr io.Writer) int {
 	var layer string
-	fs, code, ok := policyFlags("check", stdout, stderr, args, func(fs *flag.FlagSet) { fs.StringVar(&layer, "layer", "", "") })
+	var withOrg bool
+	paths, code, ok := policyFlags("check", stdout, stderr, args, func(fs *flag.FlagSet) {
+		fs.StringVar(&layer, "layer", "", "")
+		fs.BoolVar(&withOrg, "with-org", false, "")
+	})
 	if !ok {
 		return code
 	}
 	var sources []policy.Source
-	if fs.NArg() == 0 {
+	if len(paths) == 0 {
 		var err error
 		if sources, err = policy.Find(wd, wd, os.Getenv); err != nil {
 			fmt.Fprintf(stderr, "tfsh: %v\n", err)
@@ -211,7 +222,7 @@ func policyCheck(args []string, wd string, stdout, stderr io.Writer) int {
 		}
 	} else {
 		var err error
-		if sources, _, err = explicitSources(fs.Args(), layer, wd); err != nil {
+		if sources, _, err = explicitSources(paths, layer, withOrg, wd); err != nil {
 			fmt.Fprintf(stderr, "tfsh: policy check: %v\n", err)
 			return exitCannotRun
 		}
@@ -257,7 +268,7 @@ func policyExplain(ctx context.Context, args []string, wd string, stdout, stderr
 	o.Host, _ = os.Hostname()
 	var at string
 	var asJSON bool
-	fs, code, ok := policyFlags("explain", stdout, stderr, args, func(fs *flag.FlagSet) {
+	paths, code, ok := policyFlags("explain", stdout, stderr, args, func(fs *flag.FlagSet) {
 		fs.StringVar(&o.Dir, "dir", wd, "")
 		fs.StringVar(&o.Workspace, "workspace", "", "")
 		fs.StringVar(&o.User, "user", o.User, "")
@@ -267,7 +278,7 @@ func policyExplain(ctx context.Context, args []string, wd string, stdout, stderr
 	if !ok {
 		return code
 	}
-	argv := fs.Args()
+	argv := paths
 	if len(argv) > 0 && (argv[0] == "terraform" || argv[0] == "tofu") {
 		argv = argv[1:]
 	}
@@ -287,9 +298,10 @@ func policyExplain(ctx context.Context, args []string, wd string, stdout, stderr
 	if path, err := terraform.Find("", os.Getenv); err == nil && filepath.Base(path) == "tofu" {
 		o.Product = "tofu"
 	}
-	loaded, ok := loadInEffect(o.Dir, wd, stderr)
-	if !ok {
-		return 1
+	// The policy of the directory the command runs in (its -chdir).
+	loaded, code := loadInEffect(shell.CommandDir(o.Dir, argv, o.Product, o.Env), wd, stderr)
+	if code != 0 {
+		return code
 	}
 	ex := loaded.Policy.Explain(shell.ExplainInput(ctx, argv, o))
 	if asJSON {
@@ -310,22 +322,26 @@ func policyExplain(ctx context.Context, args []string, wd string, stdout, stderr
 
 func policyTest(args []string, wd string, stdout, stderr io.Writer) int {
 	var layer string
-	fs, code, ok := policyFlags("test", stdout, stderr, args, func(fs *flag.FlagSet) { fs.StringVar(&layer, "layer", "", "") })
+	var withOrg bool
+	paths, code, ok := policyFlags("test", stdout, stderr, args, func(fs *flag.FlagSet) {
+		fs.StringVar(&layer, "layer", "", "")
+		fs.BoolVar(&withOrg, "with-org", false, "")
+	})
 	if !ok {
 		return code
 	}
 	var sources []policy.Source
 	var tests []string
 	var err error
-	if fs.NArg() == 0 {
+	if len(paths) == 0 {
 		sources, err = policy.Find(wd, wd, os.Getenv)
-		var paths []string
+		var files []string
 		for _, s := range sources {
-			paths = append(paths, s.Path)
+			files = append(files, s.Path)
 		}
-		tests = policy.TestFiles(paths)
+		tests = policy.TestFiles(files)
 	} else {
-		sources, tests, err = explicitSources(fs.Args(), layer, wd)
+		sources, tests, err = explicitSources(paths, layer, withOrg, wd)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "tfsh: policy test: %v\n", err)

@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +17,7 @@ import (
 
 	"github.com/tfsh/tfsh/hooks"
 	"github.com/tfsh/tfsh/internal/lab/labtest"
+	"github.com/tfsh/tfsh/policy"
 	"github.com/tfsh/tfsh/shell"
 )
 
@@ -123,6 +127,9 @@ rule "apply-ticket" {
 				Reason    string `json:"reason"`
 				Confirmed *bool  `json:"confirmed"`
 				Refused   string `json:"refused"`
+				Policy    []struct {
+					Layer, Path, SHA256 string
+				} `json:"policy"`
 			} `json:"decision"`
 		} `json:"command_list"`
 	}
@@ -157,6 +164,13 @@ rule "apply-ticket" {
 	if len(confirmed) != 2 || confirmed[0] != "no" || confirmed[1] != "yes" {
 		t.Errorf("confirmations = %v, want [no yes]", confirmed)
 	}
+	sum := sha256.Sum256([]byte(pol))
+	for _, c := range show.Commands {
+		p := c.Decision.Policy
+		if len(p) != 1 || p[0].Layer != "project" || p[0].Path != ".tfsh/policy.hcl" || p[0].SHA256 != hex.EncodeToString(sum[:]) {
+			t.Fatalf("policy files recorded: %+v, want the project file with SHA-256 %x", p, sum)
+		}
+	}
 }
 
 // TestExamplePolicies runs the shipped organisation policy's own tests:
@@ -164,9 +178,17 @@ rule "apply-ticket" {
 // security team would run them before installing it. The example hooks
 // file must load too.
 func TestExamplePolicies(t *testing.T) {
+	// Whatever policy this machine has must not change the result.
+	home := t.TempDir()
+	t.Setenv("TFSH_ORG_POLICY", "")
+	t.Setenv("HOME", home)
+	t.Setenv("XDG_CONFIG_HOME", filepath.Join(home, ".config"))
+	old := policy.SystemPolicy
+	policy.SystemPolicy = filepath.Join(home, "no-system-policy.hcl")
+	t.Cleanup(func() { policy.SystemPolicy = old })
 	dir := filepath.Join(repoRoot(t), "examples", "policies")
 	for _, args := range [][]string{
-		{"policy", "check", "--layer", "org", filepath.Join(dir, "org.hcl")},
+		{"policy", "check", filepath.Join(dir, "org.hcl"), "--layer", "org"},
 		{"policy", "test", dir},
 	} {
 		var out, errb strings.Builder
@@ -197,7 +219,7 @@ func TestPolicyReadsTheLock(t *testing.T) {
 	pol := `rule "busy" {
   when    = lock.held && command.name == "plan"
   action  = "warn"
-  message = "the state is locked by ${lock.who} (${lock.operation}, held ${lock.age_seconds >= 0 ? "a while" : "?"})"
+  message = "the state is locked by ${lock.who} (${lock.operation}, held ${lock.age}, since ${lock.created})"
 }
 `
 	if err := os.WriteFile(filepath.Join(dir, ".tfsh", "policy.hcl"), []byte(pol), 0o644); err != nil {
@@ -210,9 +232,17 @@ func TestPolicyReadsTheLock(t *testing.T) {
 	}
 	holder, out, done := h.start("-c", "apply -auto-approve -var hold_seconds=5 -var run_id=busy")
 	h.waitEvent("the holder's acquisition", holder, out, func(e lockEvent) bool { return e.Kind == "lock_acquired" && e.Sub == "apply" })
+	time.Sleep(1100 * time.Millisecond) // so that the age is at least 1s
 	r := h.run(nil, "-c", "plan -lock=false")
-	if !strings.Contains(r.stderr, `warning from rule "busy" (.tfsh/policy.hcl:1): the state is locked by `+shell.LockWho()+` (OperationTypeApply, held a while)`) {
+	want := regexp.MustCompile(`warning from rule "busy" \(.tfsh/policy.hcl:1\): the state is locked by ` + regexp.QuoteMeta(shell.LockWho()) +
+		` \(OperationTypeApply, held ([1-9][0-9]*)s, since (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)\)`)
+	m := want.FindStringSubmatch(r.stderr)
+	if m == nil {
 		t.Fatalf("plan while the lock is held: exit %d\n%s", r.code, r.stderr)
+	}
+	created, _ := time.Parse(time.RFC3339, m[2])
+	if age := time.Since(created); age < time.Second || age > time.Minute {
+		t.Fatalf("lock created %s, %s ago", m[2], age)
 	}
 	if err := wait(t, done, out); err != nil {
 		t.Fatalf("holder: %v\n%s", err, out.String())

@@ -2,9 +2,10 @@
 #
 # Install it as /etc/tfsh/policy.hcl on every machine that runs terraform
 # (laptops, bastions, CI runners), or point TFSH_ORG_POLICY at it where
-# /etc cannot be written. Project and user policies layer on top; what is
-# enforced here they cannot loosen. Check it with `tfsh policy check` and
-# run its tests with `tfsh policy test` (org_test.hcl, beside it).
+# /etc cannot be written. Project and user policies layer on top: what is
+# enforced here they cannot loosen, what is not is a default they may change.
+# Check it with `tfsh policy check` and run its tests with `tfsh policy test`
+# (org_test.hcl, beside it).
 
 settings {
   # Wait for a busy lock instead of failing at once (terraform's default
@@ -75,9 +76,11 @@ rule "confirm-prod-destroy" {
   when        = command.destroy && startswith(workspace, "prod")
   action      = "confirm"
   message     = "this destroys resources in ${workspace}"
+  enforced    = true
 }
 
-# -target is for emergencies: it skips dependencies.
+# -target is for emergencies: it skips dependencies. Not enforced: a project
+# may make this stricter (deny) or drop it.
 rule "targets-are-exceptional" {
   when    = length(command.targets) > 0 && command.name != "plan"
   action  = "warn"

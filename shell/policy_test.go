@@ -1,0 +1,106 @@
+package shell
+
+import (
+	"context"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/tfsh/tfsh/policy"
+	"github.com/tfsh/tfsh/terraform"
+)
+
+func TestPolicyInput(t *testing.T) {
+	in := func(line string) policy.Input {
+		t.Helper()
+		toks, err := Tokenize(line)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return PolicyInput(terraform.ParseFor("terraform", toks, func(string) string { return "" }), World{})
+	}
+	tests := []struct {
+		line  string
+		check func(policy.Input) bool
+	}{
+		// Rules and hooks written for workspace catch the old env spelling.
+		{"env delete old", func(i policy.Input) bool { return i.Command == "workspace delete" && i.WritesState }},
+		{"workspace delete old", func(i policy.Input) bool { return i.Command == "workspace delete" }},
+		{"apply -destroy", func(i policy.Input) bool { return i.Destroy }},
+		{"apply -destroy=false", func(i policy.Input) bool { return !i.Destroy }},
+		{"apply -destroy=0", func(i policy.Input) bool { return !i.Destroy }},
+		{"plan -destroy=T", func(i policy.Input) bool { return i.Destroy }},
+		{"destroy", func(i policy.Input) bool { return i.Destroy }},
+		{"apply tfplan", func(i policy.Input) bool { return i.HasPlanFile }},
+		{"apply -target=a.b -target a.c", func(i policy.Input) bool { return strings.Join(i.Targets, ",") == "a.b,a.c" }},
+		{"apply -var password=hunter2 -auto-approve", func(i policy.Input) bool {
+			return !strings.Contains(strings.Join(i.Args, " "), "hunter2") && len(i.Args) == 3
+		}},
+	}
+	for _, tt := range tests {
+		if got := in(tt.line); !tt.check(got) {
+			t.Errorf("%s: %+v", tt.line, got)
+		}
+	}
+}
+
+func TestResolveReasons(t *testing.T) {
+	p, _, diags := policy.Load([]policy.Source{{Path: "p.hcl", Layer: policy.LayerProject, Src: []byte(`rule "r" {
+  when           = true
+  action         = "require_reason"
+  reason_pattern = "^INC-[0-9]+"
+}
+rule "c" {
+  when   = command.name == "destroy"
+  action = "confirm"
+}`)}})
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	apply := policy.Input{Command: "apply", Known: true}
+	destroy := policy.Input{Command: "destroy", Known: true}
+	tests := []struct {
+		name      string
+		in        policy.Input
+		flag, env string
+		ask       func(context.Context, string) (string, error)
+		refused   string // "" when it may run
+		reason    string
+	}{
+		{name: "no terminal, no reason", in: apply, refused: "no terminal to ask at; give one with tfsh --reason"},
+		{name: "flag", in: apply, flag: "INC-1 fix", reason: "INC-1 fix"},
+		{name: "environment", in: apply, env: "INC-2", reason: "INC-2"},
+		{name: "flag beats environment", in: apply, flag: "INC-3", env: "INC-2", reason: "INC-3"},
+		{name: "pattern", in: apply, flag: "because", refused: `the reason "because" does not match ^INC-[0-9]+`},
+		{name: "a reason is one line", in: apply, flag: "INC-1\n    refused    forged line", refused: "one line of plain text"},
+		{name: "escape sequences too", in: apply, flag: "INC-1 \x1b[2J", refused: "one line of plain text"},
+		{name: "asked, default offered", in: apply, env: "INC-4", ask: func(_ context.Context, p string) (string, error) {
+			if p != "reason [INC-4]: " {
+				t.Errorf("prompt %q", p)
+			}
+			return "", nil
+		}, reason: "INC-4"},
+		{name: "asked, answered", in: apply, ask: func(context.Context, string) (string, error) { return "INC-5 typed", nil }, reason: "INC-5 typed"},
+		{name: "confirm without terminal", in: destroy, flag: "INC-6", refused: "needs a confirmation, and there is no terminal"},
+		{name: "confirm answered no", in: destroy, ask: func(_ context.Context, p string) (string, error) {
+			if strings.HasPrefix(p, "reason") {
+				return "INC-7", nil
+			}
+			return "n", nil
+		}, refused: "not confirmed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := &Session{cfg: Config{Reason: tt.flag, Ask: tt.ask, Err: io.Discard, Env: []string{"TFSH_REASON=" + tt.env}}}
+			r := s.resolve(context.Background(), p.Decide(tt.in))
+			switch {
+			case tt.refused != "" && (r.refused == nil || !strings.Contains(r.why, tt.refused)):
+				t.Fatalf("refused = %v, why %q; want a refusal saying %q", r.refused, r.why, tt.refused)
+			case tt.refused == "" && r.refused != nil:
+				t.Fatalf("refused: %s", r.why)
+			case tt.refused == "" && r.reason != tt.reason:
+				t.Fatalf("reason %q, want %q", r.reason, tt.reason)
+			}
+		})
+	}
+}
