@@ -173,6 +173,16 @@ func (h *commandHooks) run(ctx context.Context, event string, extra map[string]a
 	return res
 }
 
+// runStoppable is run with a signal (Ctrl-C) stopping the hooks.
+func (h *commandHooks) runStoppable(ctx context.Context, sigs <-chan os.Signal, event string, extra map[string]any) []hooks.Result {
+	if h == nil || !h.r.Wants(event, h.command) {
+		return nil
+	}
+	hctx, stop := untilSignal(ctx, sigs)
+	defer stop()
+	return h.run(hctx, event, extra)
+}
+
 // async fires an event's hooks in the background.
 func (h *commandHooks) async(event string, extra map[string]any) {
 	if h == nil || !h.r.Wants(event, h.command) {

@@ -3,6 +3,8 @@ package shell
 import (
 	"context"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -102,5 +104,34 @@ rule "c" {
 				t.Fatalf("reason %q, want %q", r.reason, tt.reason)
 			}
 		})
+	}
+}
+
+// TestHooksOfAnotherUserRefused: a hooks file planted by someone else in
+// a parent directory runs nothing.
+func TestHooksOfAnotherUserRefused(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "project", "envs")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(root, ".tfsh", "hooks.hcl")
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte("hook \"x\" {\n  on = [\"before_command\"]\n  exec { argv = [\"true\"] }\n}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := LoadHooks(dir, dir, nil); err != nil || r == nil {
+		t.Fatalf("own hooks file: %v, %v", r, err)
+	}
+	if err := os.Chown(p, 12345, 12345); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("chown needs root, which CI runs as: %v", err)
+		}
+		t.Skipf("cannot give a file to another user here (%v); CI runs this as root", err)
+	}
+	if _, err := LoadHooks(dir, dir, nil); err == nil || !strings.Contains(err.Error(), "belongs to another user") {
+		t.Fatalf("LoadHooks = %v, want a refusal", err)
 	}
 }

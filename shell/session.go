@@ -321,7 +321,7 @@ func (s *Session) Run(ctx context.Context, argv []string, line string) Outcome {
 	if dec.Action == policy.Deny {
 		f := dec.Deciding()
 		say(fmt.Sprintf("refused by rule %q (%s): %s", f.Rule, f.Source, f.Message))
-		ch.run(ctx, hooks.PolicyDenied, map[string]any{"rule": f.Rule, "source": f.Source, "message": f.Message})
+		ch.runStoppable(ctx, sigs, hooks.PolicyDenied, map[string]any{"rule": f.Rule, "source": f.Source, "message": f.Message})
 		return s.end(c, audit.CommandEnd{Status: "refused", ExitCode: ExitRefused, Reason: f.Rule})
 	}
 	if asked.interrupted {
@@ -330,7 +330,7 @@ func (s *Session) Run(ctx context.Context, argv []string, line string) Outcome {
 	if asked.refused != nil {
 		f := asked.refused
 		say(fmt.Sprintf("refused by rule %q (%s): %s", f.Rule, f.Source, asked.why))
-		ch.run(ctx, hooks.PolicyDenied, map[string]any{"rule": f.Rule, "source": f.Source, "message": asked.why})
+		ch.runStoppable(ctx, sigs, hooks.PolicyDenied, map[string]any{"rule": f.Rule, "source": f.Source, "message": asked.why})
 		return s.end(c, audit.CommandEnd{Status: "refused", ExitCode: ExitRefused, Reason: f.Rule})
 	}
 	if asked.reason != "" && len(dec.With(policy.RequireReason)) > 0 {
