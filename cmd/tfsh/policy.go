@@ -203,29 +203,43 @@ func contains(srcs []policy.Source, path string) bool {
 	return false
 }
 
-func policyCheck(args []string, wd string, stdout, stderr io.Writer) int {
+// policySources reads check's and test's flags and paths: the policy files
+// to load and the test files beside them (see explicitSources), or, with no
+// paths, those in effect in wd.
+func policySources(name string, args []string, wd string, stdout, stderr io.Writer) ([]policy.Source, []string, int, bool) {
 	var layer string
 	var withOrg bool
-	paths, code, ok := policyFlags("check", stdout, stderr, args, func(fs *flag.FlagSet) {
+	paths, code, ok := policyFlags(name, stdout, stderr, args, func(fs *flag.FlagSet) {
 		fs.StringVar(&layer, "layer", "", "")
 		fs.BoolVar(&withOrg, "with-org", false, "")
 	})
 	if !ok {
-		return code
+		return nil, nil, code, false
 	}
-	var sources []policy.Source
-	if len(paths) == 0 {
-		var err error
-		if sources, err = policy.Find(wd, wd, os.Getenv); err != nil {
-			fmt.Fprintf(stderr, "tfsh: %v\n", err)
-			return exitCannotRun
+	if len(paths) > 0 {
+		sources, tests, err := explicitSources(paths, layer, withOrg, wd)
+		if err != nil {
+			fmt.Fprintf(stderr, "tfsh: policy %s: %v\n", name, err)
+			return nil, nil, exitCannotRun, false
 		}
-	} else {
-		var err error
-		if sources, _, err = explicitSources(paths, layer, withOrg, wd); err != nil {
-			fmt.Fprintf(stderr, "tfsh: policy check: %v\n", err)
-			return exitCannotRun
-		}
+		return sources, tests, 0, true
+	}
+	sources, err := policy.Find(wd, wd, os.Getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "tfsh: %v\n", err)
+		return nil, nil, exitCannotRun, false
+	}
+	var files []string
+	for _, s := range sources {
+		files = append(files, s.Path)
+	}
+	return sources, policy.TestFiles(files), 0, true
+}
+
+func policyCheck(args []string, wd string, stdout, stderr io.Writer) int {
+	sources, _, code, ok := policySources("check", args, wd, stdout, stderr)
+	if !ok {
+		return code
 	}
 	p, files, diags := policy.Load(sources)
 	if len(diags) > 0 {
@@ -321,31 +335,9 @@ func policyExplain(ctx context.Context, args []string, wd string, stdout, stderr
 }
 
 func policyTest(args []string, wd string, stdout, stderr io.Writer) int {
-	var layer string
-	var withOrg bool
-	paths, code, ok := policyFlags("test", stdout, stderr, args, func(fs *flag.FlagSet) {
-		fs.StringVar(&layer, "layer", "", "")
-		fs.BoolVar(&withOrg, "with-org", false, "")
-	})
+	sources, tests, code, ok := policySources("test", args, wd, stdout, stderr)
 	if !ok {
 		return code
-	}
-	var sources []policy.Source
-	var tests []string
-	var err error
-	if len(paths) == 0 {
-		sources, err = policy.Find(wd, wd, os.Getenv)
-		var files []string
-		for _, s := range sources {
-			files = append(files, s.Path)
-		}
-		tests = policy.TestFiles(files)
-	} else {
-		sources, tests, err = explicitSources(paths, layer, withOrg, wd)
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "tfsh: policy test: %v\n", err)
-		return exitCannotRun
 	}
 	p, files, diags := policy.Load(sources)
 	if diags.HasErrors() {
