@@ -343,7 +343,7 @@ func (s *Session) Run(ctx context.Context, argv []string, line string) Outcome {
 		say(notAdded)
 	}
 
-	if ch != nil && hr.Wants(hooks.BeforeCommand, inv.Command) {
+	if ch != nil && hr.Wants(hooks.BeforeCommand, ch.command) {
 		hctx, stop := untilSignal(ctx, sigs)
 		results := ch.run(hctx, hooks.BeforeCommand, map[string]any{"decision": auditDecision(pol, dec, asked)})
 		if stop() {
