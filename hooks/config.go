@@ -142,9 +142,16 @@ func Find(dir string) (path string, ok bool) {
 	}
 	for {
 		p := filepath.Join(dir, FileName)
-		_, err := os.Stat(p)
+		// Lstat: a dangling link, or a .tfsh that is not a directory, is
+		// something there that Load must report, not a reason to go on up.
+		_, err := os.Lstat(p)
 		if err == nil || !(errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)) {
 			return p, true
+		}
+		if fi, err := os.Lstat(filepath.Join(dir, ".tfsh")); err == nil && (fi.Mode()&fs.ModeSymlink != 0 || !fi.IsDir()) {
+			if st, err := os.Stat(filepath.Join(dir, ".tfsh")); err != nil || !st.IsDir() {
+				return p, true
+			}
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
@@ -160,12 +167,18 @@ func Find(dir string) (path string, ok bool) {
 // is the absolute parent of the .tfsh directory holding the file, or the
 // file's own directory when it is not inside one.
 func Load(path string) (*Config, hcl.Diagnostics) {
-	src, err := os.ReadFile(path)
+	return LoadWith(path, os.ReadFile)
+}
+
+// LoadWith is Load with the file read by read (the caller's checks of who
+// owns it, made on the descriptor it reads from).
+func LoadWith(path string, read func(string) ([]byte, error)) (*Config, hcl.Diagnostics) {
+	src, err := read(path)
 	if err != nil {
 		return nil, hcl.Diagnostics{{
 			Severity: hcl.DiagError,
 			Summary:  "Cannot read hooks file",
-			Detail:   fmt.Sprintf("Read %s: %v.", path, errors.Unwrap(err)),
+			Detail:   fmt.Sprintf("Read %s: %v.", path, unwrapped(err)),
 		}}
 	}
 	cfg, diags := Parse(src, path)
@@ -684,4 +697,16 @@ func editDistance(a, b string) int {
 		prev, cur = cur, prev
 	}
 	return prev[len(b)]
+}
+
+// unwrapped is a path error's cause (the path is said already), or the
+// error itself.
+func unwrapped(err error) error {
+	if u := errors.Unwrap(err); u != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			return u
+		}
+	}
+	return err
 }

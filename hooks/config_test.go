@@ -477,11 +477,27 @@ func TestFindAndLoad(t *testing.T) {
 	if err := os.MkdirAll(deep, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	// A .tfsh directory without hooks, and a .tfsh that is a file, are passed over.
+	// A .tfsh directory without hooks is passed over.
 	if err := os.MkdirAll(filepath.Join(root, "envs", ".tfsh"), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	// A .tfsh that is a file, or a dangling hooks.hcl link, is not: Load
+	// must report it rather than a parent's hooks run.
 	mkfile(t, filepath.Join(deep, ".tfsh"), "not a directory")
+	if path, ok := Find(deep); !ok || path != filepath.Join(deep, ".tfsh", "hooks.hcl") {
+		t.Fatalf("Find with .tfsh a file = %q, %v", path, ok)
+	} else if _, diags := Load(path); !diags.HasErrors() {
+		t.Fatal("Load of a hooks file under a .tfsh file succeeded")
+	}
+	os.Remove(filepath.Join(deep, ".tfsh"))
+	dangling := filepath.Join(root, "envs", ".tfsh", "hooks.hcl")
+	if err := os.Symlink(filepath.Join(root, "gone.hcl"), dangling); err != nil {
+		t.Fatal(err)
+	}
+	if path, ok := Find(deep); !ok || path != dangling {
+		t.Fatalf("Find with a dangling hooks link = %q, %v", path, ok)
+	}
+	os.Remove(dangling)
 
 	path, ok := Find(deep)
 	if want := filepath.Join(root, ".tfsh", "hooks.hcl"); !ok || path != want {

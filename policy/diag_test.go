@@ -128,6 +128,7 @@ var wantHeadings = map[string][]string{
 	"message_not_string":         {"message_not_string.hcl:5:13: error: Message is not text"},
 	"reason_pattern_inherited":   {"reason_pattern_inherited.project.hcl:4:3: error: reason_pattern without require_reason"},
 	"when_null":                  {"when_null.hcl:3:12: error: Condition is null"},
+	"old_command_name":           {"old_command_name.hcl:4:28: error: Old command name", "old_command_name.hcl:15:21: error: Old command name"},
 	"missing_when":               {"missing_when.hcl:1:1: error: Missing when"},
 	"misspelt_attribute":         {"misspelt_attribute.hcl:2:19: error: Unsupported attribute"},
 	"misspelt_ci_attribute":      {"misspelt_ci_attribute.hcl:6:56: error: Unsupported attribute"},

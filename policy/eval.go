@@ -286,6 +286,9 @@ func (e *eval) message(r *Rule, fallback string) string {
 		if r.Description != "" {
 			return r.Description
 		}
+		if r.when != nil {
+			return "its condition holds: " + e.p.text(r.when)
+		}
 		return "matched rule " + r.Name
 	}
 	if r.readsLock {

@@ -272,3 +272,14 @@ func WriteExplanation(w io.Writer, ex Explanation) {
 		}
 	}
 }
+
+// EnforcedThrough names the enforced setting a built-in rule applies, if
+// any: such a rule is as enforced as the setting.
+func (p *Policy) EnforcedThrough(r Rule) string {
+	for _, setting := range appliesSettings[r.Name] {
+		if _, ok := p.Settings.Enforced[setting]; ok {
+			return setting
+		}
+	}
+	return ""
+}

@@ -107,5 +107,39 @@ func TestFind(t *testing.T) {
 		if _, err := Find(sub, sub, getenv); err == nil || !strings.Contains(err.Error(), "belongs to another user (uid 12345)") {
 			t.Fatalf("Find = %v, want a refusal", err)
 		}
+		// Read checks again, on the descriptor it reads: Find's check by
+		// path could be raced.
+		srcs := []Source{{Path: p, Layer: LayerProject, trust: &Trust{uids: []uint32{uint32(os.Geteuid()), 0}}}}
+		if _, _, diags := Load(srcs); !diags.HasErrors() || !strings.Contains(diags.Error(), "belongs to another user") {
+			t.Fatalf("Load read a file of another user: %v", diags)
+		}
+		// The owner of the directory commands run in is trusted: a CI
+		// container running as root over the build user's checkout.
+		if err := os.Chown(sub, 12345, 12345); err != nil {
+			t.Fatal(err)
+		}
+		if got := layers(sub); !strings.Contains(got, "project:.tfsh/policy.hcl") {
+			t.Fatalf("the directory owner's policy was refused: %q", got)
+		}
+		os.Chown(sub, 0, 0)
+		// A .tfsh directory of another user is refused whatever its files.
+		os.Chown(p, 0, 0)
+		os.Chown(filepath.Dir(p), 12345, 12345)
+		if _, err := Find(sub, sub, getenv); err == nil || !strings.Contains(err.Error(), ".tfsh belongs to another user") {
+			t.Fatalf("Find = %v, want the .tfsh directory refused", err)
+		}
+		os.Chown(filepath.Dir(p), 0, 0)
+	})
+	t.Run("a .tfsh that is a dangling link hides nothing", func(t *testing.T) {
+		d := filepath.Join(sub, "inner")
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(filepath.Join(root, "missing-checkout"), filepath.Join(d, ".tfsh")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Find(d, d, getenv); err == nil || !strings.Contains(err.Error(), "will not run without it") {
+			t.Fatalf("Find = %v, want an error", err)
+		}
 	})
 }

@@ -248,6 +248,17 @@ settings { lock_timeout_max = "20m" }`))
 			t.Fatalf("decision = %+v", d)
 		}
 	})
+	t.Run("a second organisation file cannot undo the first's enforcement", func(t *testing.T) {
+		org2 := Source{Path: "org2.hcl", Layer: LayerOrg, Src: []byte(`rule "lock-timeout-max" {
+  enabled = false
+}`)}
+		_, fs, diags := Load([]Source{org(orgSrc), org2})
+		var b strings.Builder
+		WriteDiagnostics(&b, fs, diags)
+		if !strings.Contains(b.String(), "org2.hcl:1:1: error: Cannot change an enforced rule") {
+			t.Fatalf("diagnostics:\n%s", b.String())
+		}
+	})
 	for _, tt := range []struct{ name, lower, want string }{
 		{"redefine enforced rule", `rule "no-prod-destroy" {
   when = false
@@ -255,7 +266,7 @@ settings { lock_timeout_max = "20m" }`))
 }`, `Rule "no-prod-destroy" is enforced by the organisation policy (org.hcl:7)`},
 		{"disable enforced rule", `rule "no-prod-destroy" {
   enabled = false
-}`, "cannot redefine or disable it"},
+}`, "cannot redefine, adjust or disable it"},
 		{"disable an enforced built-in", `rule "no-unlocked-writes" {
   enabled = false
 }`, `enforced by the organisation policy (org.hcl:16)`},
@@ -354,7 +365,7 @@ rule "night" {
 		{Name: "night with bad reason", Workspace: "prod", Time: TestTime.Add(8 * time.Hour), Reason: &bad, Expect: Deny, ExpectRule: "night"},
 		{Name: "fails", Workspace: "prod", Time: TestTime.Add(8 * time.Hour), Expect: Allow},
 	}
-	res := p.RunTests(cases, func(tc TestCase) (Input, error) { return tc.Fill(applyIn), nil })
+	res := p.RunTests(cases, func(tc TestCase) (Input, error) { i := applyIn; i.Workspace = ""; return tc.Fill(i), nil })
 	for i, r := range res[:4] {
 		if !r.Pass {
 			t.Errorf("case %d (%s) failed: got %s by %q", i, r.Case.Name, r.Got, r.GotRule)

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -80,6 +81,8 @@ type Source struct {
 	// Src, when set, is the file's content (tests and fuzzing); otherwise
 	// Path is read.
 	Src []byte
+	// trust, for files Find found, checks who owns them as they are read.
+	trust *Trust
 }
 
 func (s Source) name() string {
@@ -97,9 +100,10 @@ func (s Source) name() string {
 // relative to base when they are inside it.
 func Find(dir, base string, getenv func(string) string) ([]Source, error) {
 	dir, base = realDir(dir), realDir(base)
+	trust := TrustFor(dir)
 	var out []Source
 	add := func(path string, l Layer) error {
-		if err := Trusted(path); err != nil {
+		if err := trust.Check(path); err != nil {
 			return err
 		}
 		for _, s := range out {
@@ -107,7 +111,7 @@ func Find(dir, base string, getenv func(string) string) ([]Source, error) {
 				return nil // the same file named twice (TFSH_ORG_POLICY = /etc/tfsh/policy.hcl)
 			}
 		}
-		out = append(out, Source{Path: path, Layer: l, Display: display(path, base)})
+		out = append(out, Source{Path: path, Layer: l, Display: display(path, base), trust: &trust})
 		return nil
 	}
 	switch ok, err := present(SystemPolicy); {
@@ -176,6 +180,19 @@ func FindUp(dir, rel string) (string, bool, error) {
 	for {
 		p := filepath.Join(dir, rel)
 		ok, err := present(p)
+		if err == nil && !ok {
+			// A .tfsh that is a dangling link or a file hides whatever
+			// policy should be there.
+			if sub := filepath.Dir(p); sub != dir {
+				if _, lerr := os.Lstat(sub); lerr == nil {
+					if fi, serr := os.Stat(sub); serr != nil {
+						err = serr
+					} else if !fi.IsDir() {
+						err = fmt.Errorf("%s is not a directory", sub)
+					}
+				}
+			}
+		}
 		if err != nil {
 			return "", false, fmt.Errorf("%s cannot be read (%v): tfsh will not run without it", p, err)
 		}
@@ -206,23 +223,84 @@ func present(p string) (bool, error) {
 	return true, nil
 }
 
-// Trusted refuses a policy file owned by someone other than the user or
-// root, as git refuses a repository of "dubious ownership": a .tfsh/ planted
-// in a shared parent directory (/tmp, a bastion's home) must not set the
-// rules for everyone below it.
-func Trusted(p string) error {
+// Trust says whose policy and hooks files tfsh reads: the user's, root's,
+// and those of the owner of the directory the command runs in (a shared
+// checkout, or a CI container running as root over a checkout of the build
+// user; whoever owns that directory controls the configuration there
+// anyway). Anyone else's file is refused, as git refuses a repository of
+// "dubious ownership": a .tfsh/ planted in a shared parent directory (/tmp,
+// a bastion's home) must not set the rules, or run hooks, for everyone
+// below it.
+type Trust struct{ uids []uint32 }
+
+// TrustFor is the trust for commands run in dir.
+func TrustFor(dir string) Trust {
+	t := Trust{uids: []uint32{uint32(os.Geteuid()), 0}}
+	if fi, err := os.Stat(dir); err == nil {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			t.uids = append(t.uids, st.Uid)
+		}
+	}
+	return t
+}
+
+func (t Trust) check(what string, fi os.FileInfo) error {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok || slices.Contains(t.uids, st.Uid) {
+		return nil
+	}
+	return fmt.Errorf("%s belongs to another user (uid %d), so tfsh does not trust it: tfsh reads policy and hooks files only when they are yours, root's or those of the owner of the directory the command runs in; remove it, or have its owner or root take it over", what, st.Uid)
+}
+
+// Check refuses a file, or the directory holding it, owned by someone tfsh
+// does not trust.
+func (t Trust) Check(p string) error {
+	dir := filepath.Dir(p)
+	if fi, err := os.Stat(dir); err == nil {
+		if err := t.check(dir, fi); err != nil {
+			return err
+		}
+	}
 	fi, err := os.Stat(p)
 	if err != nil {
 		return err
 	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return nil
+	return t.check(shownTarget(p), fi)
+}
+
+// Read reads a file after checking its owner on the descriptor it reads
+// from, and the owner of its directory: a file swapped between the check
+// and the read (a race by whoever owns the directory) is never read.
+func (t Trust) Read(p string) ([]byte, error) {
+	if fi, err := os.Stat(filepath.Dir(p)); err == nil {
+		if err := t.check(filepath.Dir(p), fi); err != nil {
+			return nil, err
+		}
 	}
-	if uid := uint32(os.Geteuid()); st.Uid != uid && st.Uid != 0 {
-		return fmt.Errorf("%s belongs to another user (uid %d), so tfsh does not trust it: tfsh reads policy and hooks files only when they are yours or root's; remove it, or have its owner or root take it over", p, st.Uid)
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
 	}
-	return nil
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if err := t.check(shownTarget(p), fi); err != nil {
+		return nil, err
+	}
+	if fi.IsDir() {
+		return nil, fmt.Errorf("%s is a directory", p)
+	}
+	return io.ReadAll(f)
+}
+
+// shownTarget names a file and, for a link, what it points to.
+func shownTarget(p string) string {
+	if real, err := filepath.EvalSymlinks(p); err == nil && real != p {
+		return p + " (a link to " + real + ")"
+	}
+	return p
 }
 
 // realDir resolves symbolic links, so that the search up the tree walks
@@ -285,7 +363,11 @@ func Load(sources []Source) (*Policy, Files, hcl.Diagnostics) {
 		data := src.Src
 		if data == nil {
 			var err error
-			data, err = os.ReadFile(src.Path)
+			if src.trust != nil {
+				data, err = src.trust.Read(src.Path)
+			} else {
+				data, err = os.ReadFile(src.Path)
+			}
 			if err != nil {
 				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Cannot read policy file",
 					Detail: fmt.Sprintf("%s: %v", src.name(), err)})
@@ -327,8 +409,11 @@ type merger struct {
 	setOrder map[string]int // when each setting was last set, in reading order
 	setCount int
 	facts    map[hcl.Expression]exprFacts
-	// enforcedLayer is the layer that enforced each setting.
+	// enforcedLayer and enforcedFile are the layer and the file (by
+	// reading order) that enforced each setting.
 	enforcedLayer map[string]Layer
+	enforcedFile  map[string]int
+	fileIdx       int // the file being read, from 1
 }
 
 // appliesSettings maps the built-in rules to the settings they apply.
@@ -339,7 +424,7 @@ var appliesSettings = map[string][]string{
 
 func newMerger() *merger {
 	p := Default()
-	m := &merger{p: p, index: map[string]int{}, enforced: map[string]string{}, set: map[string]hcl.Range{}, setOrder: map[string]int{}, facts: map[hcl.Expression]exprFacts{}, enforcedLayer: map[string]Layer{}}
+	m := &merger{p: p, index: map[string]int{}, enforced: map[string]string{}, set: map[string]hcl.Range{}, setOrder: map[string]int{}, facts: map[hcl.Expression]exprFacts{}, enforcedLayer: map[string]Layer{}, enforcedFile: map[string]int{}}
 	for i, r := range p.Rules {
 		m.index[r.Name] = i
 	}
@@ -347,6 +432,7 @@ func newMerger() *merger {
 }
 
 func (m *merger) file(f *hcl.File, src Source, diags *hcl.Diagnostics) {
+	m.fileIdx++
 	if src.Layer != m.layer {
 		m.layer, m.defined = src.Layer, map[string]hcl.Range{}
 	}
@@ -497,7 +583,9 @@ func (m *merger) settings(b *hcl.Block, src Source, diags *hcl.Diagnostics) {
 		m.setOrder[n] = m.setCount
 		if enforce {
 			m.enforced[n] = where
+			s.Enforced[n] = where
 			m.enforcedLayer[n] = src.Layer
+			m.enforcedFile[n] = m.fileIdx
 		}
 	}
 }
@@ -533,25 +621,27 @@ func (m *merger) rule(b *hcl.Block, src Source, diags *hcl.Diagnostics) {
 		if exists {
 			r = m.p.Rules[i]
 		}
-		// The built-in rules that apply a setting are as enforced as the
-		// setting: turning off lock-timeout-max would undo an enforced
-		// maximum.
-		for _, setting := range appliesSettings[name] {
-			if by, ok := m.enforced[setting]; ok && !r.Enforced {
-				r.Enforced, r.EnforcedBy, r.Layer = true, by+" (through "+setting+")", LayerOrg
-				if l, ok := m.enforcedLayer[setting]; ok {
-					r.Layer = l
-				}
-			}
-		}
-		if r.Enforced && r.Layer < src.Layer {
+		// What an earlier file enforces, no later file may change, whatever
+		// its layer (a second organisation file from TFSH_ORG_POLICY
+		// included). The built-in rules that apply a setting are as
+		// enforced as the setting: turning off lock-timeout-max would undo
+		// an enforced maximum.
+		why := ""
+		if r.Enforced && r.enforcedIn < m.fileIdx {
 			by := r.EnforcedBy
 			if by == "" {
 				by = r.Source
 			}
+			why = fmt.Sprintf("Rule %q is enforced by the %s policy (%s)", name, r.Layer, by)
+		}
+		for _, setting := range appliesSettings[name] {
+			if by, ok := m.enforced[setting]; ok && why == "" && m.enforcedFile[setting] < m.fileIdx {
+				why = fmt.Sprintf("Rule %q applies %s, which the %s policy enforces (%s)", name, setting, m.enforcedLayer[setting], by)
+			}
+		}
+		if why != "" {
 			*diags = append(*diags, errAt(b.DefRange.Ptr(), "Cannot change an enforced rule",
-				fmt.Sprintf("Rule %q is enforced by the %s policy (%s); this %s policy cannot redefine or disable it. To add a stricter check, write a rule with another name.",
-					name, r.Layer, by, src.Layer)))
+				fmt.Sprintf("%s; this %s policy cannot redefine, adjust or disable it. To be stricter, add a rule with another name.", why, src.Layer)))
 			return
 		}
 	}
@@ -625,7 +715,7 @@ func (m *merger) rule(b *hcl.Block, src Source, diags *hcl.Diagnostics) {
 	}
 	if a := c.Attributes["enforced"]; a != nil {
 		if v, ok := literal(a, cty.Bool, diags); ok && v.True() {
-			r.Enforced = true
+			r.Enforced, r.enforcedIn = true, m.fileIdx
 			if when == nil {
 				r.EnforcedBy = where
 			}
@@ -681,6 +771,9 @@ func builtInNames() []string {
 // names, misspelt attributes, unknown functions and type errors are found
 // now. env may only be read with literal names.
 func (m *merger) checkExpr(ex hcl.Expression, condition bool, diags *hcl.Diagnostics) {
+	if condition {
+		oldCommandNames(ex, diags)
+	}
 	vars := ex.Variables()
 	names, ds := envNames(vars)
 	m.facts[ex] = exprFacts{env: names, lock: readsLock(vars)}
@@ -893,4 +986,76 @@ func (p *Policy) indexLeaves() {
 		}
 	}
 	p.leaves = len(byText)
+}
+
+// oldCommandNames refuses terraform's old "env ..." command names compared
+// with command.name (==, !=, or in a call such as contains or startswith):
+// command.name spells them "workspace ...", so such a rule would silently
+// never match.
+func oldCommandNames(ex hcl.Expression, diags *hcl.Diagnostics) {
+	se, ok := ex.(hclsyntax.Expression)
+	if !ok {
+		return
+	}
+	isName := func(e hclsyntax.Expression) bool {
+		t, ok := e.(*hclsyntax.ScopeTraversalExpr)
+		return ok && len(t.Traversal) == 2 && t.Traversal.RootName() == "command" && t.Traversal[1].(hcl.TraverseAttr).Name == "name"
+	}
+	check := func(e hclsyntax.Expression) {
+		hclsyntax.VisitAll(e, func(n hclsyntax.Node) hcl.Diagnostics {
+			var v cty.Value
+			var r hcl.Range
+			switch x := n.(type) {
+			case *hclsyntax.LiteralValueExpr:
+				v, r = x.Val, x.SrcRange
+			case *hclsyntax.TemplateExpr:
+				if !x.IsStringLiteral() {
+					return nil
+				}
+				v, _ = x.Value(nil)
+				r = x.SrcRange
+			default:
+				return nil
+			}
+			if !v.IsWhollyKnown() || v.IsNull() {
+				return nil
+			}
+			strs := []cty.Value{v}
+			if v.Type().IsTupleType() || v.Type().IsListType() {
+				strs = v.AsValueSlice() // folded list literals: ["apply", "env select"]
+			}
+			for _, e := range strs {
+				if e.Type() != cty.String || e.IsNull() {
+					continue
+				}
+				if str := e.AsString(); str == "env" || strings.HasPrefix(str, "env ") {
+					want := "workspace" + strings.TrimPrefix(str, "env")
+					*diags = append(*diags, errAt(r.Ptr(), "Old command name",
+						fmt.Sprintf("tfsh names terraform's env commands as workspace commands (command.name is %q), so a rule written with %q would never match: write %q.", want, str, want)))
+				}
+			}
+			return nil
+		})
+	}
+	hclsyntax.VisitAll(se, func(n hclsyntax.Node) hcl.Diagnostics {
+		switch x := n.(type) {
+		case *hclsyntax.BinaryOpExpr:
+			if x.Op == hclsyntax.OpEqual || x.Op == hclsyntax.OpNotEqual {
+				if isName(x.LHS) {
+					check(x.RHS)
+				} else if isName(x.RHS) {
+					check(x.LHS)
+				}
+			}
+		case *hclsyntax.FunctionCallExpr:
+			if slices.ContainsFunc(x.Args, isName) {
+				for _, a := range x.Args {
+					if !isName(a) {
+						check(a)
+					}
+				}
+			}
+		}
+		return nil
+	})
 }

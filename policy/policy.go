@@ -137,6 +137,8 @@ type Settings struct {
 
 	// Source says where each setting was last set ("built-in" or file:line).
 	Source map[string]string
+	// Enforced says where each enforced setting was enforced.
+	Enforced map[string]string
 }
 
 // Rule is one named check. A built-in rule's Match returns a message when
@@ -149,8 +151,10 @@ type Rule struct {
 	Layer       Layer
 	Action      Action
 	Description string
-	// Enforced: a lower layer may not redefine or disable the rule.
+	// Enforced: a later file may not redefine, adjust or disable the rule.
 	Enforced bool
+	// enforcedIn is the file (by reading order, from 1) that enforced it.
+	enforcedIn int
 	// EnforcedBy is where enforcement was declared, when not at Source.
 	EnforcedBy string
 	// ReasonPattern, for require_reason: the reason must match it.
@@ -323,6 +327,7 @@ func DefaultSettings() Settings {
 			"lock_timeout_default": BuiltIn, "lock_timeout_max": BuiltIn, "lock_timeout_over_max": BuiltIn,
 			"audit_required": BuiltIn, "timezone": BuiltIn,
 		},
+		Enforced: map[string]string{},
 	}
 }
 

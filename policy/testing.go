@@ -327,8 +327,13 @@ func (p *Policy) RunTests(cases []TestCase, input func(TestCase) (Input, error))
 // Fill sets the world of a test case into an Input whose command
 // facts the caller has already set.
 func (tc TestCase) Fill(in Input) Input {
-	in.Workspace, in.Backend, in.StateKey, in.User, in.Host = tc.Workspace, tc.Backend, tc.StateKey, tc.User, tc.Host
-	if in.Workspace == "" {
+	in.Backend, in.StateKey, in.User, in.Host = tc.Backend, tc.StateKey, tc.User, tc.Host
+	switch {
+	case in.Workspace != "":
+		// Set by the command itself (the workspace a workspace delete removes).
+	case tc.Workspace != "":
+		in.Workspace = tc.Workspace
+	default:
 		in.Workspace = "default"
 	}
 	in.CI = tc.CI

@@ -80,6 +80,9 @@ func PolicyInput(inv *terraform.Invocation, w World) policy.Input {
 		}
 	}
 	in.Destroy = in.Destroy || inv.Command == "destroy"
+	if t := deleteTarget(inv); t != "" {
+		in.Workspace = t // the workspace whose state it deletes
+	}
 	in.HasPlanFile = inv.Command == "apply" && len(inv.Positional) > 0
 	if sp := inv.Spec; sp != nil {
 		in.WritesState = sp.WritesState
@@ -93,6 +96,26 @@ func PolicyInput(inv *terraform.Invocation, w World) policy.Input {
 		in.Locks = "unknown"
 	}
 	return in
+}
+
+// commandState is the state a command works on: the backend discovered in
+// dir, its -state/-state-out, and for workspace delete NAME (env delete
+// too) the state of NAME, not the current workspace's.
+func commandState(dir string, inv *terraform.Invocation, getenv func(string) string) (lock.StateRef, error) {
+	ref, err := lock.Discover(dir, lock.Getenv(getenv))
+	ref = ref.WithStatePath(stateFlags(inv))
+	if t := deleteTarget(inv); t != "" {
+		ref = ref.ForWorkspace(t)
+	}
+	return ref, err
+}
+
+// deleteTarget is the workspace a workspace delete removes.
+func deleteTarget(inv *terraform.Invocation) string {
+	if canonicalCommand(inv.Command) == "workspace delete" && len(inv.Positional) > 0 {
+		return inv.Positional[len(inv.Positional)-1].Value
+	}
+	return ""
 }
 
 // World is what a policy knows about a command beyond its arguments.
@@ -184,7 +207,7 @@ func (s *Session) resolve(ctx context.Context, dec policy.Decision) resolution {
 				r.reason = answer
 			}
 		}
-		if strings.ContainsFunc(r.reason, unicode.IsControl) {
+		if strings.ContainsFunc(r.reason, unsafeInText) {
 			r.refused, r.why = &need[0], "the reason must be one line of plain text (it has control characters)"
 			r.reason = strconv.Quote(r.reason)
 			return r
@@ -208,7 +231,7 @@ func (s *Session) resolve(ctx context.Context, dec policy.Decision) resolution {
 		if s.cfg.Ask == nil {
 			f := need[0]
 			r.refused, r.confirmed = &f, &no
-			r.why = f.Message + ": it needs a confirmation, and there is no terminal to ask at (tfsh fails closed)"
+			r.why = f.Message + ": it needs a confirmation, which only a person at a terminal can give (--reason and TFSH_REASON answer require_reason rules, not confirm), and there is none here: refused (tfsh fails closed)"
 			return r
 		}
 		for _, f := range need {
@@ -334,4 +357,11 @@ func (s *Session) refuseInvalid(ctx context.Context, argv []string, ri runInfo, 
 		return Outcome{ExitCode: ExitCannotRun, Status: "error"}
 	}
 	return s.end(c, audit.CommandEnd{Status: "error", ExitCode: ExitCannotRun, Error: msg, Reason: rule})
+}
+
+// unsafeInText: characters that could make a recorded reason display as
+// something else: controls (newlines, escapes), format characters (bidi
+// overrides, zero-width) and the Unicode line and paragraph separators.
+func unsafeInText(r rune) bool {
+	return unicode.IsControl(r) || unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp)
 }

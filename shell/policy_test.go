@@ -26,8 +26,9 @@ func TestPolicyInput(t *testing.T) {
 		check func(policy.Input) bool
 	}{
 		// Rules and hooks written for workspace catch the old env spelling.
-		{"env delete old", func(i policy.Input) bool { return i.Command == "workspace delete" && i.WritesState }},
-		{"workspace delete old", func(i policy.Input) bool { return i.Command == "workspace delete" }},
+		{"env delete old", func(i policy.Input) bool { return i.Command == "workspace delete" && i.WritesState && i.Workspace == "old" }},
+		{"workspace delete -force old", func(i policy.Input) bool { return i.Command == "workspace delete" && i.Workspace == "old" }},
+		{"env select blue", func(i policy.Input) bool { return i.Command == "workspace select" && i.Workspace == "" }},
 		{"apply -destroy", func(i policy.Input) bool { return i.Destroy }},
 		{"apply -destroy=false", func(i policy.Input) bool { return !i.Destroy }},
 		{"apply -destroy=0", func(i policy.Input) bool { return !i.Destroy }},
@@ -76,6 +77,7 @@ rule "c" {
 		{name: "pattern", in: apply, flag: "because", refused: `the reason "because" does not match ^INC-[0-9]+`},
 		{name: "a reason is one line", in: apply, flag: "INC-1\n    refused    forged line", refused: "one line of plain text"},
 		{name: "escape sequences too", in: apply, flag: "INC-1 \x1b[2J", refused: "one line of plain text"},
+		{name: "line separators and bidi overrides too", in: apply, flag: "INC-1 ok\u2028forged \u202e", refused: "one line of plain text"},
 		{name: "asked, default offered", in: apply, env: "INC-4", ask: func(_ context.Context, p string) (string, error) {
 			if p != "reason [INC-4]: " {
 				t.Errorf("prompt %q", p)
@@ -83,7 +85,7 @@ rule "c" {
 			return "", nil
 		}, reason: "INC-4"},
 		{name: "asked, answered", in: apply, ask: func(context.Context, string) (string, error) { return "INC-5 typed", nil }, reason: "INC-5 typed"},
-		{name: "confirm without terminal", in: destroy, flag: "INC-6", refused: "needs a confirmation, and there is no terminal"},
+		{name: "confirm without terminal", in: destroy, flag: "INC-6", refused: "which only a person at a terminal can give"},
 		{name: "confirm answered no", in: destroy, ask: func(_ context.Context, p string) (string, error) {
 			if strings.HasPrefix(p, "reason") {
 				return "INC-7", nil
@@ -133,5 +135,25 @@ func TestHooksOfAnotherUserRefused(t *testing.T) {
 	}
 	if _, err := LoadHooks(dir, dir, nil); err == nil || !strings.Contains(err.Error(), "belongs to another user") {
 		t.Fatalf("LoadHooks = %v, want a refusal", err)
+	}
+}
+
+func TestCommandDirFollowsLinks(t *testing.T) {
+	root := t.TempDir()
+	real := filepath.Join(root, "real", "a", "b")
+	if err := os.MkdirAll(real, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	start := filepath.Join(root, "start")
+	os.MkdirAll(start, 0o755)
+	if err := os.Symlink(real, filepath.Join(start, "link")); err != nil {
+		t.Fatal(err)
+	}
+	// terraform's chdir goes through the link, then up from where it points.
+	if got, want := commandDir(start, "link/.."), filepath.Join(root, "real", "a"); got != want {
+		t.Fatalf("commandDir(link/..) = %q, want %q", got, want)
+	}
+	if got := commandDir(start, ""); got != start {
+		t.Fatalf("commandDir without -chdir = %q", got)
 	}
 }

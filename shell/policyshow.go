@@ -28,7 +28,7 @@ func ShowPolicy(w io.Writer, p *policy.Policy) {
 	s := p.Settings
 	max, over := "none", ""
 	if s.LockTimeoutMax > 0 {
-		max, over = policy.FormatDuration(s.LockTimeoutMax), " (above it: "+string(s.OverMax)+")"
+		max, over = policy.FormatDuration(s.LockTimeoutMax), string(s.OverMax)
 	}
 	loc := "local time"
 	if s.Location != nil && s.Location != time.Local {
@@ -36,10 +36,27 @@ func ShowPolicy(w io.Writer, p *policy.Policy) {
 	}
 	fmt.Fprintln(w, "\nsettings")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "  lock_timeout_default\t%s\t%s\n", policy.FormatDuration(s.LockTimeoutDefault), s.Source["lock_timeout_default"])
-	fmt.Fprintf(tw, "  lock_timeout_max\t%s%s\t%s\n", max, over, s.Source["lock_timeout_max"])
-	fmt.Fprintf(tw, "  audit_required\t%t\t%s\n", s.AuditRequired, s.Source["audit_required"])
-	fmt.Fprintf(tw, "  timezone\t%s\t%s\n", loc, s.Source["timezone"])
+	row := func(name, value string) {
+		enf := ""
+		if by, ok := s.Enforced[name]; ok {
+			enf = "enforced"
+			if by != s.Source[name] {
+				enf += " (" + by + ")"
+			}
+		}
+		if enf == "" {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\n", name, value, s.Source[name])
+			return
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", name, value, s.Source[name], enf)
+	}
+	row("lock_timeout_default", policy.FormatDuration(s.LockTimeoutDefault))
+	row("lock_timeout_max", max)
+	if over != "" {
+		row("lock_timeout_over_max", string(s.OverMax))
+	}
+	row("audit_required", fmt.Sprint(s.AuditRequired))
+	row("timezone", loc)
 	tw.Flush()
 	fmt.Fprintln(w, "\nrules")
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -52,8 +69,11 @@ func ShowPolicy(w io.Writer, p *policy.Policy) {
 			action = "lower"
 		}
 		enf := ""
-		if r.Enforced {
+		switch {
+		case r.Enforced:
 			enf = "enforced"
+		case p.EnforcedThrough(r) != "":
+			enf = "enforced (through " + p.EnforcedThrough(r) + ")"
 		}
 		src := r.Source
 		if src == policy.BuiltIn {
@@ -90,8 +110,7 @@ func ExplainInput(ctx context.Context, argv []string, o ExplainOptions) policy.I
 	getenv := terraform.EnvLookup(o.Env)
 	inv := terraform.ParseFor(o.Product, argv, getenv)
 	dir := commandDir(o.Dir, inv.Chdir)
-	ref, _ := lock.Discover(dir, lock.Getenv(getenv))
-	ref = ref.WithStatePath(stateFlags(inv))
+	ref, _ := commandState(dir, inv, getenv)
 	ws := ref.Workspace
 	if o.Workspace != "" {
 		ws = o.Workspace
@@ -131,8 +150,13 @@ func commandDir(base, chdir string) string {
 	switch {
 	case chdir == "":
 		return base
-	case filepath.IsAbs(chdir):
-		return chdir
+	case !filepath.IsAbs(chdir):
+		chdir = base + string(filepath.Separator) + chdir
 	}
-	return filepath.Join(base, chdir)
+	// As the kernel resolves it when terraform changes into it: link/..
+	// is the parent of where link points, not base.
+	if real, err := filepath.EvalSymlinks(chdir); err == nil {
+		return real
+	}
+	return filepath.Clean(chdir)
 }

@@ -193,11 +193,7 @@ func (s *Session) Run(ctx context.Context, argv []string, line string) Outcome {
 	inv := terraform.ParseFor(product, argv, getenv)
 
 	dir := commandDir(s.dir, inv.Chdir)
-	ref, derr := lock.Discover(dir, lock.Getenv(getenv))
-	ref = ref.WithStatePath(stateFlags(inv))
-	if inv.Command == "workspace delete" && len(inv.Positional) > 0 {
-		ref = ref.ForWorkspace(inv.Positional[len(inv.Positional)-1].Value)
-	}
+	ref, derr := commandState(dir, inv, getenv)
 
 	pol, perr := s.policyFor(dir)
 	if perr != nil {

@@ -9,9 +9,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"github.com/tfsh/tfsh/audit"
 	"github.com/tfsh/tfsh/lock"
@@ -197,7 +199,7 @@ func auditShow(ctx context.Context, args []string, stdout io.Writer) error {
 
 func renderSession(w io.Writer, rec *audit.SessionRecord, frames func(string) ([]audit.Frame, error)) error {
 	i := rec.Info
-	fmt.Fprintf(w, "session %s  %s  %s@%s  pid %d\n", rec.ID, i.Mode, i.User, i.Host, i.PID)
+	fmt.Fprintf(w, "session %s  %s  %s@%s  pid %d\n", rec.ID, i.Mode, esc(i.User), esc(i.Host), i.PID)
 	fmt.Fprintf(w, "  started  %s", rec.Start.Local().Format(time.RFC3339))
 	if rec.End != nil {
 		fmt.Fprintf(w, ", ended after %s: %s", rec.End.Sub(rec.Start).Round(time.Millisecond), rec.Status)
@@ -208,7 +210,7 @@ func renderSession(w io.Writer, rec *audit.SessionRecord, frames func(string) ([
 		fmt.Fprintf(w, ", still running or killed without a trace yet")
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "  cwd      %s\n", i.CWD)
+	fmt.Fprintf(w, "  cwd      %s\n", esc(i.CWD))
 	fmt.Fprintf(w, "  tfsh %s, %s %s (%s)\n", i.TfshVersion, i.TerraformName, i.TerraformVersion, i.Terraform)
 	for n, c := range rec.CommandList {
 		fmt.Fprintln(w)
@@ -216,19 +218,19 @@ func renderSession(w io.Writer, rec *audit.SessionRecord, frames func(string) ([
 		if typed == "" {
 			typed = shell.Quote(c.Info.Typed)
 		}
-		fmt.Fprintf(w, "[%d] %s  %s\n", n+1, c.Start.Local().Format("15:04:05.000"), typed)
+		fmt.Fprintf(w, "[%d] %s  %s\n", n+1, c.Start.Local().Format("15:04:05.000"), esc(typed))
 		if ran := shell.Quote(c.Info.Run); len(c.Info.Run) > 0 && ran != shell.Quote(c.Info.Typed) {
-			fmt.Fprintf(w, "    ran        %s\n", ran)
+			fmt.Fprintf(w, "    ran        %s\n", esc(ran))
 		}
 		if eff := shell.Quote(c.Info.Effective); len(c.Info.Env) > 0 {
-			fmt.Fprintf(w, "    effective  %s\n", eff)
+			fmt.Fprintf(w, "    effective  %s\n", esc(eff))
 			for k, v := range c.Info.Env {
-				fmt.Fprintf(w, "    env        %s=%s\n", k, v)
+				fmt.Fprintf(w, "    env        %s=%s\n", esc(k), esc(v))
 			}
 		}
-		fmt.Fprintf(w, "    where      %s (workspace %s, backend %s)\n", c.Info.Workdir, c.Info.Workspace, c.Info.Backend)
+		fmt.Fprintf(w, "    where      %s (workspace %s, backend %s)\n", esc(c.Info.Workdir), esc(c.Info.Workspace), esc(c.Info.Backend))
 		if c.StateKey != "" {
-			fmt.Fprintf(w, "    state      %s\n", c.StateKey)
+			fmt.Fprintf(w, "    state      %s\n", esc(c.StateKey))
 		}
 		if d := c.Decision; d != nil {
 			line := d.Action
@@ -238,22 +240,22 @@ func renderSession(w io.Writer, rec *audit.SessionRecord, frames func(string) ([
 			if d.Message != "" {
 				line += ": " + d.Message
 			}
-			fmt.Fprintf(w, "    decision   %s\n", line)
+			fmt.Fprintf(w, "    decision   %s\n", esc(line))
 			if len(d.Added) > 0 {
-				fmt.Fprintf(w, "    added      %s\n", strings.Join(d.Added, " "))
+				fmt.Fprintf(w, "    added      %s\n", esc(strings.Join(d.Added, " ")))
 			}
 			if d.Reason != "" {
-				fmt.Fprintf(w, "    reason     %s\n", d.Reason)
+				fmt.Fprintf(w, "    reason     %s\n", esc(d.Reason))
 			}
 			if d.Confirmed != nil {
 				fmt.Fprintf(w, "    confirmed  %s\n", map[bool]string{true: "yes", false: "no"}[*d.Confirmed])
 			}
 			if d.Refused != "" {
-				fmt.Fprintf(w, "    refused    %s\n", d.Refused)
+				fmt.Fprintf(w, "    refused    %s\n", esc(d.Refused))
 			}
 		}
 		if c.Info.Note != "" {
-			fmt.Fprintf(w, "    note       %s\n", c.Info.Note)
+			fmt.Fprintf(w, "    note       %s\n", esc(c.Info.Note))
 		}
 		if e := c.End; e != nil {
 			line := fmt.Sprintf("%s, exit %d", e.Status, e.ExitCode)
@@ -267,26 +269,26 @@ func renderSession(w io.Writer, rec *audit.SessionRecord, frames func(string) ([
 			if e.Error != "" {
 				line += ": " + e.Error
 			}
-			fmt.Fprintf(w, "    result     %s\n", line)
+			fmt.Fprintf(w, "    result     %s\n", esc(line))
 		} else {
 			fmt.Fprintf(w, "    result     none recorded (still running, or tfsh was killed)\n")
 		}
 		for _, ev := range c.Events {
 			if ev.Kind == shell.KindHookRun {
-				fmt.Fprintf(w, "    hook       %s %s\n", ev.At.Local().Format("15:04:05.000"), describeHookRun(ev))
+				fmt.Fprintf(w, "    hook       %s %s\n", ev.At.Local().Format("15:04:05.000"), esc(describeHookRun(ev)))
 				continue
 			}
 			if !strings.HasPrefix(ev.Kind, "lock_") {
-				fmt.Fprintf(w, "    %-10s %s %s\n", ev.Kind, ev.At.Local().Format("15:04:05.000"), ev.Data)
+				fmt.Fprintf(w, "    %-10s %s %s\n", ev.Kind, ev.At.Local().Format("15:04:05.000"), esc(string(ev.Data)))
 				continue
 			}
 			if ev.Kind == lock.KindObserved {
 				continue // how often the lock was read: in --json
 			}
-			fmt.Fprintf(w, "    lock       %s %s\n", ev.At.Local().Format("15:04:05.000"), describeLockEvent(ev))
+			fmt.Fprintf(w, "    lock       %s %s\n", ev.At.Local().Format("15:04:05.000"), esc(describeLockEvent(ev)))
 		}
 		if c.End != nil && c.End.OutputWithheld != "" {
-			fmt.Fprintf(w, "    output     withheld: %s (%d bytes)\n", c.End.OutputWithheld, c.End.OutputBytes)
+			fmt.Fprintf(w, "    output     withheld: %s (%d bytes)\n", esc(c.End.OutputWithheld), c.End.OutputBytes)
 		}
 		fr, err := frames(c.ID)
 		if err != nil {
@@ -304,6 +306,19 @@ func renderSession(w io.Writer, rec *audit.SessionRecord, frames func(string) ([
 		}
 	}
 	return nil
+}
+
+// esc shows what a recorded field really holds: a field with a control,
+// format or line-separator character (a newline in a reason, an argument,
+// a rule's message) could otherwise display as another line of the record.
+func esc(s string) string {
+	if !strings.ContainsFunc(s, func(r rune) bool {
+		return unicode.IsControl(r) || unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp)
+	}) {
+		return s
+	}
+	q := strconv.Quote(s)
+	return q[1 : len(q)-1]
 }
 
 // describeHookRun is one line about a hook run for a reader.

@@ -108,10 +108,16 @@ func flagError(cmd string, err error) error {
 	if strings.HasPrefix(msg, "flag provided but not defined: ") {
 		f := strings.TrimPrefix(msg, "flag provided but not defined: ")
 		hint := "see tfsh help"
+		if strings.HasPrefix(cmd, "policy") {
+			hint = "see tfsh policy help"
+		}
 		if cmd == "tfsh" {
 			hint = fmt.Sprintf("tfsh flags go before the command; to pass %s to terraform, write it inside -c '...' or after tfsh run --", f)
 		}
 		return &usageError{fmt.Sprintf("unknown tfsh flag %s: %s", f, hint)}
+	}
+	if strings.HasPrefix(cmd, "policy") {
+		return &usageError{msg + " (see tfsh policy help)"}
 	}
 	return &usageError{msg + " (see tfsh help)"}
 }

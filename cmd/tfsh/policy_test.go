@@ -248,3 +248,26 @@ func TestPolicyReadsTheLock(t *testing.T) {
 		t.Fatalf("holder: %v\n%s", err, out.String())
 	}
 }
+
+// TestAuditShowEscapes: what a user types reaches rule messages and the
+// record; a newline in it must not show as a line of the record.
+func TestAuditShowEscapes(t *testing.T) {
+	tf := labtest.Terraform(t)
+	dir := labtest.Example(t, ".", tf, nil, nil)
+	h := newHarness(t, dir, tf)
+	if err := os.MkdirAll(filepath.Join(dir, ".tfsh"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	pol := "rule \"no-targets\" {\n  when    = length(command.targets) > 0\n  action  = \"deny\"\n  message = \"no targets: ${join(\",\", command.targets)}\"\n}\n"
+	if err := os.WriteFile(filepath.Join(dir, ".tfsh", "policy.hcl"), []byte(pol), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	forged := "x\n    result     ok, exit 0"
+	if r := h.run(nil, "run", "--", "plan", "-target="+forged); r.code != 3 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	show := h.must("audit", "show", "last").stdout
+	if regexp.MustCompile(`(?m)^    result     ok`).MatchString(show) || !strings.Contains(show, `no targets: x\n    result     ok, exit 0`) {
+		t.Fatalf("audit show:\n%s", show)
+	}
+}
