@@ -26,7 +26,9 @@ func TestPolicyInput(t *testing.T) {
 		check func(policy.Input) bool
 	}{
 		// Rules and hooks written for workspace catch the old env spelling.
-		{"env delete old", func(i policy.Input) bool { return i.Command == "workspace delete" && i.WritesState && i.Workspace == "old" }},
+		{"env delete old", func(i policy.Input) bool {
+			return i.Command == "workspace delete" && i.WritesState && i.Workspace == "old"
+		}},
 		{"workspace delete -force old", func(i policy.Input) bool { return i.Command == "workspace delete" && i.Workspace == "old" }},
 		{"env select blue", func(i policy.Input) bool { return i.Command == "workspace select" && i.Workspace == "" }},
 		{"apply -destroy", func(i policy.Input) bool { return i.Destroy }},
