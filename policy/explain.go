@@ -55,8 +55,11 @@ func (p *Policy) Explain(in Input) Explanation {
 				res.Added = append(res.Added, a.Arg)
 			}
 		}
-		if r.Add != nil && r.Match == nil {
+		switch {
+		case r.Add != nil && r.Match == nil:
 			res.Action = "add"
+		case r.Name == RuleLockTimeoutMax && p.Settings.OverMax == OverMaxClamp:
+			res.Action = "lower"
 		}
 		res.Why = ev.why(r, res.Matched || len(res.Added) > 0)
 		ex.Rules = append(ex.Rules, res)
