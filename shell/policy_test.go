@@ -159,3 +159,32 @@ func TestCommandDirFollowsLinks(t *testing.T) {
 		t.Fatalf("commandDir without -chdir = %q", got)
 	}
 }
+
+// TestLoadHooksThroughLinksAndSpellings: hooks are found from the real
+// directory, and a hook's commands may use terraform's old env spelling.
+func TestLoadHooksThroughLinksAndSpellings(t *testing.T) {
+	root := t.TempDir()
+	project := filepath.Join(root, "project")
+	deep := filepath.Join(project, "envs", "prod")
+	if err := os.MkdirAll(filepath.Join(project, ".tfsh"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(deep, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg := "hook \"keep\" {\n  on       = [\"before_command\"]\n  commands = [\"env delete\"]\n  exec { argv = [\"true\"] }\n}\n"
+	if err := os.WriteFile(filepath.Join(project, ".tfsh", "hooks.hcl"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(root, "prod")
+	if err := os.Symlink(deep, link); err != nil {
+		t.Fatal(err)
+	}
+	r, err := LoadHooks(link, link, nil)
+	if err != nil || r == nil {
+		t.Fatalf("LoadHooks from a linked directory: %v, %v", r, err)
+	}
+	if !r.Wants("before_command", canonicalCommand("workspace delete")) || !r.Wants("before_command", canonicalCommand("env delete")) {
+		t.Fatal(`a hook for "env delete" does not run for workspace delete`)
+	}
+}

@@ -87,8 +87,17 @@ hook "notify" {
   on = ["after_command", "policy_denied", "lock_contention"]
   webhook {
     url        = %q
-    secret_env = "HOOK_SECRET"
+    secret_env = "HOOK_HMAC"
     timeout    = "5s"
+  }
+}
+
+hook "leaky" {
+  on         = ["after_command"]
+  commands   = ["validate"]
+  on_failure = "continue"
+  exec {
+    argv = ["./leak.sh"]
   }
 }
 
@@ -102,13 +111,18 @@ hook "slow" {
   }
 }
 `, srv.URL)
+	// A hook that prints the webhook's signing key and fails: its output is
+	// recorded, the key must not be.
+	if err := os.WriteFile(filepath.Join(dir, "leak.sh"), []byte("#!/bin/sh\necho \"key is $HOOK_HMAC\"\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.MkdirAll(filepath.Join(dir, ".tfsh"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, ".tfsh", "hooks.hcl"), []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	h.env = append(h.env, "HOOK_SECRET="+secret, "PAYLOADS="+payloads)
+	h.env = append(h.env, "HOOK_HMAC="+secret, "PAYLOADS="+payloads)
 
 	// A failing before_command hook refuses, with its output.
 	r := h.run(nil, "-c", "apply -auto-approve -target=terraform_data.hold")
@@ -162,8 +176,11 @@ hook "slow" {
 	// A slow hook is cut at its timeout and said so; the command's own
 	// result stands.
 	r = h.run(nil, "-c", "validate")
-	if r.code != 0 || !strings.Contains(r.stderr, `hook "slow" (.tfsh/hooks.hcl:19) on after_command timeout`) {
+	if r.code != 0 || !strings.Contains(r.stderr, `hook "slow" (.tfsh/hooks.hcl:28) on after_command timeout`) {
 		t.Fatalf("validate with a slow hook: exit %d\n%s", r.code, r.stderr)
+	}
+	if !strings.Contains(h.must("audit", "show", "--json", "last").stdout, `key is [redacted]`) {
+		t.Fatal("the leaky hook's output is not recorded, redacted")
 	}
 
 	// Contention: a second command meets the first one's lock.
@@ -216,10 +233,15 @@ hook "slow" {
 	if err != nil {
 		t.Fatal(err)
 	}
+	for _, f := range []string{h.db, h.db + "-wal"} {
+		if data, err := os.ReadFile(f); err == nil && strings.Contains(string(data), secret) {
+			t.Fatalf("the webhook signing key is in %s", f)
+		}
+	}
 	want := map[string]int{
 		"before_command/gate/failed": 1, "before_command/gate/ok": 2,
 		"after_command/notify/ok": 4, "policy_denied/notify/ok": 1,
-		"after_command/slow/timeout": 1, "lock_contention/notify/ok": 1,
+		"after_command/slow/timeout": 1, "lock_contention/notify/ok": 1, "after_command/leaky/failed": 1,
 	}
 	for k, n := range want {
 		if count[k] != n {

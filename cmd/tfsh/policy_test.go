@@ -183,9 +183,16 @@ func TestExamplePolicies(t *testing.T) {
 	t.Setenv("TFSH_ORG_POLICY", "")
 	t.Setenv("HOME", home)
 	t.Setenv("XDG_CONFIG_HOME", filepath.Join(home, ".config"))
+	// An organisation policy that conflicts with the example (it enforces
+	// a rule the example redefines): given paths are read alone, so it
+	// must not matter.
 	old := policy.SystemPolicy
-	policy.SystemPolicy = filepath.Join(home, "no-system-policy.hcl")
+	policy.SystemPolicy = filepath.Join(home, "org.hcl")
 	t.Cleanup(func() { policy.SystemPolicy = old })
+	conflict := "rule \"ci-waits-for-locks\" {\n  when     = false\n  action   = \"warn\"\n  enforced = true\n}\n"
+	if err := os.WriteFile(policy.SystemPolicy, []byte(conflict), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	dir := filepath.Join(repoRoot(t), "examples", "policies")
 	for _, args := range [][]string{
 		{"policy", "check", filepath.Join(dir, "org.hcl"), "--layer", "org"},
