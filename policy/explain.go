@@ -193,6 +193,10 @@ func Show(v cty.Value) string {
 func builtInWhy(r *Rule, in Input, s Settings, matched bool) string {
 	if matched {
 		switch r.Name {
+		case RuleNoUnlockedWrites:
+			return fmt.Sprintf("%s turns the lock off, and %s writes state", describeLock(in), in.Command)
+		case RuleUnlockedRead:
+			return fmt.Sprintf("%s turns the lock off; %s only reads state", describeLock(in), in.Command)
 		case RuleLockTimeoutDefault:
 			return "no -lock-timeout was given, and " + in.Command + " accepts and honours one"
 		case RuleLockTimeoutMax:
