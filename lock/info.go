@@ -19,6 +19,12 @@ type Info struct {
 	Path      string    `json:"Path"`
 }
 
+// JSON is the record as terraform writes it.
+func (i Info) JSON() (string, error) {
+	b, err := json.Marshal(i)
+	return string(b), err
+}
+
 // InfoError says a lock record exists but cannot be read as LockInfo.
 type InfoError struct {
 	Where string // the file, item or object
