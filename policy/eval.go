@@ -57,8 +57,6 @@ var (
 	stringVars = []string{"workspace", "backend", "state_key", "user", "host"}
 )
 
-// Variables lists the names a rule's expressions can use.
-var Variables = []string{"command", "workspace", "backend", "state_key", "user", "host", "ci", "env", "time", "lock"}
 
 // typesVars are the variables as unknown values of their types, built
 // once: checking reads them and never changes them.

@@ -890,9 +890,6 @@ func (m *merger) finish(diags *hcl.Diagnostics) *Policy {
 // pipeline read the lock before a command.
 func (p *Policy) UsesLock() bool { return p.usesLock }
 
-// EnvNames lists the environment variables the rules read.
-func (p *Policy) EnvNames() []string { return p.envNames }
-
 // foldLiterals replaces quoted strings without interpolation by their
 // values where conditions compare or pass them, so that evaluating
 // workspace == "prod" does not render a template each time.
