@@ -149,18 +149,23 @@ func auditShow(ctx context.Context, args []string, stdout io.Writer) error {
 	dbPath := fs.String("audit-db", "", "audit log path")
 	asJSON := fs.Bool("json", false, "JSON output")
 	noOutput := fs.Bool("no-output", false, "leave out the recorded output")
-	if err := fs.Parse(args); err != nil {
+	ids, err := parseInterspersed(fs, args)
+	if err != nil {
 		return flagError("audit show", err)
 	}
-	if fs.NArg() > 1 {
+	if len(ids) > 1 {
 		return &usageError{"audit show takes one session ID (or last)"}
+	}
+	first := ""
+	if len(ids) == 1 {
+		first = ids[0]
 	}
 	db, err := openAuditForReading(ctx, *dbPath)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	id, err := db.ResolveSession(ctx, fs.Arg(0))
+	id, err := db.ResolveSession(ctx, first)
 	if err != nil {
 		return err
 	}

@@ -99,6 +99,25 @@ func newFlagSet(name string) *flag.FlagSet {
 	return fs
 }
 
+// parseInterspersed parses flags that may come before or after the
+// positional arguments (audit show last --json), up to "--", after which
+// everything is positional. It returns the positional arguments.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		dashes := len(args) > len(rest) && args[len(args)-len(rest)-1] == "--"
+		if len(rest) == 0 || dashes {
+			return append(positional, rest...), nil
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
+	}
+}
+
 // flagError turns flag's error into one line that says what to do.
 func flagError(cmd string, err error) error {
 	if errors.Is(err, flag.ErrHelp) {

@@ -76,23 +76,21 @@ func policyFlags(name string, stdout, stderr io.Writer, args []string, def func(
 	fs := newFlagSet("policy " + name)
 	def(fs)
 	var positional []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				io.WriteString(stdout, policyUsage)
-				return nil, 0, false
-			}
-			fmt.Fprintf(stderr, "tfsh: %v\n", flagError("policy", err))
-			return nil, exitCannotRun, false
+	var err error
+	if name == "explain" {
+		// Everything from the command on is terraform's.
+		err = fs.Parse(args)
+		positional = fs.Args()
+	} else {
+		positional, err = parseInterspersed(fs, args)
+	}
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			io.WriteString(stdout, policyUsage)
+			return nil, 0, false
 		}
-		rest := fs.Args()
-		dashes := len(args) > len(rest) && args[len(args)-len(rest)-1] == "--"
-		if len(rest) == 0 || dashes || name == "explain" {
-			positional = append(positional, rest...)
-			break
-		}
-		positional = append(positional, rest[0])
-		args = rest[1:]
+		fmt.Fprintf(stderr, "tfsh: %v\n", flagError("policy", err))
+		return nil, exitCannotRun, false
 	}
 	return positional, 0, true
 }
