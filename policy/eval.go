@@ -57,7 +57,6 @@ var (
 	stringVars = []string{"workspace", "backend", "state_key", "user", "host"}
 )
 
-
 // typesVars are the variables as unknown values of their types, built
 // once: checking reads them and never changes them.
 var typesVars = sync.OnceValue(func() map[string]cty.Value {
