@@ -578,3 +578,14 @@ rule "c" {
 		}
 	}
 }
+
+func TestOldCommandNamesThroughIndex(t *testing.T) {
+	// command["name"] is command.name; neither may crash the check.
+	_, _, diags := Load([]Source{org(`rule "r" {
+  when   = command["name"] == "env delete" || command["args"] == ["x"]
+  action = "deny"
+}`)})
+	if !diags.HasErrors() || !strings.Contains(diags.Error(), "Old command name") {
+		t.Fatalf("diags = %v", diags)
+	}
+}

@@ -996,7 +996,16 @@ func oldCommandNames(ex hcl.Expression, diags *hcl.Diagnostics) {
 	}
 	isName := func(e hclsyntax.Expression) bool {
 		t, ok := e.(*hclsyntax.ScopeTraversalExpr)
-		return ok && len(t.Traversal) == 2 && t.Traversal.RootName() == "command" && t.Traversal[1].(hcl.TraverseAttr).Name == "name"
+		if !ok || len(t.Traversal) != 2 || t.Traversal.RootName() != "command" {
+			return false
+		}
+		switch step := t.Traversal[1].(type) {
+		case hcl.TraverseAttr:
+			return step.Name == "name"
+		case hcl.TraverseIndex:
+			return step.Key.Type() == cty.String && step.Key.IsKnown() && step.Key.AsString() == "name"
+		}
+		return false
 	}
 	check := func(e hclsyntax.Expression) {
 		hclsyntax.VisitAll(e, func(n hclsyntax.Node) hcl.Diagnostics {
