@@ -197,7 +197,10 @@ func (e *s3Editor) removeItem(ctx context.Context, rec Record) error {
 	})
 	if conditionFailed(err) {
 		now, rerr := e.readItem(ctx)
-		if rerr == nil && now == nil {
+		switch {
+		case rerr != nil:
+			return fmt.Errorf("the lock item %s did not match, and re-reading it failed: %w", rec.Where, rerr)
+		case now == nil:
 			return ErrGone
 		}
 		return ErrChanged
@@ -247,29 +250,65 @@ func (e *s3Editor) removeObject(ctx context.Context, rec Record) (Method, error)
 // deletesConditionally finds out, once, whether the S3 server honours
 // If-Match on DELETE (AWS does; some compatible servers ignore it and
 // delete anyway): it writes a probe object beside the lock and asks to
-// delete it with an ETag that cannot match.
+// delete it with an ETag that cannot match. Only a clear answer is kept:
+// an error leaves the question open for the next call.
 func (e *s3Editor) deletesConditionally(ctx context.Context) (bool, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.conditional != nil {
 		return *e.conditional, nil
 	}
-	var nonce [8]byte
-	rand.Read(nonce[:])
-	probe := e.o.object + ".tfsh-probe-" + hex.EncodeToString(nonce[:])
 	w := e.o.s3
-	ctx, cancel := context.WithTimeout(ctx, 3*requestTimeout)
-	defer cancel()
-	if _, err := w.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(e.o.bucket), Key: aws.String(probe), Body: strings.NewReader("probe")}); err != nil {
-		return false, fmt.Errorf("probe s3://%s/%s: %w", e.o.bucket, probe, awsProblem(err))
+	probe, err := e.putProbe(ctx)
+	if err != nil {
+		return false, err
 	}
-	_, err := w.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(e.o.bucket), Key: aws.String(probe), IfMatch: aws.String(`"00000000000000000000000000000000"`)})
+	dctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	_, err = w.DeleteObject(dctx, &s3.DeleteObjectInput{Bucket: aws.String(e.o.bucket), Key: aws.String(probe), IfMatch: aws.String(`"00000000000000000000000000000000"`)})
 	cond := conditionFailed(err)
 	if cond || err != nil {
-		w.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(e.o.bucket), Key: aws.String(probe)})
+		w.DeleteObject(context.WithoutCancel(ctx), &s3.DeleteObjectInput{Bucket: aws.String(e.o.bucket), Key: aws.String(probe)})
+	}
+	if err != nil && !cond {
+		return false, fmt.Errorf("probe conditional deletes on s3://%s: %w", e.o.bucket, awsProblem(err))
 	}
 	e.conditional = &cond
 	return cond, nil
+}
+
+// putProbe writes a probe object beside the lock and returns its key.
+func (e *s3Editor) putProbe(ctx context.Context) (string, error) {
+	var nonce [8]byte
+	rand.Read(nonce[:])
+	probe := e.o.object + ".tfsh-probe-" + hex.EncodeToString(nonce[:])
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	if _, err := e.o.s3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(e.o.bucket), Key: aws.String(probe), Body: strings.NewReader("probe")}); err != nil {
+		return "", fmt.Errorf("probe s3://%s/%s: %w", e.o.bucket, probe, awsProblem(err))
+	}
+	return probe, nil
+}
+
+// createsConditionally finds out whether the S3 server honours
+// If-None-Match: * on PUT. Without it a placed record could overwrite a
+// lock, so Place refuses on such a server.
+func (e *s3Editor) createsConditionally(ctx context.Context) error {
+	probe, err := e.putProbe(ctx)
+	if err != nil {
+		return err
+	}
+	defer e.o.s3.DeleteObject(context.WithoutCancel(ctx), &s3.DeleteObjectInput{Bucket: aws.String(e.o.bucket), Key: aws.String(probe)})
+	pctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	_, err = e.o.s3.PutObject(pctx, &s3.PutObjectInput{Bucket: aws.String(e.o.bucket), Key: aws.String(probe), Body: strings.NewReader("again"), IfNoneMatch: aws.String("*")})
+	switch {
+	case conditionFailed(err):
+		return nil
+	case err != nil:
+		return fmt.Errorf("probe conditional writes on s3://%s: %w", e.o.bucket, awsProblem(err))
+	}
+	return fmt.Errorf("the S3 server of s3://%s ignores If-None-Match: a placed lock could overwrite someone else's, so tfsh places none there", e.o.bucket)
 }
 
 // Place writes info as the lock on every mechanism, each only if none is
@@ -282,12 +321,20 @@ func (e *s3Editor) Place(ctx context.Context, info Info) ([]Record, error) {
 		return nil, err
 	}
 	var placed []Record
-	undo := func() {
+	// undo removes what was placed before a refusal; what it cannot remove
+	// is said, with the error that stopped the placing.
+	undo := func(cause error) error {
 		for _, r := range placed {
-			e.Remove(context.WithoutCancel(ctx), r)
+			if _, err := e.Remove(context.WithoutCancel(ctx), r); err != nil {
+				return fmt.Errorf("%w; and the record placed at %s could not be removed again (%v): remove it by hand", cause, r.Where, err)
+			}
 		}
+		return cause
 	}
 	if e.o.object != "" {
+		if err := e.createsConditionally(ctx); err != nil {
+			return nil, err
+		}
 		where := "s3://" + e.o.bucket + "/" + e.o.object
 		cctx, cancel := context.WithTimeout(ctx, requestTimeout)
 		out, err := e.o.s3.PutObject(cctx, &s3.PutObjectInput{Bucket: aws.String(e.o.bucket), Key: aws.String(e.o.object),
@@ -315,12 +362,10 @@ func (e *s3Editor) Place(ctx context.Context, info Info) ([]Record, error) {
 		})
 		cancel()
 		if conditionFailed(err) {
-			undo()
-			return nil, ErrHeld
+			return nil, undo(ErrHeld)
 		}
 		if err != nil {
-			undo()
-			return nil, fmt.Errorf("place lock item %s: %w", where, awsProblem(err))
+			return nil, undo(fmt.Errorf("place lock item %s: %w", where, awsProblem(err)))
 		}
 		i := info
 		placed = append(placed, Record{Mechanism: DynamoDB, Where: where, Info: &i, raw: body})

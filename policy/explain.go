@@ -44,7 +44,7 @@ func (p *Policy) Explain(in Input) Explanation {
 	ex := Explanation{Decision: d, Action: d.Action, Files: p.Files}
 	for i := range p.Rules {
 		r := &p.Rules[i]
-		res := RuleResult{Rule: r.Name, Source: r.Source, Layer: r.Layer.String(), Action: r.Action, Enforced: r.Enforced}
+		res := RuleResult{Rule: r.Name, Source: r.Source, Layer: r.Layer.String(), Action: r.Action, Enforced: r.Enforced || p.EnforcedThrough(*r) != ""}
 		for _, f := range d.Findings {
 			if f.Rule == r.Name {
 				res.Matched, res.Message, res.Action = true, f.Message, f.Action

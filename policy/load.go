@@ -233,6 +233,10 @@ func present(p string) (bool, error) {
 // below it.
 type Trust struct{ uids []uint32 }
 
+// Key names the trust for caches: a file trusted for one directory may not
+// be for another.
+func (t Trust) Key() string { return fmt.Sprint(t.uids) }
+
 // TrustFor is the trust for commands run in dir.
 func TrustFor(dir string) Trust {
 	t := Trust{uids: []uint32{uint32(os.Geteuid()), 0}}

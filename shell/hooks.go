@@ -64,9 +64,11 @@ func (c *hooksCache) load(dir, base string, env []string) (*hooks.Runner, error)
 		return nil, nil
 	}
 	trust := policy.TrustFor(dir)
-	key := path
+	// Who is trusted depends on the directory: a runner loaded for one
+	// directory is not reused where the file's owner is not trusted.
+	key := path + "\x00" + trust.Key()
 	if fi, err := os.Stat(path); err == nil {
-		key = path + "\x00" + policy.FileVersion(fi)
+		key += "\x00" + policy.FileVersion(fi)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

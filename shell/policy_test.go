@@ -188,3 +188,34 @@ func TestLoadHooksThroughLinksAndSpellings(t *testing.T) {
 		t.Fatal(`a hook for "env delete" does not run for workspace delete`)
 	}
 }
+
+// TestHooksTrustIsPerDirectory: a hooks file trusted because its owner owns
+// one command directory is not reused for a directory of someone else.
+func TestHooksTrustIsPerDirectory(t *testing.T) {
+	root := t.TempDir()
+	p := filepath.Join(root, ".tfsh", "hooks.hcl")
+	theirs, mine := filepath.Join(root, "theirs"), filepath.Join(root, "mine")
+	for _, d := range []string{filepath.Dir(p), theirs, mine} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(p, []byte("hook \"x\" {\n  on = [\"before_command\"]\n  exec { argv = [\"true\"] }\n}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{p, filepath.Dir(p), theirs} {
+		if err := os.Chown(f, 12345, 12345); err != nil {
+			if os.Getenv("CI") != "" {
+				t.Fatalf("chown needs root, which CI runs as: %v", err)
+			}
+			t.Skipf("cannot give a file to another user here (%v); CI runs this as root", err)
+		}
+	}
+	var c hooksCache
+	if r, err := c.load(theirs, theirs, nil); err != nil || r == nil {
+		t.Fatalf("in their directory, their hooks: %v, %v", r, err)
+	}
+	if _, err := c.load(mine, mine, nil); err == nil || !strings.Contains(err.Error(), "belongs to another user") {
+		t.Fatalf("in my directory, their hooks were reused: %v", err)
+	}
+}
