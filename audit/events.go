@@ -221,6 +221,10 @@ func (d *DB) Events(ctx context.Context, f EventFilter, fn func(Event) error) er
 			args = append(args, k)
 		}
 	}
+	if f.LockID != "" {
+		where = append(where, "lock_id = ?")
+		args = append(args, f.LockID)
+	}
 	if f.AfterSeq > 0 {
 		where = append(where, "seq > ?")
 		args = append(args, f.AfterSeq)
@@ -252,5 +256,6 @@ type EventFilter struct {
 	SessionID string
 	CommandID string
 	Kinds     []string
+	LockID    string
 	AfterSeq  int64
 }

@@ -228,6 +228,8 @@ func builtInWhy(r *Rule, in Input, s Settings, matched bool) string {
 		return in.Command + " takes no -lock-timeout that terraform honours"
 	case r.Name == RuleLockTimeoutDefault && s.LockTimeoutDefault <= 0:
 		return "lock_timeout_default is 0"
+	case r.Name == RuleForceUnlockReason:
+		return in.Command + " is not force-unlock"
 	case r.Name == RuleLockTimeoutMax && s.LockTimeoutMax <= 0:
 		return "no lock_timeout_max is set"
 	case r.Name == RuleLockTimeoutMax && !in.LockTimeoutSet:

@@ -310,6 +310,7 @@ const (
 	RuleUnlockedRead       = "unlocked-read"
 	RuleLockTimeoutDefault = "lock-timeout-default"
 	RuleLockTimeoutMax     = "lock-timeout-max"
+	RuleForceUnlockReason  = "force-unlock-reason"
 )
 
 // BuiltIn is the source of the rules and settings tfsh applies with no
@@ -333,8 +334,8 @@ func DefaultSettings() Settings {
 
 // Default returns the built-in policy: refuse lock disabling on anything that
 // writes state, warn on unlocked reads, add -lock-timeout=5m where terraform
-// accepts and honours it and none is given, and hold an explicit timeout to
-// the maximum when one is set.
+// accepts and honours it and none is given, hold an explicit timeout to the
+// maximum when one is set, and ask why before a force-unlock.
 func Default() *Policy {
 	return &Policy{Settings: DefaultSettings(), Rules: builtInRules()}
 }
@@ -349,10 +350,19 @@ func builtInRules() []Rule {
 			Description: "add -lock-timeout (the lock_timeout_default setting) where terraform accepts and honours it and none is given"},
 		{Name: RuleLockTimeoutMax, Source: BuiltIn, Action: Deny, Match: lockTimeoutOverMax, Add: lockTimeoutClamp,
 			Description: "refuse, or lower to the maximum, an explicit -lock-timeout above the lock_timeout_max setting"},
+		{Name: RuleForceUnlockReason, Source: BuiltIn, Action: RequireReason, Match: forceUnlockReason,
+			Description: "ask for a reason before removing a state lock (force-unlock)"},
 	}
 }
 
 func runs(in Input) bool { return !in.Help && in.ParseError == "" }
+
+func forceUnlockReason(in Input, _ Settings) (string, bool) {
+	if !runs(in) || in.Command != "force-unlock" {
+		return "", false
+	}
+	return "force-unlock removes a lock that another run may still hold: say why (the reason is recorded)", true
+}
 
 func describeLock(in Input) string {
 	s := in.LockSpelling

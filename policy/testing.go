@@ -37,7 +37,7 @@ type TestCase struct {
 	Reason *string
 
 	Expect     Action
-	ExpectRule string   // "" means any
+	ExpectRule string   // "" means any; else one of the rules that give the expected action
 	ExpectArgs []string // nil means not checked
 }
 
@@ -316,8 +316,17 @@ func (p *Policy) RunTests(cases []TestCase, input func(TestCase) (Input, error))
 			res.GotRule = res.Finding.Rule
 		}
 		res.GotArgs = d.Args()
-		res.Pass = res.Got == tc.Expect &&
-			(tc.ExpectRule == "" || tc.ExpectRule == res.GotRule) &&
+		// Several rules may give the deciding action (a built-in and an
+		// organisation's require_reason): expect_rule names any of them.
+		ruleOK := tc.ExpectRule == "" || tc.ExpectRule == res.GotRule
+		if !ruleOK && res.Got == d.Action {
+			for _, f := range d.With(res.Got) {
+				if f.Rule == tc.ExpectRule {
+					res.GotRule, res.Finding, ruleOK = f.Rule, &f, true
+				}
+			}
+		}
+		res.Pass = res.Got == tc.Expect && ruleOK &&
 			(tc.ExpectArgs == nil || slices.Equal(tc.ExpectArgs, res.GotArgs))
 		out = append(out, res)
 	}

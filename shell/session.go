@@ -52,6 +52,9 @@ type Config struct {
 	Ask func(ctx context.Context, prompt string) (string, error)
 	// Reason is the --reason given to tfsh.
 	Reason string
+	// Yes is tfsh --yes: the confirmation a force-unlock asks for, given
+	// without a terminal (terraform's own -force gives it too).
+	Yes bool
 
 	// Unrecorded: Audit is a throwaway log, because the real one could not
 	// be opened and the policy where tfsh started does not require it.
@@ -352,6 +355,21 @@ func (s *Session) Run(ctx context.Context, argv []string, line string) Outcome {
 	}
 	if ctx.Err() != nil {
 		return s.end(c, audit.CommandEnd{Status: "interrupted", ExitCode: ExitInterrupted, Reason: "interrupted before terraform started"})
+	}
+	if canonicalCommand(inv.Command) == "force-unlock" && inv.Err == nil && !inv.Help {
+		uctx, stop := untilSignal(ctx, sigs)
+		end, handled := s.guardedUnlock(uctx, c, inv, ref, lock.Getenv(getenv), asked.reason, say)
+		if stop() {
+			return s.end(c, audit.CommandEnd{Status: "interrupted", ExitCode: ExitInterrupted, Reason: "interrupted during force-unlock"})
+		}
+		if handled {
+			ch.end()
+			ch.runStoppable(ctx, sigs, hooks.AfterCommand, map[string]any{"status": end.Status, "exit_code": end.ExitCode})
+			if end.Status == "ok" {
+				ch.runStoppable(ctx, sigs, hooks.ForceUnlock, map[string]any{"lock_id": end.Reason, "reason": asked.reason})
+			}
+			return s.end(c, end)
+		}
 	}
 	lw := s.watchLocks(c, final, ref, lock.Getenv(getenv), s.cfg.Now(), say, ch)
 	res := terraform.Run(ctx, terraform.RunSpec{

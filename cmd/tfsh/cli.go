@@ -75,6 +75,7 @@ Flags:
   --audit-db PATH    audit log (default: $TFSH_AUDIT_DB, else $XDG_STATE_HOME/tfsh/audit.db)
   --reason TEXT      the reason a require_reason rule asks for, when there is no terminal
                      to ask at (default: $TFSH_REASON); recorded with the command
+  --yes              confirm a force-unlock without a terminal (terraform's -force does too)
 
 Exit codes: terraform's own (0, 1, 2), 3 refused by policy, 4 tfsh could not run the
 command, 130 interrupted before terraform started.
@@ -85,12 +86,14 @@ type common struct {
 	terraform string
 	auditDB   string
 	reason    string
+	yes       bool
 }
 
 func (c *common) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.terraform, "terraform", "", "terraform or tofu binary")
 	fs.StringVar(&c.auditDB, "audit-db", "", "audit log path")
 	fs.StringVar(&c.reason, "reason", "", "reason for require_reason rules")
+	fs.BoolVar(&c.yes, "yes", false, "confirm a force-unlock without a terminal")
 }
 
 func newFlagSet(name string) *flag.FlagSet {
@@ -419,6 +422,7 @@ func setup(ctx context.Context, c common, mode string, args []string, stdin, ask
 		Binary:     bin,
 		Policies:   policies,
 		Reason:     c.reason,
+		Yes:        c.yes,
 		Unrecorded: scratch != "",
 		Audit:      db,
 		Env:        os.Environ(),

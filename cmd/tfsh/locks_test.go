@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -23,8 +24,8 @@ import (
 // lockEvent is one lock event of the audit log, with the subcommand of the
 // command it belongs to.
 type lockEvent struct {
-	Kind, LockID, Sub, Session string
-	Data                       struct {
+	ID, Kind, LockID, Sub, Session string
+	Data                           struct {
 		Source           string   `json:"source"`
 		Backend          string   `json:"backend"`
 		Message          string   `json:"message"`
@@ -61,7 +62,7 @@ func (h *harness) lockEvents() []lockEvent {
 		if !strings.HasPrefix(e.Kind, "lock_") {
 			return nil
 		}
-		le := lockEvent{Kind: e.Kind, LockID: e.LockID, Sub: subs[e.CommandID], Session: e.SessionID}
+		le := lockEvent{ID: e.ID, Kind: e.Kind, LockID: e.LockID, Sub: subs[e.CommandID], Session: e.SessionID}
 		if err := json.Unmarshal(e.Data, &le.Data); err != nil {
 			return err
 		}
@@ -72,6 +73,37 @@ func (h *harness) lockEvents() []lockEvent {
 		h.t.Fatal(err)
 	}
 	return out
+}
+
+// checkForceUnlock requires one force_unlock event for lockID with the
+// reason, linked to the event it resolves.
+func (h *harness) checkForceUnlock(lockID, reason, resolves string) {
+	h.t.Helper()
+	ctx := context.Background()
+	db, err := audit.Open(ctx, h.db)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer db.Close()
+	var got []string
+	err = db.Events(ctx, audit.EventFilter{LockID: lockID, Kinds: []string{"force_unlock"}}, func(e audit.Event) error {
+		var d struct {
+			Reason   string   `json:"reason"`
+			Resolves []string `json:"resolves"`
+			Who      string   `json:"who"`
+		}
+		if err := json.Unmarshal(e.Data, &d); err != nil {
+			return err
+		}
+		if d.Reason != reason || !slices.Contains(d.Resolves, resolves) || d.Who == "" {
+			h.t.Errorf("force_unlock = %s, want reason %q resolving %s", e.Data, reason, resolves)
+		}
+		got = append(got, e.ID)
+		return nil
+	})
+	if err != nil || len(got) == 0 {
+		h.t.Fatalf("no force_unlock event for %s (%v)", lockID, err)
+	}
 }
 
 // waitEvent polls the audit log until an event matching ok appears.
@@ -268,7 +300,17 @@ func TestSeedLockScenarios(t *testing.T) {
 				if locks.code != 0 || !strings.Contains(locks.stdout, "HELD") || !strings.Contains(locks.stdout, acq.LockID) {
 					t.Fatalf("tfsh locks does not show the orphan:\n%s%s", locks.stdout, locks.stderr)
 				}
-				h.must("-c", "force-unlock -force "+acq.LockID)
+				// The guarded force-unlock: shows the orphan with what the
+				// log knows, removes exactly it, and records who and why,
+				// linked to the acquisition and the orphaning.
+				un := h.must("--reason", "INC-7 apply killed by the test", "-c", "force-unlock -force "+acq.LockID)
+				if !strings.Contains(un.stderr, "the audit log: taken at") || !strings.Contains(un.stderr, "recorded as orphaned") {
+					t.Fatalf("force-unlock did not say what the log knows:\n%s", un.stderr)
+				}
+				if after := h.run(nil, "locks"); !strings.Contains(after.stdout, "free") {
+					t.Fatalf("still locked after force-unlock:\n%s%s", after.stdout, after.stderr)
+				}
+				h.checkForceUnlock(acq.LockID, "INC-7 apply killed by the test", orph[0].ID)
 			})
 
 			t.Run("one interrupt", func(t *testing.T) {

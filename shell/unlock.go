@@ -1,0 +1,254 @@
+package shell
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/tfsh/tfsh/audit"
+	"github.com/tfsh/tfsh/lock"
+	"github.com/tfsh/tfsh/terraform"
+)
+
+// KindForceUnlock is the audit event of a lock tfsh removed.
+const KindForceUnlock = "force_unlock"
+
+// forceUnlockRecord is the data of a force_unlock event.
+type forceUnlockRecord struct {
+	Who     string     `json:"who"`
+	Reason  string     `json:"reason,omitempty"`
+	Where   string     `json:"where"`
+	Info    *lock.Info `json:"info,omitempty"`
+	Method  string     `json:"method"`
+	Stale   bool       `json:"stale,omitempty"` // a local .lock.info no process held
+	Resolve []string   `json:"resolves,omitempty"`
+}
+
+// guardedUnlock is force-unlock done safely, in place of terraform's,
+// where tfsh can read the lock: it shows the lock and what the audit log
+// knows of it, refuses an ID that is not the current lock's, asks for a
+// confirmation (given by -force or --yes without a terminal), and removes
+// the lock with compare-and-delete, so that a lock someone took a moment
+// ago is never removed. handled is false for backends whose locks tfsh
+// cannot edit: terraform's own force-unlock runs then. A successful end
+// carries the removed lock's ID as its Reason.
+func (s *Session) guardedUnlock(ctx context.Context, c *audit.Command, inv *terraform.Invocation, ref lock.StateRef, getenv lock.Getenv, reason string, say func(string)) (end audit.CommandEnd, handled bool) {
+	want := ""
+	if len(inv.Positional) > 0 {
+		want = inv.Positional[0].Value
+	}
+	confirmed := s.cfg.Yes
+	for _, f := range inv.Flags {
+		if f.Name == "force" && f.Value != "false" {
+			confirmed = true
+		}
+	}
+	fail := func(msg string) audit.CommandEnd {
+		say(msg)
+		return audit.CommandEnd{Status: "failed", ExitCode: 1, Reason: msg}
+	}
+	switch ref.Backend {
+	case "local", "":
+		return s.unlockLocal(ctx, c, ref, getenv, confirmed, reason, say, fail), true
+	case "s3":
+	default:
+		return audit.CommandEnd{}, false
+	}
+	ed, err := lock.NewEditor(ctx, ref, getenv)
+	var ue *lock.UnsupportedError
+	if errors.As(err, &ue) {
+		return audit.CommandEnd{}, false
+	}
+	if err != nil {
+		return fail("cannot read the lock: " + err.Error()), true
+	}
+	recs, err := ed.Records(ctx)
+	if err != nil {
+		return fail("cannot read the lock: " + err.Error()), true
+	}
+	if len(recs) == 0 {
+		return fail(fmt.Sprintf("no lock is held on %s: nothing to unlock", ref.Key)), true
+	}
+	current := recs[0].Info.ID
+	for _, r := range recs {
+		say(describeRecord(r, s.cfg.Now()))
+	}
+	for _, line := range s.lockHistory(ctx, current) {
+		say("  " + line)
+	}
+	if want != "" && want != current {
+		return fail(fmt.Sprintf("%s is not the current lock: %s is locked by %s; nothing removed (check the ID, or run force-unlock %s if that is the one to remove)", want, ref.Key, current, current)), true
+	}
+	for _, r := range recs[1:] {
+		if r.Info.ID != current {
+			return fail(fmt.Sprintf("the lock's records disagree (%s has %s, %s has %s): nothing removed; look at both first", recs[0].Where, current, r.Where, r.Info.ID)), true
+		}
+	}
+	if !confirmed {
+		if s.cfg.Ask == nil {
+			return fail("removing a lock needs a confirmation: add -force (terraform's) or tfsh --yes, or run it at a terminal"), true
+		}
+		answer, err := s.cfg.Ask(ctx, fmt.Sprintf("remove lock %s? type yes to go on: ", current))
+		if err != nil || !isYes(answer) {
+			return fail("not confirmed: nothing removed"), true
+		}
+	}
+	resolves := s.resolves(ctx, current)
+	removed := 0
+	for _, r := range recs {
+		method, err := ed.Remove(ctx, r)
+		switch {
+		case errors.Is(err, lock.ErrChanged):
+			now, _ := ed.Records(ctx)
+			held := "someone else"
+			if len(now) > 0 {
+				held = describeRecord(now[0], s.cfg.Now())
+			}
+			return fail(fmt.Sprintf("the lock changed since it was shown (now: %s): nothing more removed", held)), true
+		case errors.Is(err, lock.ErrGone):
+			say(fmt.Sprintf("lock %s at %s is already gone: someone removed or released it first", current, r.Where))
+			continue
+		case err != nil:
+			return fail(fmt.Sprintf("could not remove lock %s at %s: %v", current, r.Where, err)), true
+		}
+		removed++
+		msg := fmt.Sprintf("removed lock %s from %s (%s)", current, r.Where, method)
+		if method == lock.ReadCompareDelete {
+			msg += ": this server cannot delete conditionally, so a lock taken in the instant between the check and the delete would have gone too"
+		}
+		say(msg)
+		rec := forceUnlockRecord{Who: s.who, Reason: reason, Where: r.Where, Info: r.Info, Method: string(method), Resolve: resolves}
+		if err := appendEvent(c, KindForceUnlock, current, rec); err != nil {
+			say("could not record the unlock in the audit log: " + err.Error())
+		}
+	}
+	if removed == 0 {
+		return audit.CommandEnd{Status: "failed", ExitCode: 1, Reason: "lock " + current + " was gone before tfsh could remove it"}, true
+	}
+	return audit.CommandEnd{Status: "ok", Reason: current}, true
+}
+
+// unlockLocal handles local state: its lock is an fcntl lock that lives
+// and dies with the process holding it, so there is nothing to remove but
+// a stale .lock.info.
+func (s *Session) unlockLocal(ctx context.Context, c *audit.Command, ref lock.StateRef, getenv lock.Getenv, confirmed bool, reason string, say func(string), fail func(string) audit.CommandEnd) audit.CommandEnd {
+	obs, err := s.observers.open(ctx, ref, getenv)
+	if err != nil {
+		return fail("cannot read the lock: " + err.Error())
+	}
+	views := obs.Observe(ctx)
+	if len(views) == 0 || views[0].Err != nil {
+		return fail(fmt.Sprintf("cannot read the lock: %v", views))
+	}
+	v := views[0]
+	switch {
+	case v.Held:
+		who := fmt.Sprintf("process %d", v.PID)
+		if args := terraform.RedactArgs(lock.ProcessArgs(v.PID)); len(args) > 0 && lock.IsTerraform(v.PID) {
+			who += " (" + Quote(args) + ")"
+		}
+		return fail(fmt.Sprintf("the local state %s is locked by %s, which is running: local locks are released only by their process, and terraform cannot force-unlock them; stop that process (it releases the lock as it exits)", v.Where, who))
+	case v.Stale != nil:
+		info := lock.InfoPath(v.Where)
+		say(fmt.Sprintf("no process holds the lock of %s; %s (lock %s, %s by %s) is a stale leftover, harmless: terraform ignores it", v.Where, info, v.Stale.ID, v.Stale.Operation, v.Stale.Who))
+		if !confirmed {
+			if s.cfg.Ask == nil {
+				return fail("removing it needs a confirmation: add -force or tfsh --yes, or run it at a terminal")
+			}
+			answer, err := s.cfg.Ask(ctx, "remove "+info+"? type yes to go on: ")
+			if err != nil || !isYes(answer) {
+				return fail("not confirmed: nothing removed")
+			}
+		}
+		if err := os.Remove(info); err != nil {
+			return fail("could not remove " + info + ": " + err.Error())
+		}
+		say("removed " + info)
+		if err := appendEvent(c, KindForceUnlock, v.Stale.ID, forceUnlockRecord{Who: s.who, Reason: reason, Where: info, Info: v.Stale, Method: "remove stale .lock.info", Stale: true}); err != nil {
+			say("could not record the removal in the audit log: " + err.Error())
+		}
+		return audit.CommandEnd{Status: "ok", Reason: v.Stale.ID}
+	}
+	return fail(fmt.Sprintf("no lock is held on %s: nothing to unlock", v.Where))
+}
+
+func appendEvent(c *audit.Command, kind, lockID string, data any) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return c.AppendAt(ctx, time.Time{}, kind, lockID, data)
+}
+
+// describeRecord is one line about a lock record as it is now.
+func describeRecord(r lock.Record, now time.Time) string {
+	i := r.Info
+	age := ""
+	if !i.Created.IsZero() {
+		age = ", " + now.Sub(i.Created).Round(time.Second).String() + " old"
+	}
+	return fmt.Sprintf("lock %s at %s: %s by %s, created %s%s", i.ID, r.Where, lock.OperationName(i.Operation), i.Who, i.Created.Local().Format(time.RFC3339), age)
+}
+
+// lockHistory says what the audit log knows of a lock: which tfsh session
+// and command took it, whether that process is alive, whether it was
+// recorded as orphaned.
+func (s *Session) lockHistory(ctx context.Context, id string) []string {
+	var out []string
+	found := false
+	err := s.cfg.Audit.Events(ctx, audit.EventFilter{LockID: id}, func(e audit.Event) error {
+		switch e.Kind {
+		case lock.KindAcquired:
+			found = true
+			var d struct {
+				PID int `json:"pid"`
+			}
+			json.Unmarshal(e.Data, &d)
+			line := fmt.Sprintf("the audit log: taken at %s by session %s", e.At.Local().Format(time.RFC3339), e.SessionID)
+			if rec, err := s.cfg.Audit.Session(ctx, e.SessionID); err == nil {
+				line += fmt.Sprintf(" (%s@%s, %s)", rec.Info.User, rec.Info.Host, rec.Status)
+				for _, cmd := range rec.CommandList {
+					if cmd.ID == e.CommandID {
+						typed := cmd.Info.Line
+						if typed == "" {
+							typed = Quote(cmd.Info.Typed)
+						}
+						line += ", command: " + typed
+					}
+				}
+				if host, _ := os.Hostname(); d.PID > 0 && rec.Info.Host == host {
+					if lock.ProcessAlive(d.PID) && lock.IsTerraform(d.PID) {
+						line += fmt.Sprintf("; its terraform (pid %d) is still running", d.PID)
+					} else {
+						line += fmt.Sprintf("; its terraform (pid %d) is gone", d.PID)
+					}
+				}
+			}
+			out = append(out, line)
+		case lock.KindOrphaned:
+			out = append(out, fmt.Sprintf("the audit log: recorded as orphaned at %s (its command ended and left it)", e.At.Local().Format(time.RFC3339)))
+		case KindForceUnlock:
+			out = append(out, fmt.Sprintf("the audit log: force-unlocked before, at %s", e.At.Local().Format(time.RFC3339)))
+		}
+		return nil
+	})
+	if err != nil {
+		return []string{"the audit log could not be read: " + err.Error()}
+	}
+	if !found {
+		out = append([]string{"the audit log has no record of this lock being taken: plain terraform, or tfsh with another log"}, out...)
+	}
+	return out
+}
+
+// resolves lists the IDs of the events a force-unlock resolves: the lock's
+// acquisition and its orphaning, when recorded.
+func (s *Session) resolves(ctx context.Context, id string) []string {
+	var out []string
+	s.cfg.Audit.Events(ctx, audit.EventFilter{LockID: id, Kinds: []string{lock.KindAcquired, lock.KindOrphaned}}, func(e audit.Event) error {
+		out = append(out, e.ID)
+		return nil
+	})
+	return out
+}
