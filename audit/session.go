@@ -165,6 +165,13 @@ type Command struct {
 	later         []pending // written with command_end
 }
 
+// Append writes an event of the session that belongs to no one command
+// (an integrity check that spans several).
+func (s *Session) Append(ctx context.Context, kind, stateKey, lockID string, data any) error {
+	_, err := s.db.append(ctx, s.red, pending{at: s.db.Now().UTC(), sessionID: s.ID, kind: kind, stateKey: stateKey, lockID: lockID, data: data})
+	return err
+}
+
 // StartCommand writes command_start and policy_decision in one transaction.
 // secrets are added to the session's redactor for this command.
 func (s *Session) StartCommand(ctx context.Context, info CommandInfo, dec Decision, secrets ...string) (*Command, error) {

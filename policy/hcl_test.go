@@ -589,3 +589,24 @@ func TestOldCommandNamesThroughIndex(t *testing.T) {
 		t.Fatalf("diags = %v", diags)
 	}
 }
+
+func TestAfterUnlockSetting(t *testing.T) {
+	p := mustLoad(t)
+	if p.Settings.AfterUnlock != "offer" {
+		t.Fatalf("default after_unlock = %q, want offer", p.Settings.AfterUnlock)
+	}
+	p = mustLoad(t, org(`settings { after_unlock = "verify" }`))
+	if p.Settings.AfterUnlock != "verify" {
+		t.Fatalf("after_unlock = %q", p.Settings.AfterUnlock)
+	}
+	_, _, diags := Load([]Source{org(`settings {
+  after_unlock = "verify"
+  enforced     = true
+}`), project(`settings { after_unlock = "off" }`)})
+	if !diags.HasErrors() || !strings.Contains(diags.Error(), "checks less after an unlock") {
+		t.Fatalf("loosening an enforced after_unlock: %v", diags)
+	}
+	if _, _, diags := Load([]Source{org(`settings { after_unlock = "sometimes" }`)}); !diags.HasErrors() {
+		t.Fatal("an invalid after_unlock loaded")
+	}
+}

@@ -346,7 +346,7 @@ var (
 	}}
 	settingsSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 		{Name: "lock_timeout_default"}, {Name: "lock_timeout_max"}, {Name: "lock_timeout_over_max"},
-		{Name: "audit_required"}, {Name: "timezone"}, {Name: "enforced"},
+		{Name: "audit_required"}, {Name: "timezone"}, {Name: "after_unlock"}, {Name: "enforced"},
 	}}
 	ruleSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 		{Name: "when"}, {Name: "action"}, {Name: "message"}, {Name: "description"},
@@ -559,6 +559,21 @@ func (m *merger) settings(b *hcl.Block, src Source, diags *hcl.Diagnostics) {
 				loosens = "lets commands run unrecorded"
 			}
 			apply = func() { s.AuditRequired = v.True() }
+		case "after_unlock":
+			v, ok := literal(a, cty.String, diags)
+			if !ok {
+				continue
+			}
+			rank := map[string]int{"off": 0, "offer": 1, "verify": 2}
+			nv := v.AsString()
+			if _, ok := rank[nv]; !ok {
+				*diags = append(*diags, errAt(a.Expr.Range().Ptr(), "Invalid value", `after_unlock must be "verify", "offer" or "off".`))
+				continue
+			}
+			if rank[nv] < rank[s.AfterUnlock] {
+				loosens = "checks less after an unlock"
+			}
+			apply = func() { s.AfterUnlock = nv }
 		case "timezone":
 			v, ok := literal(a, cty.String, diags)
 			if !ok {

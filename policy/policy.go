@@ -134,6 +134,10 @@ type Settings struct {
 	AuditRequired bool
 	// Location is the time zone of time.* in rules.
 	Location *time.Location
+	// AfterUnlock says what follows a force-unlock: "verify" runs the
+	// integrity check, "offer" asks at a terminal (and says what to run
+	// without one), "off" does nothing.
+	AfterUnlock string
 
 	// Source says where each setting was last set ("built-in" or file:line).
 	Source map[string]string
@@ -324,9 +328,10 @@ func DefaultSettings() Settings {
 		OverMax:            OverMaxRefuse,
 		AuditRequired:      true,
 		Location:           time.Local,
+		AfterUnlock:        "offer",
 		Source: map[string]string{
 			"lock_timeout_default": BuiltIn, "lock_timeout_max": BuiltIn, "lock_timeout_over_max": BuiltIn,
-			"audit_required": BuiltIn, "timezone": BuiltIn,
+			"audit_required": BuiltIn, "timezone": BuiltIn, "after_unlock": BuiltIn,
 		},
 		Enforced: map[string]string{},
 	}

@@ -57,6 +57,7 @@ func ShowPolicy(w io.Writer, p *policy.Policy) {
 	}
 	row("audit_required", fmt.Sprint(s.AuditRequired))
 	row("timezone", loc)
+	row("after_unlock", s.AfterUnlock)
 	tw.Flush()
 	fmt.Fprintln(w, "\nrules")
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)

@@ -180,6 +180,8 @@ type Outcome struct {
 	// Status is ok, failed, refused, killed, error, interrupted (commands)
 	// or terminated (a session ended by a signal).
 	Status string
+	// CommandID is the audit record of the command, when one was written.
+	CommandID string
 }
 
 // OK reports success: exit 0, or 2 from a command run with
@@ -368,7 +370,11 @@ func (s *Session) Run(ctx context.Context, argv []string, line string) Outcome {
 			if end.Status == "ok" {
 				ch.runStoppable(ctx, sigs, hooks.ForceUnlock, map[string]any{"lock_id": end.Reason, "reason": asked.reason})
 			}
-			return s.end(c, end)
+			out := s.end(c, end)
+			if end.Status == "ok" {
+				s.afterUnlock(ctx, pol.Settings.AfterUnlock, inv, ref, end.Reason, c.ID)
+			}
+			return out
 		}
 	}
 	lw := s.watchLocks(c, final, ref, lock.Getenv(getenv), s.cfg.Now(), say, ch)
@@ -483,7 +489,7 @@ func (s *Session) end(c *audit.Command, end audit.CommandEnd) Outcome {
 	if err := c.End(ctx, end); err != nil {
 		s.errorf("could not record the end of the command in %s: %v", s.cfg.Audit.Path(), err)
 	}
-	return Outcome{ExitCode: end.ExitCode, Status: end.Status}
+	return Outcome{ExitCode: end.ExitCode, Status: end.Status, CommandID: c.ID}
 }
 
 // detailed reports -detailed-exitcode, under which 2 means "changes".

@@ -252,3 +252,70 @@ func (s *Session) resolves(ctx context.Context, id string) []string {
 	})
 	return out
 }
+
+// KindIntegrityCheck is the audit event of the check after an unlock.
+const KindIntegrityCheck = "integrity_check"
+
+type integrityRecord struct {
+	LockID         string `json:"lock_id"`
+	UnlockCommand  string `json:"unlock_command"`
+	RefreshCommand string `json:"refresh_command,omitempty"`
+	RefreshExit    int    `json:"refresh_exit"`
+	PlanCommand    string `json:"plan_command,omitempty"`
+	PlanExit       int    `json:"plan_exit"`
+	Verdict        string `json:"verdict"`
+}
+
+// afterUnlock checks the state after a force-unlock, as the policy's
+// after_unlock says: a refresh-only plan (does the state still describe
+// the infrastructure, or did the killed run leave it behind?), then a plan
+// (what the configuration would still change). Each runs as a command of
+// its own, through the pipeline; the verdict is an integrity_check event
+// linking the three.
+func (s *Session) afterUnlock(ctx context.Context, mode string, inv *terraform.Invocation, ref lock.StateRef, lockID, unlockCmd string) {
+	if mode == "off" {
+		return
+	}
+	var prefix []string
+	if inv.Chdir != "" {
+		prefix = []string{"-chdir=" + inv.Chdir}
+	}
+	refreshArgs := append(append([]string(nil), prefix...), "plan", "-refresh-only", "-detailed-exitcode", "-input=false")
+	planArgs := append(append([]string(nil), prefix...), "plan", "-detailed-exitcode", "-input=false")
+	if mode == "offer" {
+		if s.cfg.Ask == nil {
+			s.errorf("to check the state after the unlock, run: %s, then %s", Quote(refreshArgs), Quote(planArgs))
+			return
+		}
+		answer, err := s.cfg.Ask(ctx, "check the state now (a refresh-only plan, then a plan)? type yes to go on: ")
+		if err != nil || !isYes(answer) {
+			s.errorf("not checked; to check later, run: %s, then %s", Quote(refreshArgs), Quote(planArgs))
+			return
+		}
+	}
+	s.errorf("checking the state after the unlock: %s", Quote(refreshArgs))
+	rec := integrityRecord{LockID: lockID, UnlockCommand: unlockCmd}
+	r := s.Run(ctx, refreshArgs, "")
+	rec.RefreshCommand, rec.RefreshExit = r.CommandID, r.ExitCode
+	if r.ExitCode == 0 || r.ExitCode == 2 {
+		s.errorf("checking what the configuration would change: %s", Quote(planArgs))
+		p := s.Run(ctx, planArgs, "")
+		rec.PlanCommand, rec.PlanExit = p.CommandID, p.ExitCode
+	}
+	switch {
+	case rec.RefreshExit != 0 && rec.RefreshExit != 2, rec.PlanCommand != "" && rec.PlanExit != 0 && rec.PlanExit != 2:
+		rec.Verdict = "check failed: terraform could not plan (see its errors above); the state is not verified"
+	case rec.RefreshExit == 2:
+		rec.Verdict = "drift: the infrastructure differs from the state (the run that held the lock may have changed resources it did not record); review the refresh-only plan above, then apply -refresh-only or fix by hand"
+	case rec.PlanExit == 2:
+		rec.Verdict = "state consistent with the infrastructure (no drift); the configuration still has changes to apply (see the plan above)"
+	default:
+		rec.Verdict = "state consistent, no drift: the state matches the infrastructure and the configuration"
+	}
+	s.errorf("integrity check: %s", rec.Verdict)
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := s.rec.Append(actx, KindIntegrityCheck, ref.Key, lockID, rec); err != nil {
+		s.errorf("could not record the integrity check: %v", err)
+	}
+}

@@ -106,6 +106,39 @@ func (h *harness) checkForceUnlock(lockID, reason, resolves string) {
 	}
 }
 
+// checkIntegrity requires the integrity_check after unlocking lockID,
+// linking the unlock and the two plans it ran.
+func (h *harness) checkIntegrity(lockID string) {
+	h.t.Helper()
+	ctx := context.Background()
+	db, err := audit.Open(ctx, h.db)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer db.Close()
+	n := 0
+	err = db.Events(ctx, audit.EventFilter{LockID: lockID, Kinds: []string{"integrity_check"}}, func(e audit.Event) error {
+		var d struct {
+			UnlockCommand  string `json:"unlock_command"`
+			RefreshCommand string `json:"refresh_command"`
+			PlanCommand    string `json:"plan_command"`
+			RefreshExit    int    `json:"refresh_exit"`
+			Verdict        string `json:"verdict"`
+		}
+		if err := json.Unmarshal(e.Data, &d); err != nil {
+			return err
+		}
+		if d.UnlockCommand == "" || d.RefreshCommand == "" || d.PlanCommand == "" || d.RefreshExit != 0 || !strings.HasPrefix(d.Verdict, "state consistent") {
+			h.t.Errorf("integrity_check = %s", e.Data)
+		}
+		n++
+		return nil
+	})
+	if err != nil || n != 1 {
+		h.t.Fatalf("%d integrity_check events for %s (%v)", n, lockID, err)
+	}
+}
+
 // waitEvent polls the audit log until an event matching ok appears.
 func (h *harness) waitEvent(what string, cmd *exec.Cmd, out *lockedBuffer, ok func(lockEvent) bool) lockEvent {
 	h.t.Helper()
@@ -303,14 +336,24 @@ func TestSeedLockScenarios(t *testing.T) {
 				// The guarded force-unlock: shows the orphan with what the
 				// log knows, removes exactly it, and records who and why,
 				// linked to the acquisition and the orphaning.
-				un := h.must("--reason", "INC-7 apply killed by the test", "-c", "force-unlock -force "+acq.LockID)
-				if !strings.Contains(un.stderr, "the audit log: taken at") || !strings.Contains(un.stderr, "recorded as orphaned") {
-					t.Fatalf("force-unlock did not say what the log knows:\n%s", un.stderr)
+				// The policy says to verify the state after an unlock: a
+				// refresh-only plan, then a plan, as commands of their own.
+				verify := filepath.Join(t.TempDir(), "org.hcl")
+				if err := os.WriteFile(verify, []byte("settings { after_unlock = \"verify\" }\n"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				un := h.run([]string{"TFSH_ORG_POLICY=" + verify}, "--reason", "INC-7 apply killed by the test", "-c", "force-unlock -force "+acq.LockID)
+				if un.code != 0 || !strings.Contains(un.stderr, "the audit log: taken at") || !strings.Contains(un.stderr, "recorded as orphaned") {
+					t.Fatalf("force-unlock: exit %d, did not say what the log knows:\n%s", un.code, un.stderr)
+				}
+				if !strings.Contains(un.stderr, "checking the state after the unlock: plan -refresh-only") || !strings.Contains(un.stderr, "tfsh: integrity check: state consistent") {
+					t.Fatalf("no integrity check after the unlock:\n%s", un.stderr)
 				}
 				if after := h.run(nil, "locks"); !strings.Contains(after.stdout, "free") {
 					t.Fatalf("still locked after force-unlock:\n%s%s", after.stdout, after.stderr)
 				}
 				h.checkForceUnlock(acq.LockID, "INC-7 apply killed by the test", orph[0].ID)
+				h.checkIntegrity(acq.LockID)
 			})
 
 			t.Run("one interrupt", func(t *testing.T) {
