@@ -319,3 +319,42 @@ func (s *Session) afterUnlock(ctx context.Context, mode string, inv *terraform.I
 		s.errorf("could not record the integrity check: %v", err)
 	}
 }
+
+// CurrentLockID is the ID of the lock on the state of commands run in dir
+// (a stale local .lock.info's too), "" when it is free. It is what tfsh
+// unlock offers when no ID is given.
+func (s *Session) CurrentLockID(ctx context.Context, dir string) (string, error) {
+	getenv := terraform.EnvLookup(s.cfg.Env)
+	ref, err := lock.Discover(dir, lock.Getenv(getenv))
+	if err != nil {
+		return "", err
+	}
+	if ref.Backend == "s3" {
+		ed, err := lock.NewEditor(ctx, ref, lock.Getenv(getenv))
+		if err != nil {
+			return "", err
+		}
+		recs, err := ed.Records(ctx)
+		if err != nil || len(recs) == 0 {
+			return "", err
+		}
+		return recs[0].Info.ID, nil
+	}
+	obs, err := s.observers.open(ctx, ref, lock.Getenv(getenv))
+	if err != nil {
+		return "", err
+	}
+	for _, v := range obs.Observe(ctx) {
+		switch {
+		case v.Err != nil:
+			return "", v.Err
+		case v.Info != nil:
+			return v.Info.ID, nil
+		case v.Stale != nil:
+			return v.Stale.ID, nil
+		case v.Held:
+			return "(held, no ID yet)", nil
+		}
+	}
+	return "", nil
+}

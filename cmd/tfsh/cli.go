@@ -46,6 +46,8 @@ func Main(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.
 			return locksCommand(ctx, args[1:], stdout, stderr)
 		case "policy":
 			return policyCommand(ctx, args[1:], stdout, stderr)
+		case "unlock":
+			return unlockCommand(ctx, args[1:], stdin, stdout, stderr)
 		case "version":
 			fmt.Fprintf(stdout, "tfsh %s\n", tfshVersion())
 			return 0
@@ -66,6 +68,8 @@ Usage:
   tfsh run [flags] -- ARGS...      the CI form: terraform's arguments given directly
   tfsh locks [--all] [--json]      the lock of this directory's state, read where it lives
   tfsh policy [show|check|explain|test]  the lock policy in effect; for policy authors (tfsh policy help)
+  tfsh unlock [--yes] [--reason R] [--dir D] [ID]
+                                   guarded force-unlock of the state's lock (the current one if no ID)
   tfsh audit sessions [--json]     list recorded sessions
   tfsh audit show [--json] ID|last show a session: commands, decisions, exit codes, output
   tfsh version
@@ -283,6 +287,69 @@ func runCommand(ctx context.Context, args []string, stdin *os.File, stdout, stde
 	defer cancel()
 	env.session.OnIdleSignal(func(os.Signal) { cancel() })
 	out := env.session.Run(ctx, tfArgs, "")
+	env.end(shell.Outcome{ExitCode: out.ExitCode, Status: sessionStatus(out)})
+	return out.ExitCode
+}
+
+// unlockCommand is the guarded force-unlock as a command of its own: the
+// same as force-unlock ID in the shell, but with no ID it offers the
+// current lock.
+func unlockCommand(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.Writer) int {
+	fs := newFlagSet("unlock")
+	var c common
+	c.register(fs)
+	dir := fs.String("dir", "", "working directory")
+	ids, err := parseInterspersed(fs, args)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			io.WriteString(stdout, "Usage: tfsh unlock [--yes] [--reason TEXT] [--dir DIR] [LOCK-ID]\n")
+			return 0
+		}
+		fmt.Fprintf(stderr, "tfsh: %v\n", flagError("unlock", err))
+		return exitCannotRun
+	}
+	if len(ids) > 1 {
+		fmt.Fprintln(stderr, "tfsh: unlock takes at most one lock ID")
+		return exitCannotRun
+	}
+	var ask *os.File
+	if term.IsTerminal(int(stdin.Fd())) {
+		ask = stdin
+	}
+	env, err := setup(ctx, c, "unlock", append([]string{"unlock"}, args...), stdin, ask, stdout, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "tfsh: %v\n", err)
+		return exitCannotRun
+	}
+	defer env.close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	env.session.OnIdleSignal(func(os.Signal) { cancel() })
+	argv := []string{"force-unlock"}
+	if *dir != "" {
+		argv = []string{"-chdir=" + *dir, "force-unlock"}
+	}
+	id := ""
+	if len(ids) == 1 {
+		id = ids[0]
+	} else {
+		target := env.session.Dir()
+		if *dir != "" {
+			target = shell.CommandDir(target, argv, "terraform", nil)
+		}
+		if id, err = env.session.CurrentLockID(ctx, target); err != nil {
+			fmt.Fprintf(stderr, "tfsh: cannot read the lock: %v\n", err)
+			env.end(shell.Outcome{ExitCode: exitCannotRun, Status: "failed"})
+			return exitCannotRun
+		}
+		if id == "" {
+			fmt.Fprintln(stderr, "tfsh: no lock is held on this state: nothing to unlock")
+			env.end(shell.Outcome{ExitCode: 1, Status: "failed"})
+			return 1
+		}
+		fmt.Fprintf(stderr, "tfsh: the current lock is %s\n", id)
+	}
+	out := env.session.Run(ctx, append(argv, id), "")
 	env.end(shell.Outcome{ExitCode: out.ExitCode, Status: sessionStatus(out)})
 	return out.ExitCode
 }
