@@ -420,6 +420,11 @@ func (s *Session) Run(ctx context.Context, argv []string, line string) Outcome {
 	}
 	ch.end()
 	lw.finish(end.Status == "ok", locksForSure(final))
+	if end.Status == "failed" && takesLock(final) {
+		// An expired change-freeze hold in the way is released by the
+		// first tfsh that meets it.
+		s.releaseExpiredAfter(context.WithoutCancel(ctx), c, ref, lock.Getenv(getenv), say)
+	}
 	if ch != nil {
 		// The command is over, but its hooks may still run: a Ctrl-C now
 		// stops them (terraform has exited, the signal is for us).

@@ -48,6 +48,8 @@ func Main(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.
 			return policyCommand(ctx, args[1:], stdout, stderr)
 		case "unlock":
 			return unlockCommand(ctx, args[1:], stdin, stdout, stderr)
+		case "hold":
+			return holdCommand(ctx, args[1:], stdin, stdout, stderr)
 		case "version":
 			fmt.Fprintf(stdout, "tfsh %s\n", tfshVersion())
 			return 0
@@ -68,6 +70,8 @@ Usage:
   tfsh run [flags] -- ARGS...      the CI form: terraform's arguments given directly
   tfsh locks [--all] [--json]      the lock of this directory's state, read where it lives
   tfsh policy [show|check|explain|test]  the lock policy in effect; for policy authors (tfsh policy help)
+  tfsh hold --reason R [--for 2h] [--dir D]   a change-freeze hold: terraform and tofu are refused
+  tfsh hold --release [--dir D]                release it
   tfsh unlock [--yes] [--reason R] [--dir D] [ID]
                                    guarded force-unlock of the state's lock (the current one if no ID)
   tfsh audit sessions [--json]     list recorded sessions
@@ -350,6 +354,46 @@ func unlockCommand(ctx context.Context, args []string, stdin *os.File, stdout, s
 		fmt.Fprintf(stderr, "tfsh: the current lock is %s\n", id)
 	}
 	out := env.session.Run(ctx, append(argv, id), "")
+	env.end(shell.Outcome{ExitCode: out.ExitCode, Status: sessionStatus(out)})
+	return out.ExitCode
+}
+
+// holdCommand places or releases a change-freeze hold.
+func holdCommand(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.Writer) int {
+	fs := newFlagSet("hold")
+	var c common
+	c.register(fs)
+	dir := fs.String("dir", "", "working directory")
+	dur := fs.Duration("for", 0, "how long the hold lasts (default: until released)")
+	release := fs.Bool("release", false, "release the hold")
+	rest, err := parseInterspersed(fs, args)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			io.WriteString(stdout, "Usage: tfsh hold --reason TEXT [--for DURATION] [--dir DIR]\n       tfsh hold --release [--dir DIR]\n")
+			return 0
+		}
+		fmt.Fprintf(stderr, "tfsh: %v\n", flagError("hold", err))
+		return exitCannotRun
+	}
+	if len(rest) > 0 {
+		fmt.Fprintf(stderr, "tfsh: hold takes no arguments (the reason goes in --reason)\n")
+		return exitCannotRun
+	}
+	var ask *os.File
+	if term.IsTerminal(int(stdin.Fd())) {
+		ask = stdin
+	}
+	env, err := setup(ctx, c, "hold", append([]string{"hold"}, args...), stdin, ask, stdout, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "tfsh: %v\n", err)
+		return exitCannotRun
+	}
+	defer env.close()
+	target := env.session.Dir()
+	if *dir != "" {
+		target = shell.CommandDir(target, []string{"-chdir=" + *dir, "plan"}, "terraform", nil)
+	}
+	out := env.session.Hold(ctx, target, *dur, *release)
 	env.end(shell.Outcome{ExitCode: out.ExitCode, Status: sessionStatus(out)})
 	return out.ExitCode
 }
