@@ -244,6 +244,11 @@ func (e *s3Editor) removeObject(ctx context.Context, rec Record) (Method, error)
 	if _, err := e.o.s3.DeleteObject(dctx, &s3.DeleteObjectInput{Bucket: aws.String(e.o.bucket), Key: aws.String(e.o.object)}); err != nil {
 		return ReadCompareDelete, fmt.Errorf("delete lock object %s: %w", rec.Where, awsProblem(err))
 	}
+	// Re-check: the record must be gone (a new one, someone's lock taken
+	// just after, is theirs).
+	if after, err := e.readObject(ctx); err == nil && after != nil && after.raw == rec.raw && after.etag == rec.etag {
+		return ReadCompareDelete, fmt.Errorf("delete lock object %s: the server answered, but the record is still there", rec.Where)
+	}
 	return ReadCompareDelete, nil
 }
 

@@ -219,6 +219,11 @@ func (s *Session) Run(ctx context.Context, argv []string, line string) Outcome {
 		Getenv: getenv, Time: s.cfg.Now(), Lock: s.lockState(ctx, ref, lock.Getenv(getenv)),
 	})
 	dec := pol.Decide(in)
+	if canonicalCommand(inv.Command) == "force-unlock" && inv.Err == nil && !inv.Help && !editable(ref) && !hasFlag(inv, "force") {
+		// terraform removes this lock itself, after tfsh's confirmation:
+		// it must not ask again.
+		dec.Add = append(dec.Add, policy.Addition{Arg: "-force", Rule: "force-unlock", Source: "tfsh"})
+	}
 	var notes []string
 	notAdded := ""
 	runArgv, placed := inv.Argv(dec.Args()...)
@@ -441,13 +446,16 @@ func (s *Session) Run(ctx context.Context, argv []string, line string) Outcome {
 
 // sameMeaning reports whether b (a with arguments added) keeps a's
 // command, lock, positional arguments and error status, with the added
-// -lock-timeout in effect.
+// arguments (-lock-timeout, -force) in effect.
 func sameMeaning(a, b *terraform.Invocation, added []string) bool {
-	if a.Command != b.Command || a.LockDisabled != b.LockDisabled || (a.Err == nil) != (b.Err == nil) || !b.LockTimeout.Set {
+	if a.Command != b.Command || a.LockDisabled != b.LockDisabled || (a.Err == nil) != (b.Err == nil) {
 		return false
 	}
 	for _, arg := range added {
-		if v, ok := strings.CutPrefix(arg, "-lock-timeout="); ok && b.LockTimeout.Value != v {
+		if v, ok := strings.CutPrefix(arg, "-lock-timeout="); ok && (!b.LockTimeout.Set || b.LockTimeout.Value != v) {
+			return false
+		}
+		if arg == "-force" && !hasFlag(b, "force") {
 			return false
 		}
 	}
@@ -495,6 +503,16 @@ func (s *Session) end(c *audit.Command, end audit.CommandEnd) Outcome {
 		s.errorf("could not record the end of the command in %s: %v", s.cfg.Audit.Path(), err)
 	}
 	return Outcome{ExitCode: end.ExitCode, Status: end.Status, CommandID: c.ID}
+}
+
+// hasFlag reports a bool flag set (not to false) in the arguments.
+func hasFlag(inv *terraform.Invocation, name string) bool {
+	for _, f := range inv.Flags {
+		if f.Name == name && f.Value != "false" {
+			return true
+		}
+	}
+	return false
 }
 
 // detailed reports -detailed-exitcode, under which 2 means "changes".

@@ -33,8 +33,9 @@ type forceUnlockRecord struct {
 // confirmation (given by -force or --yes without a terminal), and removes
 // the lock with compare-and-delete, so that a lock someone took a moment
 // ago is never removed. handled is false for backends whose locks tfsh
-// cannot edit: terraform's own force-unlock runs then. A successful end
-// carries the removed lock's ID as its Reason.
+// cannot edit: after tfsh's confirmation, terraform's own force-unlock runs
+// then, with -force. A successful end carries the removed lock's ID as its
+// Reason.
 func (s *Session) guardedUnlock(ctx context.Context, c *audit.Command, inv *terraform.Invocation, ref lock.StateRef, getenv lock.Getenv, reason string, say func(string)) (end audit.CommandEnd, handled bool) {
 	want := ""
 	if len(inv.Positional) > 0 {
@@ -50,17 +51,39 @@ func (s *Session) guardedUnlock(ctx context.Context, c *audit.Command, inv *terr
 		say(msg)
 		return audit.CommandEnd{Status: "failed", ExitCode: 1, Reason: msg}
 	}
+	// tfsh's confirmation stands in for terraform's prompt where terraform
+	// does the removal (backends tfsh cannot edit): it then runs with -force.
+	confirm := func(what string) (audit.CommandEnd, bool) {
+		if confirmed {
+			return audit.CommandEnd{}, true
+		}
+		if s.cfg.Ask == nil {
+			return fail("removing a lock needs a confirmation: add -force (terraform's) or tfsh --yes, or run it at a terminal"), false
+		}
+		answer, err := s.cfg.Ask(ctx, "remove "+what+"? type yes to go on: ")
+		if err != nil || !isYes(answer) {
+			return fail("not confirmed: nothing removed"), false
+		}
+		return audit.CommandEnd{}, true
+	}
+	fallback := func() (audit.CommandEnd, bool) {
+		say(fmt.Sprintf("tfsh cannot read %s locks itself: terraform's force-unlock removes lock %s, without checking that it is still the same lock", orNone(ref.Backend), want))
+		if end, ok := confirm("lock " + want); !ok {
+			return end, true
+		}
+		return audit.CommandEnd{Status: "fallback"}, false
+	}
 	switch ref.Backend {
 	case "local", "":
 		return s.unlockLocal(ctx, c, ref, getenv, confirmed, reason, say, fail), true
 	case "s3":
 	default:
-		return audit.CommandEnd{}, false
+		return fallback()
 	}
 	ed, err := lock.NewEditor(ctx, ref, getenv)
 	var ue *lock.UnsupportedError
 	if errors.As(err, &ue) {
-		return audit.CommandEnd{}, false
+		return fallback()
 	}
 	if err != nil {
 		return fail("cannot read the lock: " + err.Error()), true
@@ -87,14 +110,8 @@ func (s *Session) guardedUnlock(ctx context.Context, c *audit.Command, inv *terr
 			return fail(fmt.Sprintf("the lock's records disagree (%s has %s, %s has %s): nothing removed; look at both first", recs[0].Where, current, r.Where, r.Info.ID)), true
 		}
 	}
-	if !confirmed {
-		if s.cfg.Ask == nil {
-			return fail("removing a lock needs a confirmation: add -force (terraform's) or tfsh --yes, or run it at a terminal"), true
-		}
-		answer, err := s.cfg.Ask(ctx, fmt.Sprintf("remove lock %s? type yes to go on: ", current))
-		if err != nil || !isYes(answer) {
-			return fail("not confirmed: nothing removed"), true
-		}
+	if end, ok := confirm("lock " + current); !ok {
+		return end, true
 	}
 	resolves := s.resolves(ctx, current)
 	removed := 0
@@ -357,4 +374,16 @@ func (s *Session) CurrentLockID(ctx context.Context, dir string) (string, error)
 		}
 	}
 	return "", nil
+}
+
+// editable reports whether tfsh removes this state's locks itself: local
+// state, and the S3 backend's DynamoDB item or lockfile.
+func editable(ref lock.StateRef) bool {
+	switch ref.Backend {
+	case "local", "":
+		return true
+	case "s3":
+		return ref.Config["dynamodb_table"] != "" || ref.Config["use_lockfile"] == "true"
+	}
+	return false
 }

@@ -172,3 +172,49 @@ func TestGuardedUnlock(t *testing.T) {
 		}
 	})
 }
+
+// TestUnlockFallback: on a backend tfsh cannot edit, tfsh says so, asks
+// for the confirmation itself, and runs terraform's force-unlock with
+// -force (terraform must not ask again).
+func TestUnlockFallback(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, ".terraform"), 0o755)
+	state := `{"version":3,"backend":{"type":"consul","config":{"path":"tf/app","address":"127.0.0.1:1"}}}`
+	if err := os.WriteFile(filepath.Join(dir, ".terraform", "terraform.tfstate"), []byte(state), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	db, err := audit.Open(ctx, filepath.Join(t.TempDir(), "audit.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	run := func(yes bool) (Outcome, string) {
+		var errb strings.Builder
+		s, _, err := NewSession(ctx, Config{
+			Binary: terraform.Binary{Name: "terraform", Path: "/nonexistent/terraform", Version: "1.5.7"},
+			Audit:  db, Dir: dir, Env: []string{"TFSH_REASON=INC-2"}, Out: &strings.Builder{}, Err: &errb, Yes: yes,
+		}, audit.SessionInfo{Mode: "command"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.Run(ctx, []string{"force-unlock", "ABC"}, ""), errb.String()
+	}
+	if out, stderr := run(false); out.OK() || !strings.Contains(stderr, "tfsh cannot read consul locks itself") || !strings.Contains(stderr, "needs a confirmation") {
+		t.Fatalf("without --yes: %+v\n%s", out, stderr)
+	}
+	out, stderr := run(true)
+	if out.Status != "error" { // terraform's path does not exist: it was about to run
+		t.Fatalf("with --yes: %+v\n%s", out, stderr)
+	}
+	var ran []string
+	db.Events(ctx, audit.EventFilter{CommandID: out.CommandID, Kinds: []string{audit.KindCommandStart}}, func(e audit.Event) error {
+		var d struct{ Run []string }
+		json.Unmarshal(e.Data, &d)
+		ran = d.Run
+		return nil
+	})
+	if strings.Join(ran, " ") != "force-unlock -force ABC" {
+		t.Fatalf("terraform was to run %q, want force-unlock -force ABC", ran)
+	}
+}
