@@ -49,7 +49,8 @@ const (
 	// ReadCompareDelete: the server cannot delete conditionally (it ignores
 	// If-Match on DELETE), so tfsh read the record, compared it, deleted it
 	// and read again. A lock taken in the instant between the read and the
-	// delete would be removed with it; the re-read says if one appeared.
+	// delete would be removed with it, undetected; the re-read only makes
+	// sure the record is gone.
 	ReadCompareDelete Method = "read, compare, delete, re-check"
 )
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"regexp"
 	"time"
 
@@ -77,7 +78,16 @@ func (s *Session) Hold(ctx context.Context, dir string, dur time.Duration, relea
 			dec.Action = policy.RequireReason
 		}
 	}
-	asked := s.resolve(ctx, dec)
+	sigs := make(chan os.Signal, 4)
+	s.mu.Lock()
+	s.running = sigs
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.running = nil
+		s.mu.Unlock()
+	}()
+	asked := s.resolveWithSignals(ctx, dec, sigs)
 	info := audit.CommandInfo{Typed: []string{"tfsh", name}, Subcommand: name, Known: true, Workdir: dir,
 		Workspace: ref.Workspace, Backend: ref.Backend, StateKey: ref.Key, Interactive: s.cfg.PTY}
 	if derr != nil {
@@ -98,6 +108,9 @@ func (s *Session) Hold(ctx context.Context, dir string, dur time.Duration, relea
 		say(fmt.Sprintf("refused by rule %q (%s): %s", f.Rule, f.Source, f.Message))
 		return s.end(c, audit.CommandEnd{Status: "refused", ExitCode: ExitRefused, Reason: f.Rule})
 	}
+	if asked.interrupted {
+		return s.end(c, audit.CommandEnd{Status: "interrupted", ExitCode: ExitInterrupted, Reason: "interrupted while the policy asked"})
+	}
 	if asked.refused != nil {
 		say(fmt.Sprintf("refused by rule %q (%s): %s", asked.refused.Rule, asked.refused.Source, asked.why))
 		return s.end(c, audit.CommandEnd{Status: "refused", ExitCode: ExitRefused, Reason: asked.refused.Rule})
@@ -117,9 +130,14 @@ func (s *Session) Hold(ctx context.Context, dir string, dur time.Duration, relea
 	if err != nil {
 		return fail("cannot read the lock: " + err.Error())
 	}
-	if released, err := s.releaseExpired(ctx, c, ed, recs, say); err != nil {
+	released, err := s.releaseExpired(ctx, c, ed, recs, say)
+	if err != nil {
 		return fail(err.Error())
-	} else if released {
+	}
+	if released {
+		if release {
+			return s.end(c, audit.CommandEnd{Status: "ok"})
+		}
 		recs = nil
 	}
 	if release {
@@ -127,8 +145,8 @@ func (s *Session) Hold(ctx context.Context, dir string, dur time.Duration, relea
 			return fail(fmt.Sprintf("%s has no hold to release", ref.Key))
 		}
 		for _, r := range recs {
-			if r.Info.Operation != HoldOperation {
-				return fail(fmt.Sprintf("the lock on %s is not a hold (%s by %s): tfsh unlock removes other locks", ref.Key, lock.OperationName(r.Info.Operation), r.Info.Who))
+			if r.Info.Operation != HoldOperation || r.Info.ID != recs[0].Info.ID {
+				return fail(fmt.Sprintf("the lock at %s is not the hold (%s by %s): releasing nothing; tfsh unlock removes other locks", r.Where, lock.OperationName(r.Info.Operation), r.Info.Who))
 			}
 		}
 		var where []string
@@ -186,6 +204,13 @@ func (s *Session) releaseExpired(ctx context.Context, c *audit.Command, ed lock.
 	until, ok := holdExpiry(recs[0].Info)
 	if !ok || s.cfg.Now().Before(until) {
 		return false, nil
+	}
+	for _, r := range recs[1:] {
+		// Both mechanisms must hold this same hold: a real lock in the
+		// other one (a client that uses only that one) is not touched.
+		if r.Info.ID != recs[0].Info.ID {
+			return false, fmt.Errorf("an expired hold (%s) is at %s, but %s holds another lock (%s by %s): releasing nothing; see tfsh locks", recs[0].Info.ID, recs[0].Where, r.Where, r.Info.ID, r.Info.Who)
+		}
 	}
 	var where []string
 	for _, r := range recs {

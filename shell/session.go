@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -300,6 +301,9 @@ func (s *Session) Run(ctx context.Context, argv []string, line string) Outcome {
 	if inv.Err != nil {
 		notes = append(notes, inv.Err.Error())
 	}
+	if canonicalCommand(inv.Command) == "force-unlock" && editable(ref) {
+		notes = append(notes, "tfsh removes this lock itself (compare-and-delete); terraform does not run")
+	}
 	if derr != nil {
 		notes = append(notes, "backend discovery: "+derr.Error())
 	}
@@ -366,7 +370,7 @@ func (s *Session) Run(ctx context.Context, argv []string, line string) Outcome {
 	if canonicalCommand(inv.Command) == "force-unlock" && inv.Err == nil && !inv.Help {
 		uctx, stop := untilSignal(ctx, sigs)
 		end, handled := s.guardedUnlock(uctx, c, inv, ref, lock.Getenv(getenv), asked.reason, say)
-		if stop() {
+		if stop() && end.Status != "ok" {
 			return s.end(c, audit.CommandEnd{Status: "interrupted", ExitCode: ExitInterrupted, Reason: "interrupted during force-unlock"})
 		}
 		if handled {
@@ -377,7 +381,7 @@ func (s *Session) Run(ctx context.Context, argv []string, line string) Outcome {
 			}
 			out := s.end(c, end)
 			if end.Status == "ok" {
-				s.afterUnlock(ctx, pol.Settings.AfterUnlock, inv, ref, end.Reason, c.ID)
+				s.afterUnlock(ctx, sigs, pol.Settings.AfterUnlock, inv, ref, end.Reason, c.ID)
 			}
 			return out
 		}
@@ -425,6 +429,14 @@ func (s *Session) Run(ctx context.Context, argv []string, line string) Outcome {
 	}
 	ch.end()
 	lw.finish(end.Status == "ok", locksForSure(final))
+	unlocked := end.Status == "ok" && canonicalCommand(inv.Command) == "force-unlock" && len(inv.Positional) == 1
+	if unlocked {
+		// terraform removed a lock tfsh cannot read (the backend's own
+		// force-unlock): recorded like tfsh's own removals, without the
+		// compare.
+		id := inv.Positional[0].Value
+		c.Later(time.Time{}, KindForceUnlock, id, forceUnlockRecord{Who: s.who, Reason: asked.reason, Where: ref.Backend + " backend", Method: "terraform force-unlock -force (not compared)", Resolve: s.resolves(ctx, id)})
+	}
 	if end.Status == "failed" && takesLock(final) {
 		// An expired change-freeze hold in the way is released by the
 		// first tfsh that meets it.
@@ -441,7 +453,11 @@ func (s *Session) Run(ctx context.Context, argv []string, line string) Outcome {
 		}
 		stop()
 	}
-	return s.end(c, end)
+	out := s.end(c, end)
+	if unlocked {
+		s.afterUnlock(ctx, sigs, pol.Settings.AfterUnlock, inv, ref, inv.Positional[0].Value, c.ID)
+	}
+	return out
 }
 
 // sameMeaning reports whether b (a with arguments added) keeps a's
@@ -507,12 +523,16 @@ func (s *Session) end(c *audit.Command, end audit.CommandEnd) Outcome {
 
 // hasFlag reports a bool flag set (not to false) in the arguments.
 func hasFlag(inv *terraform.Invocation, name string) bool {
+	set := false
 	for _, f := range inv.Flags {
-		if f.Name == name && f.Value != "false" {
-			return true
+		if f.Name == name {
+			// As terraform reads a bool flag: the last occurrence wins, and
+			// a value it cannot read is not true.
+			b, err := strconv.ParseBool(f.Value)
+			set = err == nil && b
 		}
 	}
-	return false
+	return set
 }
 
 // detailed reports -detailed-exitcode, under which 2 means "changes".

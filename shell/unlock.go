@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/tfsh/tfsh/audit"
@@ -37,20 +38,17 @@ type forceUnlockRecord struct {
 // then, with -force. A successful end carries the removed lock's ID as its
 // Reason.
 func (s *Session) guardedUnlock(ctx context.Context, c *audit.Command, inv *terraform.Invocation, ref lock.StateRef, getenv lock.Getenv, reason string, say func(string)) (end audit.CommandEnd, handled bool) {
-	want := ""
-	if len(inv.Positional) > 0 {
-		want = inv.Positional[0].Value
-	}
-	confirmed := s.cfg.Yes
-	for _, f := range inv.Flags {
-		if f.Name == "force" && f.Value != "false" {
-			confirmed = true
-		}
-	}
 	fail := func(msg string) audit.CommandEnd {
 		say(msg)
 		return audit.CommandEnd{Status: "failed", ExitCode: 1, Reason: msg}
 	}
+	if len(inv.Positional) != 1 || strings.TrimSpace(inv.Positional[0].Value) == "" {
+		// As terraform: exactly one lock ID. An empty one (an unset
+		// variable in a script) must never mean "whatever is locked now".
+		return fail("force-unlock needs the ID of the lock to remove, as terraform does (tfsh unlock with no ID names the current lock at a terminal)"), true
+	}
+	want := inv.Positional[0].Value
+	confirmed := s.cfg.Yes || hasFlag(inv, "force")
 	// tfsh's confirmation stands in for terraform's prompt where terraform
 	// does the removal (backends tfsh cannot edit): it then runs with -force.
 	confirm := func(what string) (audit.CommandEnd, bool) {
@@ -75,7 +73,7 @@ func (s *Session) guardedUnlock(ctx context.Context, c *audit.Command, inv *terr
 	}
 	switch ref.Backend {
 	case "local", "":
-		return s.unlockLocal(ctx, c, ref, getenv, confirmed, reason, say, fail), true
+		return s.unlockLocal(ctx, c, ref, getenv, want, confirmed, reason, say, fail), true
 	case "s3":
 	default:
 		return fallback()
@@ -102,13 +100,16 @@ func (s *Session) guardedUnlock(ctx context.Context, c *audit.Command, inv *terr
 	for _, line := range s.lockHistory(ctx, current) {
 		say("  " + line)
 	}
-	if want != "" && want != current {
+	if want != current {
 		return fail(fmt.Sprintf("%s is not the current lock: %s is locked by %s; nothing removed (check the ID, or run force-unlock %s if that is the one to remove)", want, ref.Key, current, current)), true
 	}
 	for _, r := range recs[1:] {
 		if r.Info.ID != current {
 			return fail(fmt.Sprintf("the lock's records disagree (%s has %s, %s has %s): nothing removed; look at both first", recs[0].Where, current, r.Where, r.Info.ID)), true
 		}
+	}
+	if recs[0].Info.Operation == HoldOperation {
+		return fail(fmt.Sprintf("lock %s is a change-freeze hold (%s, by %s): release it with tfsh hold --release, where the policy decides who may", current, recs[0].Info.Info, recs[0].Info.Who)), true
 	}
 	if end, ok := confirm("lock " + current); !ok {
 		return end, true
@@ -151,7 +152,7 @@ func (s *Session) guardedUnlock(ctx context.Context, c *audit.Command, inv *terr
 // unlockLocal handles local state: its lock is an fcntl lock that lives
 // and dies with the process holding it, so there is nothing to remove but
 // a stale .lock.info.
-func (s *Session) unlockLocal(ctx context.Context, c *audit.Command, ref lock.StateRef, getenv lock.Getenv, confirmed bool, reason string, say func(string), fail func(string) audit.CommandEnd) audit.CommandEnd {
+func (s *Session) unlockLocal(ctx context.Context, c *audit.Command, ref lock.StateRef, getenv lock.Getenv, want string, confirmed bool, reason string, say func(string), fail func(string) audit.CommandEnd) audit.CommandEnd {
 	obs, err := s.observers.open(ctx, ref, getenv)
 	if err != nil {
 		return fail("cannot read the lock: " + err.Error())
@@ -168,6 +169,8 @@ func (s *Session) unlockLocal(ctx context.Context, c *audit.Command, ref lock.St
 			who += " (" + Quote(args) + ")"
 		}
 		return fail(fmt.Sprintf("the local state %s is locked by %s, which is running: local locks are released only by their process, and terraform cannot force-unlock them; stop that process (it releases the lock as it exits)", v.Where, who))
+	case v.Stale != nil && v.Stale.ID != want:
+		return fail(fmt.Sprintf("%s is not the lock here: %s holds a stale %s; nothing removed", want, v.Where, v.Stale.ID))
 	case v.Stale != nil:
 		info := lock.InfoPath(v.Where)
 		say(fmt.Sprintf("no process holds the lock of %s; %s (lock %s, %s by %s) is a stale leftover, harmless: terraform ignores it", v.Where, info, v.Stale.ID, v.Stale.Operation, v.Stale.Who))
@@ -179,6 +182,11 @@ func (s *Session) unlockLocal(ctx context.Context, c *audit.Command, ref lock.St
 			if err != nil || !isYes(answer) {
 				return fail("not confirmed: nothing removed")
 			}
+		}
+		// Look again: a terraform that started while we asked has taken
+		// the lock, and the .lock.info is its own now.
+		if again := obs.Observe(ctx); len(again) == 0 || again[0].Held || again[0].Stale == nil || again[0].Stale.ID != v.Stale.ID {
+			return fail("the lock changed while tfsh asked: nothing removed; run tfsh locks")
 		}
 		if err := os.Remove(info); err != nil {
 			return fail("could not remove " + info + ": " + err.Error())
@@ -247,6 +255,9 @@ func (s *Session) lockHistory(ctx context.Context, id string) []string {
 			out = append(out, fmt.Sprintf("the audit log: recorded as orphaned at %s (its command ended and left it)", e.At.Local().Format(time.RFC3339)))
 		case KindForceUnlock:
 			out = append(out, fmt.Sprintf("the audit log: force-unlocked before, at %s", e.At.Local().Format(time.RFC3339)))
+		case KindHoldPlaced:
+			found = true
+			out = append(out, fmt.Sprintf("the audit log: placed as a hold at %s by session %s", e.At.Local().Format(time.RFC3339), e.SessionID))
 		}
 		return nil
 	})
@@ -289,7 +300,7 @@ type integrityRecord struct {
 // (what the configuration would still change). Each runs as a command of
 // its own, through the pipeline; the verdict is an integrity_check event
 // linking the three.
-func (s *Session) afterUnlock(ctx context.Context, mode string, inv *terraform.Invocation, ref lock.StateRef, lockID, unlockCmd string) {
+func (s *Session) afterUnlock(ctx context.Context, sigs <-chan os.Signal, mode string, inv *terraform.Invocation, ref lock.StateRef, lockID, unlockCmd string) {
 	if mode == "off" {
 		return
 	}
@@ -304,7 +315,11 @@ func (s *Session) afterUnlock(ctx context.Context, mode string, inv *terraform.I
 			s.errorf("to check the state after the unlock, run: %s, then %s", Quote(refreshArgs), Quote(planArgs))
 			return
 		}
-		answer, err := s.cfg.Ask(ctx, "check the state now (a refresh-only plan, then a plan)? type yes to go on: ")
+		actx, stop := untilSignal(ctx, sigs)
+		answer, err := s.cfg.Ask(actx, "check the state now (a refresh-only plan, then a plan)? type yes to go on: ")
+		if stop() {
+			err = errors.New("interrupted")
+		}
 		if err != nil || !isYes(answer) {
 			s.errorf("not checked; to check later, run: %s, then %s", Quote(refreshArgs), Quote(planArgs))
 			return
@@ -320,6 +335,8 @@ func (s *Session) afterUnlock(ctx context.Context, mode string, inv *terraform.I
 		rec.PlanCommand, rec.PlanExit = p.CommandID, p.ExitCode
 	}
 	switch {
+	case r.Status == "interrupted" || rec.PlanCommand != "" && rec.PlanExit == ExitInterrupted:
+		rec.Verdict = "interrupted: the state is not verified"
 	case rec.RefreshExit != 0 && rec.RefreshExit != 2, rec.PlanCommand != "" && rec.PlanExit != 0 && rec.PlanExit != 2:
 		rec.Verdict = "check failed: terraform could not plan (see its errors above); the state is not verified"
 	case rec.RefreshExit == 2:

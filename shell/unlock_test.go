@@ -116,6 +116,39 @@ func TestGuardedUnlock(t *testing.T) {
 			t.Fatalf("stderr:\n%s", errOf(s))
 		}
 	})
+	t.Run("no ID, or an empty one, removes nothing", func(t *testing.T) {
+		u.item("A")
+		for _, argv := range [][]string{{"force-unlock", "-force"}, {"force-unlock", "-force", ""}} {
+			s := u.newSession(nil, true)
+			if out := s.Run(ctx, argv, ""); out.OK() || u.held() != "A" {
+				t.Fatalf("%q: outcome %+v, lock %q\n%s", argv, out, u.held(), errOf(s))
+			}
+		}
+	})
+	t.Run("-force spelt false does not confirm", func(t *testing.T) {
+		u.item("A")
+		for _, f := range []string{"-force=false", "-force=0", "-force=F", "-force -force=false"} {
+			s := u.newSession(nil, false)
+			argv := append(append([]string{"force-unlock"}, strings.Fields(f)...), "A")
+			if out := s.Run(ctx, argv, ""); out.OK() || u.held() != "A" {
+				t.Fatalf("%s: outcome %+v, lock %q\n%s", f, out, u.held(), errOf(s))
+			}
+		}
+	})
+	t.Run("a hold is not force-unlocked", func(t *testing.T) {
+		u.item("A")
+		s := u.newSession(nil, true)
+		// Make the record a hold.
+		info := `{"ID":"H","Operation":"tfsh-hold","Info":"freeze","Who":"ann@x","Version":"tfsh","Created":"2026-11-25T20:25:11Z","Path":"x"}`
+		_, err := u.dyn.Client().PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(u.table), Item: map[string]dtypes.AttributeValue{
+			"LockID": &dtypes.AttributeValueMemberS{Value: u.lockID}, "Info": &dtypes.AttributeValueMemberS{Value: info}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out := s.Run(ctx, []string{"force-unlock", "-force", "H"}, ""); out.OK() || u.held() != "H" || !strings.Contains(errOf(s), "is a change-freeze hold") {
+			t.Fatalf("outcome %+v, lock %q\n%s", out, u.held(), errOf(s))
+		}
+	})
 	t.Run("released and re-taken between show and confirm: refused", func(t *testing.T) {
 		u.item("A")
 		ask := func(_ context.Context, prompt string) (string, error) {

@@ -336,6 +336,12 @@ func unlockCommand(ctx context.Context, args []string, stdin *os.File, stdout, s
 	id := ""
 	if len(ids) == 1 {
 		id = ids[0]
+	} else if ask == nil {
+		// Without someone to read which lock it is, "whatever is locked
+		// now" could be a lock taken a moment ago.
+		fmt.Fprintln(stderr, "tfsh: without a terminal, give the ID of the lock to remove (tfsh locks shows it)")
+		env.end(shell.Outcome{ExitCode: exitCannotRun, Status: "failed"})
+		return exitCannotRun
 	} else {
 		target := env.session.Dir()
 		if *dir != "" {
@@ -377,6 +383,16 @@ func holdCommand(ctx context.Context, args []string, stdin *os.File, stdout, std
 	}
 	if len(rest) > 0 {
 		fmt.Fprintf(stderr, "tfsh: hold takes no arguments (the reason goes in --reason)\n")
+		return exitCannotRun
+	}
+	forSet := false
+	fs.Visit(func(f *flag.Flag) { forSet = forSet || f.Name == "for" })
+	switch {
+	case forSet && *release:
+		fmt.Fprintln(stderr, "tfsh: --for is for placing a hold, not --release")
+		return exitCannotRun
+	case forSet && *dur <= 0:
+		fmt.Fprintln(stderr, "tfsh: --for takes a positive duration, like 2h (leave it out for a hold until released)")
 		return exitCannotRun
 	}
 	var ask *os.File

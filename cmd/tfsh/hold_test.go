@@ -61,6 +61,16 @@ func TestHold(t *testing.T) {
 		t.Fatalf("release without a hold: exit %d\n%s", r.code, r.stderr)
 	}
 
+	if r := h.run(nil, "hold", "--reason", "x", "--for", "0s"); r.code != 4 || !strings.Contains(r.stderr, "--for takes a positive duration") {
+		t.Fatalf("hold --for 0s: exit %d\n%s", r.code, r.stderr)
+	}
+	// hold --release of an expired hold releases it, and that is success.
+	h.must("hold", "--reason", "gone soon", "--for", "1s")
+	time.Sleep(1500 * time.Millisecond)
+	if r := h.run(nil, "hold", "--release"); r.code != 0 || !strings.Contains(r.stderr, "released an expired hold (gone soon") {
+		t.Fatalf("release of an expired hold: exit %d\n%s", r.code, r.stderr)
+	}
+
 	// An expired hold: the next tfsh that meets it releases it.
 	h.must("hold", "--reason", "short freeze", "--for", "1s")
 	time.Sleep(1500 * time.Millisecond)
@@ -82,7 +92,7 @@ func TestHold(t *testing.T) {
 		return nil
 	})
 	db.Close()
-	if got := strings.Join(kinds, " "); got != "hold_placed/false hold_released/false hold_placed/false hold_released/true" {
+	if got := strings.Join(kinds, " "); got != "hold_placed/false hold_released/false hold_placed/false hold_released/true hold_placed/false hold_released/true" {
 		t.Fatalf("hold events: %s", got)
 	}
 
