@@ -103,3 +103,26 @@ func TestHold(t *testing.T) {
 		t.Fatalf("hold on local state: exit %d\n%s", r.code, r.stderr)
 	}
 }
+
+// TestHoldLockfile: a hold on the S3 lockfile (If-None-Match: *) refuses a
+// plain tofu apply, with the reason in its Lock Info.
+func TestHoldLockfile(t *testing.T) {
+	tofu := labtest.Tofu(t)
+	s3srv, dyn := labtest.S3(t), labtest.Dynamo(t)
+	dir := labtest.Example(t, "s3-lockfile", tofu, s3srv, dyn)
+	h := newHarness(t, dir, tofu)
+	h.must("run", "--", "init", "-input=false", "-backend-config=backend.hcl")
+	h.must("hold", "--reason", "CHG-11 lockfile freeze")
+	cmd := exec.Command(tofu, "apply", "-auto-approve", "-input=false", "-no-color")
+	cmd.Dir, cmd.Env = dir, h.env
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "CHG-11 lockfile freeze") || !strings.Contains(string(out), "tfsh-hold") {
+		t.Fatalf("plain tofu apply under a lockfile hold: %v\n%s", err, out)
+	}
+	h.must("hold", "--release")
+	cmd = exec.Command(tofu, "apply", "-auto-approve", "-input=false", "-no-color")
+	cmd.Dir, cmd.Env = dir, h.env
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("plain tofu apply after the release: %v\n%s", err, out)
+	}
+}
