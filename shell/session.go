@@ -301,7 +301,7 @@ func (s *Session) Run(ctx context.Context, argv []string, line string) Outcome {
 	if inv.Err != nil {
 		notes = append(notes, inv.Err.Error())
 	}
-	if canonicalCommand(inv.Command) == "force-unlock" && editable(ref) {
+	if canonicalCommand(inv.Command) == "force-unlock" && inv.Err == nil && !inv.Help && editable(ref) {
 		notes = append(notes, "tfsh removes this lock itself (compare-and-delete); terraform does not run")
 	}
 	if derr != nil {
@@ -435,7 +435,11 @@ func (s *Session) Run(ctx context.Context, argv []string, line string) Outcome {
 		// force-unlock): recorded like tfsh's own removals, without the
 		// compare.
 		id := inv.Positional[0].Value
-		c.Later(time.Time{}, KindForceUnlock, id, forceUnlockRecord{Who: s.who, Reason: asked.reason, Where: ref.Backend + " backend", Method: "terraform force-unlock -force (not compared)", Resolve: s.resolves(ctx, id)})
+		method := "terraform force-unlock, confirmed at terraform's prompt (not compared)"
+		if hasFlag(final, "force") {
+			method = "terraform force-unlock -force (not compared)"
+		}
+		c.Later(time.Time{}, KindForceUnlock, id, forceUnlockRecord{Who: s.who, Reason: asked.reason, Where: orNone(ref.Backend) + " backend", Method: method, Resolve: s.resolves(ctx, id)})
 	}
 	if end.Status == "failed" && takesLock(final) {
 		// An expired change-freeze hold in the way is released by the
@@ -537,12 +541,7 @@ func hasFlag(inv *terraform.Invocation, name string) bool {
 
 // detailed reports -detailed-exitcode, under which 2 means "changes".
 func detailed(inv *terraform.Invocation) bool {
-	for _, f := range inv.Flags {
-		if f.Name == "detailed-exitcode" && f.Value != "false" {
-			return true
-		}
-	}
-	return false
+	return hasFlag(inv, "detailed-exitcode")
 }
 
 func originName(from string) string {

@@ -114,6 +114,9 @@ func (s *Session) guardedUnlock(ctx context.Context, c *audit.Command, inv *terr
 	if end, ok := confirm("lock " + current); !ok {
 		return end, true
 	}
+	// Confirmed: the removal runs to its end, so that a Ctrl-C cannot leave
+	// one mechanism's record removed and the other's not.
+	ctx = context.WithoutCancel(ctx)
 	resolves := s.resolves(ctx, current)
 	removed := 0
 	for _, r := range recs {
@@ -400,7 +403,8 @@ func editable(ref lock.StateRef) bool {
 	case "local", "":
 		return true
 	case "s3":
-		return ref.Config["dynamodb_table"] != "" || ref.Config["use_lockfile"] == "true"
+		return ref.Config["bucket"] != "" && ref.Config["key"] != "" &&
+			(ref.Config["dynamodb_table"] != "" || ref.Config["use_lockfile"] == "true")
 	}
 	return false
 }
