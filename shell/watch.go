@@ -80,7 +80,9 @@ type lockWatch struct {
 	scanners []*terraform.DiagScanner
 	child    atomic.Int64 // terraform's PID
 	ending   atomic.Bool  // terraform exited: events go with command_end
-	say      func(string)
+	// releasing: an expired hold the command waits on is being released.
+	releasing atomic.Bool
+	say       func(string)
 }
 
 // started is RunSpec.Started.
@@ -145,6 +147,23 @@ func (s *Session) watchLocks(c *audit.Command, inv *terraform.Invocation, ref lo
 		}
 		if name := lockHookEvent(ev.Kind); name != "" {
 			ch.async(name, map[string]any{"lock": ev})
+		}
+		if ev.Kind == lock.KindWait && ref.Backend == "s3" {
+			// Waiting on a change-freeze hold whose time is up: release it
+			// now, and terraform's next retry takes the lock.
+			if until, ok := holdExpiry(ev.Info); ok && !s.cfg.Now().Before(until) && lw.releasing.CompareAndSwap(false, true) {
+				go func() {
+					ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+					defer cancel()
+					if ed, err := lock.NewEditor(ctx, ref, getenv); err == nil {
+						if recs, err := ed.Records(ctx); err == nil {
+							if _, err := s.releaseExpired(ctx, c, ed, recs, say); err != nil {
+								say(err.Error())
+							}
+						}
+					}
+				}()
+			}
 		}
 		switch ev.Kind {
 		case lock.KindOrphaned:

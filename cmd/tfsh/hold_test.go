@@ -71,6 +71,14 @@ func TestHold(t *testing.T) {
 		t.Fatalf("release of an expired hold: exit %d\n%s", r.code, r.stderr)
 	}
 
+	// A command that waits on an expired hold releases it, and takes the
+	// lock on terraform's next retry: no need to run it again.
+	h.must("hold", "--reason", "freeze over", "--for", "1s")
+	time.Sleep(1500 * time.Millisecond)
+	if r := h.run(nil, "-c", "plan -input=false -lock-timeout=30s"); r.code != 0 || !strings.Contains(r.stderr, "released an expired hold (freeze over") {
+		t.Fatalf("plan waiting on an expired hold: exit %d\n%s", r.code, r.stderr)
+	}
+
 	// An expired hold: the next tfsh that meets it releases it.
 	h.must("hold", "--reason", "short freeze", "--for", "1s")
 	time.Sleep(1500 * time.Millisecond)
@@ -92,7 +100,7 @@ func TestHold(t *testing.T) {
 		return nil
 	})
 	db.Close()
-	if got := strings.Join(kinds, " "); got != "hold_placed/false hold_released/false hold_placed/false hold_released/true hold_placed/false hold_released/true" {
+	if got := strings.Join(kinds, " "); got != "hold_placed/false hold_released/false hold_placed/false hold_released/true hold_placed/false hold_released/true hold_placed/false hold_released/true" {
 		t.Fatalf("hold events: %s", got)
 	}
 
