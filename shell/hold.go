@@ -88,6 +88,9 @@ func (s *Session) Hold(ctx context.Context, dir string, dur time.Duration, relea
 		s.mu.Unlock()
 	}()
 	asked := s.resolveWithSignals(ctx, dec, sigs)
+	// From here a Ctrl-C cancels the backend calls.
+	ctx, stopSignals := untilSignal(ctx, sigs)
+	defer stopSignals()
 	info := audit.CommandInfo{Typed: []string{"tfsh", name}, Subcommand: name, Known: true, Workdir: dir,
 		Workspace: ref.Workspace, Backend: ref.Backend, StateKey: ref.Key, Interactive: s.cfg.PTY}
 	if derr != nil {

@@ -316,19 +316,11 @@ func unlockCommand(ctx context.Context, args []string, stdin *os.File, stdout, s
 		fmt.Fprintln(stderr, "tfsh: unlock takes at most one lock ID")
 		return exitCannotRun
 	}
-	var ask *os.File
-	if term.IsTerminal(int(stdin.Fd())) {
-		ask = stdin
-	}
-	env, err := setup(ctx, c, "unlock", append([]string{"unlock"}, args...), stdin, ask, stdout, stderr)
+	env, ctx, ask, err := ownSession(ctx, c, "unlock", args, stdin, stdout, stderr)
 	if err != nil {
-		fmt.Fprintf(stderr, "tfsh: %v\n", err)
 		return exitCannotRun
 	}
 	defer env.close()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	env.session.OnIdleSignal(func(os.Signal) { cancel() })
 	argv := []string{"force-unlock"}
 	if *dir != "" {
 		argv = []string{"-chdir=" + *dir, "force-unlock"}
@@ -364,6 +356,26 @@ func unlockCommand(ctx context.Context, args []string, stdin *os.File, stdout, s
 	return out.ExitCode
 }
 
+// ownSession starts the session of one of tfsh's own commands (unlock,
+// hold): questions go to stdin when it is a terminal (returned as ask, nil
+// otherwise), and a signal while no command runs cancels the returned
+// context. An error has been printed; the caller exits 4.
+func ownSession(ctx context.Context, c common, name string, args []string, stdin *os.File, stdout, stderr io.Writer) (*runEnv, context.Context, *os.File, error) {
+	var ask *os.File
+	if term.IsTerminal(int(stdin.Fd())) {
+		ask = stdin
+	}
+	env, err := setup(ctx, c, name, append([]string{name}, args...), stdin, ask, stdout, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "tfsh: %v\n", err)
+		return nil, nil, nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	env.cancel = cancel
+	env.session.OnIdleSignal(func(os.Signal) { cancel() })
+	return env, ctx, ask, nil
+}
+
 // holdCommand places or releases a change-freeze hold.
 func holdCommand(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.Writer) int {
 	fs := newFlagSet("hold")
@@ -395,13 +407,8 @@ func holdCommand(ctx context.Context, args []string, stdin *os.File, stdout, std
 		fmt.Fprintln(stderr, "tfsh: --for takes a positive duration, like 2h (leave it out for a hold until released)")
 		return exitCannotRun
 	}
-	var ask *os.File
-	if term.IsTerminal(int(stdin.Fd())) {
-		ask = stdin
-	}
-	env, err := setup(ctx, c, "hold", append([]string{"hold"}, args...), stdin, ask, stdout, stderr)
+	env, ctx, _, err := ownSession(ctx, c, "hold", args, stdin, stdout, stderr)
 	if err != nil {
-		fmt.Fprintf(stderr, "tfsh: %v\n", err)
 		return exitCannotRun
 	}
 	defer env.close()
@@ -434,6 +441,7 @@ type runEnv struct {
 	// scratch is a throwaway audit log used when the real one cannot be
 	// opened and the policy does not require it; removed at the end.
 	scratch string
+	cancel  context.CancelFunc // of ownSession's context, if any
 }
 
 func (e *runEnv) end(out shell.Outcome) {
@@ -444,6 +452,9 @@ func (e *runEnv) end(out shell.Outcome) {
 }
 
 func (e *runEnv) close() {
+	if e.cancel != nil {
+		e.cancel()
+	}
 	signal.Stop(e.sigs)
 	e.db.Close()
 	if e.scratch != "" {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"os/exec"
@@ -87,19 +86,13 @@ func TestHold(t *testing.T) {
 		t.Fatalf("plan over an expired hold: exit %d\n%s", r.code, r.stderr)
 	}
 	h.must("-c", "plan -input=false")
-	ctx := context.Background()
-	db, err := audit.Open(ctx, h.db)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var kinds []string
-	db.Events(ctx, audit.EventFilter{Kinds: []string{"hold_placed", "hold_released"}}, func(e audit.Event) error {
+	h.events(audit.EventFilter{Kinds: []string{"hold_placed", "hold_released"}}, func(e audit.Event) error {
 		var d struct{ Expired bool }
 		json.Unmarshal(e.Data, &d)
 		kinds = append(kinds, fmt.Sprintf("%s/%v", e.Kind, d.Expired))
 		return nil
 	})
-	db.Close()
 	if got := strings.Join(kinds, " "); got != "hold_placed/false hold_released/false hold_placed/false hold_released/true hold_placed/false hold_released/true hold_placed/false hold_released/true" {
 		t.Fatalf("hold events: %s", got)
 	}

@@ -42,8 +42,8 @@ func (e lockEvent) String() string {
 	return fmt.Sprintf("%s[%s %s %s]", e.Kind, e.Sub, e.LockID, e.Data.Source)
 }
 
-// lockEvents reads every lock event of the harness's audit log.
-func (h *harness) lockEvents() []lockEvent {
+// events calls fn on every event of the harness's audit log that f selects.
+func (h *harness) events(f audit.EventFilter, fn func(audit.Event) error) error {
 	h.t.Helper()
 	ctx := context.Background()
 	db, err := audit.Open(ctx, h.db)
@@ -51,9 +51,15 @@ func (h *harness) lockEvents() []lockEvent {
 		h.t.Fatal(err)
 	}
 	defer db.Close()
+	return db.Events(ctx, f, fn)
+}
+
+// lockEvents reads every lock event of the harness's audit log.
+func (h *harness) lockEvents() []lockEvent {
+	h.t.Helper()
 	subs := map[string]string{}
 	var out []lockEvent
-	err = db.Events(ctx, audit.EventFilter{}, func(e audit.Event) error {
+	err := h.events(audit.EventFilter{}, func(e audit.Event) error {
 		if e.Kind == audit.KindCommandStart {
 			var c struct{ Subcommand string }
 			json.Unmarshal(e.Data, &c)
@@ -79,14 +85,8 @@ func (h *harness) lockEvents() []lockEvent {
 // reason, linked to the event it resolves.
 func (h *harness) checkForceUnlock(lockID, reason, resolves string) {
 	h.t.Helper()
-	ctx := context.Background()
-	db, err := audit.Open(ctx, h.db)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	defer db.Close()
 	var got []string
-	err = db.Events(ctx, audit.EventFilter{LockID: lockID, Kinds: []string{"force_unlock"}}, func(e audit.Event) error {
+	err := h.events(audit.EventFilter{LockID: lockID, Kinds: []string{"force_unlock"}}, func(e audit.Event) error {
 		var d struct {
 			Reason   string   `json:"reason"`
 			Resolves []string `json:"resolves"`
@@ -110,14 +110,8 @@ func (h *harness) checkForceUnlock(lockID, reason, resolves string) {
 // linking the unlock and the two plans it ran.
 func (h *harness) checkIntegrity(lockID string) {
 	h.t.Helper()
-	ctx := context.Background()
-	db, err := audit.Open(ctx, h.db)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	defer db.Close()
 	n := 0
-	err = db.Events(ctx, audit.EventFilter{LockID: lockID, Kinds: []string{"integrity_check"}}, func(e audit.Event) error {
+	err := h.events(audit.EventFilter{LockID: lockID, Kinds: []string{"integrity_check"}}, func(e audit.Event) error {
 		var d struct {
 			UnlockCommand  string `json:"unlock_command"`
 			RefreshCommand string `json:"refresh_command"`
