@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"regexp"
 	"time"
 
@@ -78,15 +77,8 @@ func (s *Session) Hold(ctx context.Context, dir string, dur time.Duration, relea
 			dec.Action = policy.RequireReason
 		}
 	}
-	sigs := make(chan os.Signal, 4)
-	s.mu.Lock()
-	s.running = sigs
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		s.running = nil
-		s.mu.Unlock()
-	}()
+	sigs, giveBack := s.takeSignals()
+	defer giveBack()
 	asked := s.resolveWithSignals(ctx, dec, sigs)
 	// From here a Ctrl-C cancels the backend calls.
 	ctx, stopSignals := untilSignal(ctx, sigs)

@@ -255,15 +255,8 @@ func (s *Session) Run(ctx context.Context, argv []string, line string) Outcome {
 	// From here on, signals go to the command (or stop a question); one
 	// that came just before is seen through ctx and stops it before it
 	// starts.
-	sigs := make(chan os.Signal, 4)
-	s.mu.Lock()
-	s.running = sigs
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		s.running = nil
-		s.mu.Unlock()
-	}()
+	sigs, release := s.takeSignals()
+	defer release()
 	asked := s.resolveWithSignals(ctx, dec, sigs)
 
 	secrets := terraform.ArgSecrets(final.EffectiveArgv())
@@ -462,6 +455,20 @@ func (s *Session) Run(ctx context.Context, argv []string, line string) Outcome {
 		s.afterUnlock(ctx, sigs, pol.Settings.AfterUnlock, inv, ref, inv.Positional[0].Value, c.ID)
 	}
 	return out
+}
+
+// takeSignals routes the session's signals to the returned channel (the
+// command that runs now) until release.
+func (s *Session) takeSignals() (chan os.Signal, func()) {
+	sigs := make(chan os.Signal, 4)
+	s.mu.Lock()
+	s.running = sigs
+	s.mu.Unlock()
+	return sigs, func() {
+		s.mu.Lock()
+		s.running = nil
+		s.mu.Unlock()
+	}
 }
 
 // sameMeaning reports whether b (a with arguments added) keeps a's
