@@ -42,6 +42,8 @@ func Main(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.
 			return runCommand(ctx, args[1:], stdin, stdout, stderr)
 		case "audit":
 			return auditCommand(ctx, args[1:], stdout, stderr)
+		case "explain":
+			return explainCommand(ctx, args[1:], stdout, stderr)
 		case "locks":
 			return locksCommand(ctx, args[1:], stdout, stderr)
 		case "policy":

@@ -154,8 +154,14 @@ func (h *harness) waitEvent(what string, cmd *exec.Cmd, out *lockedBuffer, ok fu
 // start runs tfsh in the background.
 func (h *harness) start(args ...string) (*exec.Cmd, *lockedBuffer, chan error) {
 	h.t.Helper()
+	return h.startEnv(nil, args...)
+}
+
+// startEnv runs tfsh in the background with more environment variables.
+func (h *harness) startEnv(extraEnv []string, args ...string) (*exec.Cmd, *lockedBuffer, chan error) {
+	h.t.Helper()
 	cmd := exec.Command("tfsh", args...)
-	cmd.Dir, cmd.Env = h.dir, h.env
+	cmd.Dir, cmd.Env = h.dir, append(append([]string(nil), h.env...), extraEnv...)
 	out := &lockedBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {

@@ -1,0 +1,824 @@
+package audit
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Kinds explain reads. The lock package owns the lock_* kinds and the shell
+// owns force_unlock, integrity_check and hold_*: this package reads them
+// from their recorded JSON only (leaves do not import each other).
+const (
+	kindLockAcquired   = "lock_acquired"
+	kindLockReleased   = "lock_released"
+	kindLockWait       = "lock_wait"
+	kindLockWaitEnd    = "lock_wait_end"
+	kindLockContention = "lock_contention"
+	kindLockOrphaned   = "lock_orphaned"
+	kindReleaseFailed  = "lock_release_failed"
+	kindForceUnlock    = "force_unlock"
+	kindIntegrity      = "integrity_check"
+	kindHoldPlaced     = "hold_placed"
+	kindHoldReleased   = "hold_released"
+)
+
+// seedKinds are the events that make a lock worth explaining: someone was
+// kept from the state, or the lock did not end normally.
+var seedKinds = []string{kindLockWait, kindLockContention, kindLockOrphaned, kindReleaseFailed, kindForceUnlock}
+
+// ExplainQuery says what to explain. With Ref empty, every incident whose
+// first sign falls in [Since, Until) (on StateKey, if given); with Ref, the
+// incidents of one lock ID, event, command or session, whenever they were.
+type ExplainQuery struct {
+	StateKey     string
+	Since, Until time.Time
+	// Ref is a lock ID, an event ID, a session ID (or a unique prefix, or
+	// "last") or a command ID (or a unique prefix).
+	Ref string
+}
+
+// Explanation is the answer: one chain per lock that kept someone from a
+// state or did not end normally, oldest first, and the blocked time per
+// state.
+type Explanation struct {
+	Since *time.Time `json:"since,omitempty"`
+	Until *time.Time `json:"until,omitempty"`
+	Ref   string     `json:"ref,omitempty"`
+	// RefKind says what Ref turned out to be: lock, event, session or
+	// command; RefID is the full ID it resolved to.
+	RefKind string       `json:"ref_kind,omitempty"`
+	RefID   string       `json:"ref_id,omitempty"`
+	Chains  []Chain      `json:"chains"`
+	States  []StateTotal `json:"states"`
+}
+
+// Chain is the causal chain of one lock: who held it, since when, doing
+// what; who waited and for how long; and how it ended.
+type Chain struct {
+	StateKey string    `json:"state_key"`
+	LockID   string    `json:"lock_id,omitempty"`
+	Start    time.Time `json:"start"` // the lock's Created, else the first event
+	End      time.Time `json:"end"`   // the last fact about it
+	Holder   Party     `json:"holder"`
+	// HeldFor is how long the lock was held, from Created (or when tfsh
+	// saw it taken) to its release or removal; 0 when the end is unknown.
+	HeldMS  int64    `json:"held_ms"`
+	Waiters []Waiter `json:"waiters"`
+	Ending  Ending   `json:"ending"`
+	// BlockedMS is the time during which at least one command waited on
+	// this lock or failed on it, or it sat orphaned (wall clock, overlaps
+	// counted once). WaitedMS is the sum of the waiters' blocked time.
+	BlockedMS  int64 `json:"blocked_ms"`
+	WaitedMS   int64 `json:"waited_ms"`
+	OrphanedMS int64 `json:"orphaned_ms,omitempty"`
+	// Events are the IDs of the events the chain was built from.
+	Events []string `json:"events"`
+}
+
+// Party is someone who held or wanted a lock.
+type Party struct {
+	Who       string `json:"who"` // user@host
+	CI        *CIRun `json:"ci,omitempty"`
+	SessionID string `json:"session_id,omitempty"`
+	CommandID string `json:"command_id,omitempty"`
+	Command   string `json:"command,omitempty"` // the line as typed, redacted
+	Operation string `json:"operation,omitempty"`
+	// Recorded is false for a holder tfsh knows only from the lock's own
+	// record (plain terraform, another machine's log): Who and Operation
+	// are then what terraform wrote.
+	Recorded bool   `json:"recorded"`
+	Hold     string `json:"hold_reason,omitempty"` // a change-freeze hold's reason
+}
+
+// CIRun is the CI job a session ran in.
+type CIRun struct {
+	Provider string `json:"provider"`
+	RunID    string `json:"run_id,omitempty"`
+	Workflow string `json:"workflow,omitempty"`
+	Job      string `json:"job,omitempty"`
+	Actor    string `json:"actor,omitempty"`
+	URL      string `json:"url,omitempty"`
+}
+
+// Waiter is one command kept from the lock.
+type Waiter struct {
+	Party
+	From      time.Time `json:"from"`
+	Until     time.Time `json:"until"`
+	BlockedMS int64     `json:"blocked_ms"`
+	// Outcome: acquired (got the lock afterwards), failed (gave up at once:
+	// -lock-timeout=0s), timed out (after LockTimeout), ended (the command
+	// ended while waiting: interrupted, killed), waiting (no end recorded).
+	Outcome     string `json:"outcome"`
+	LockTimeout string `json:"lock_timeout,omitempty"`
+	ExitCode    *int   `json:"exit_code,omitempty"`
+	Status      string `json:"status,omitempty"`
+}
+
+// Ending is how the lock ended.
+type Ending struct {
+	// How: released, orphaned, force-unlocked, release failed,
+	// hold released, hold expired, still held, unknown.
+	How string     `json:"how"`
+	At  *time.Time `json:"at,omitempty"`
+	// SeenBy says who saw a release when the holder is not recorded (a
+	// waiter whose wait ended because the lock went away).
+	SeenBy      string       `json:"seen_by,omitempty"`
+	Orphaned    *Orphaning   `json:"orphaned,omitempty"`
+	ForceUnlock *ForceUnlock `json:"force_unlock,omitempty"`
+	// ReleaseFailed is terraform's message when its unlock failed.
+	ReleaseFailed string `json:"release_failed,omitempty"`
+}
+
+// Orphaning is a lock left behind by a command that ended.
+type Orphaning struct {
+	At time.Time `json:"at"`
+	// Cause is how the holder's command ended: "killed by SIGKILL",
+	// "exit 1", "interrupted".
+	Cause string `json:"cause,omitempty"`
+}
+
+// ForceUnlock is the removal of a lock by someone.
+type ForceUnlock struct {
+	At        time.Time `json:"at"`
+	By        string    `json:"by"`
+	SessionID string    `json:"session_id"`
+	CommandID string    `json:"command_id,omitempty"`
+	Reason    string    `json:"reason,omitempty"`
+	Method    string    `json:"method,omitempty"`
+	// Verified is the verdict of the integrity check that followed, or
+	// "not checked".
+	Verified string `json:"verified"`
+}
+
+// StateTotal is the blocked time of one state, and who held it meanwhile.
+type StateTotal struct {
+	StateKey   string        `json:"state_key"`
+	BlockedMS  int64         `json:"blocked_ms"`
+	WaitedMS   int64         `json:"waited_ms"`
+	OrphanedMS int64         `json:"orphaned_ms"`
+	Chains     int           `json:"chains"`
+	ByHolder   []HolderTotal `json:"by_holder"`
+}
+
+// HolderTotal is the blocked time one holder caused on a state.
+type HolderTotal struct {
+	Who       string `json:"who"`
+	BlockedMS int64  `json:"blocked_ms"`
+	Chains    int    `json:"chains"`
+}
+
+// explainer holds what one Explain call has read, so that each session and
+// command is read once.
+type explainer struct {
+	d        *DB
+	sessions map[string]*sessionFacts
+	commands map[string]*commandFacts
+}
+
+type sessionFacts struct {
+	who string
+	ci  *CIRun
+}
+
+type commandFacts struct {
+	sessionID   string
+	line        string
+	subcommand  string
+	lockTimeout string
+	end         *CommandEnd
+	endAt       time.Time
+}
+
+// lockData is the part of a lock event's data explain reads.
+type lockData struct {
+	Info *struct {
+		ID        string    `json:"ID"`
+		Operation string    `json:"Operation"`
+		Who       string    `json:"Who"`
+		Created   time.Time `json:"Created"`
+		Info      string    `json:"Info"`
+	} `json:"info"`
+	PID      int    `json:"pid"`
+	HeldMS   int64  `json:"held_ms"`
+	WaitedMS int64  `json:"waited_ms"`
+	Ended    string `json:"ended"`
+	Message  string `json:"message"`
+	// force_unlock, hold_*
+	Who     string `json:"who"`
+	Reason  string `json:"reason"`
+	Method  string `json:"method"`
+	Expired bool   `json:"expired"`
+	// integrity_check
+	Verdict string `json:"verdict"`
+}
+
+// Explain builds the causal chains the query asks for. It reads only the
+// events it needs, through indexes: the incidents in range, then each
+// incident's lock by ID, then the commands and sessions involved.
+func (d *DB) Explain(ctx context.Context, q ExplainQuery) (*Explanation, error) {
+	x := &explainer{d: d, sessions: map[string]*sessionFacts{}, commands: map[string]*commandFacts{}}
+	out := &Explanation{Chains: []Chain{}, States: []StateTotal{}, Ref: q.Ref}
+	var locks []string // lock IDs in first-seen order
+	var loose []Event  // incidents without a lock ID
+	seen := map[string]bool{}
+	addLock := func(id string) {
+		if id != "" && !seen[id] {
+			seen[id] = true
+			locks = append(locks, id)
+		}
+	}
+	var err error
+	if q.Ref != "" {
+		loose, out.RefKind, out.RefID, err = x.byRef(ctx, q.Ref, addLock)
+	} else {
+		if !q.Since.IsZero() {
+			t := q.Since.UTC()
+			out.Since = &t
+		}
+		if !q.Until.IsZero() {
+			t := q.Until.UTC()
+			out.Until = &t
+		}
+		loose, err = x.inRange(ctx, q, addLock)
+	}
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range locks {
+		var evs []Event
+		if err := d.Events(ctx, EventFilter{LockID: id}, func(e Event) error { evs = append(evs, e); return nil }); err != nil {
+			return nil, err
+		}
+		ch, err := x.chain(ctx, id, evs)
+		if err != nil {
+			return nil, err
+		}
+		if ch != nil && (q.StateKey == "" || ch.StateKey == q.StateKey) {
+			out.Chains = append(out.Chains, *ch)
+		}
+	}
+	for _, e := range loose {
+		ch, err := x.chain(ctx, "", []Event{e})
+		if err != nil {
+			return nil, err
+		}
+		if ch != nil {
+			out.Chains = append(out.Chains, *ch)
+		}
+	}
+	sort.SliceStable(out.Chains, func(i, j int) bool { return out.Chains[i].Start.Before(out.Chains[j].Start) })
+	out.States = totals(out.Chains)
+	return out, nil
+}
+
+// inRange finds the incidents whose events fall in the query's range.
+func (x *explainer) inRange(ctx context.Context, q ExplainQuery, addLock func(string)) ([]Event, error) {
+	where := []string{"kind IN (?" + strings.Repeat(", ?", len(seedKinds)-1) + ")"}
+	var args []any
+	for _, k := range seedKinds {
+		args = append(args, k)
+	}
+	if !q.Since.IsZero() {
+		where = append(where, "at >= ?")
+		args = append(args, q.Since.UnixNano())
+	}
+	if !q.Until.IsZero() {
+		where = append(where, "at < ?")
+		args = append(args, q.Until.UnixNano())
+	}
+	if q.StateKey != "" {
+		where = append(where, "state_key = ?")
+		args = append(args, q.StateKey)
+	}
+	rows, err := x.d.db.QueryContext(ctx, `SELECT `+eventColumns+` FROM events WHERE `+strings.Join(where, " AND ")+` ORDER BY seq`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read lock incidents: %w", err)
+	}
+	defer rows.Close()
+	var loose []Event
+	for rows.Next() {
+		e, err := scanEvent(rows)
+		if err != nil {
+			return nil, fmt.Errorf("read lock incident: %w", err)
+		}
+		if e.LockID != "" {
+			addLock(e.LockID)
+		} else {
+			loose = append(loose, e)
+		}
+	}
+	return loose, rows.Err()
+}
+
+// byRef finds the incidents of a lock, an event, a command or a session,
+// and says which it was.
+func (x *explainer) byRef(ctx context.Context, ref string, addLock func(string)) (loose []Event, kind, id string, err error) {
+	var n int
+	if err := x.d.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM events WHERE lock_id = ? LIMIT 1)`, ref).Scan(&n); err != nil {
+		return nil, "", "", fmt.Errorf("find lock %s: %w", ref, err)
+	}
+	if n > 0 {
+		addLock(ref)
+		return nil, "lock", ref, nil
+	}
+	row := x.d.db.QueryRowContext(ctx, `SELECT `+eventColumns+` FROM events WHERE id = ?`, strings.ToUpper(ref))
+	if e, err := scanEvent(row); err == nil {
+		switch {
+		case e.LockID != "":
+			addLock(e.LockID)
+		case e.CommandID != "":
+			loose, err = x.incidentsOf(ctx, EventFilter{CommandID: e.CommandID}, addLock)
+		default:
+			loose, err = x.incidentsOf(ctx, EventFilter{SessionID: e.SessionID}, addLock)
+		}
+		return loose, "event", e.ID, err
+	} else if err != sql.ErrNoRows {
+		return nil, "", "", fmt.Errorf("find event %s: %w", ref, err)
+	}
+	if id, err := x.d.ResolveSession(ctx, ref); err == nil {
+		loose, err = x.incidentsOf(ctx, EventFilter{SessionID: id}, addLock)
+		return loose, "session", id, err
+	} else if !isNotFound(err) {
+		return nil, "", "", err
+	}
+	id, err = x.d.resolveCommand(ctx, ref)
+	if isNotFound(err) {
+		return nil, "", "", fmt.Errorf("%q is no lock ID, event, session or command in the audit log: %w", ref, ErrNotFound)
+	} else if err != nil {
+		return nil, "", "", err
+	}
+	loose, err = x.incidentsOf(ctx, EventFilter{CommandID: id}, addLock)
+	return loose, "command", id, err
+}
+
+func isNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
+
+// incidentsOf finds the locks a session or command held or met.
+func (x *explainer) incidentsOf(ctx context.Context, f EventFilter, addLock func(string)) ([]Event, error) {
+	f.Kinds = append([]string{kindLockAcquired, kindHoldPlaced}, seedKinds...)
+	var loose []Event
+	err := x.d.Events(ctx, f, func(e Event) error {
+		if e.LockID != "" {
+			addLock(e.LockID)
+		} else if e.Kind != kindLockAcquired {
+			loose = append(loose, e)
+		}
+		return nil
+	})
+	return loose, err
+}
+
+// resolveCommand turns a command ID or a unique prefix into a command ID.
+func (d *DB) resolveCommand(ctx context.Context, ref string) (string, error) {
+	rows, err := d.db.QueryContext(ctx, `SELECT command_id FROM events WHERE kind = 'command_start' AND command_id LIKE ? ORDER BY seq DESC LIMIT 2`, strings.ToUpper(ref)+"%")
+	if err != nil {
+		return "", err
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return "", err
+		}
+		ids = append(ids, id)
+	}
+	switch {
+	case len(ids) == 0:
+		return "", fmt.Errorf("command %q: %w", ref, ErrNotFound)
+	case len(ids) > 1:
+		return "", fmt.Errorf("command %q is ambiguous: give more characters of the ID", ref)
+	}
+	return ids[0], rows.Err()
+}
+
+func (x *explainer) session(ctx context.Context, id string) (*sessionFacts, error) {
+	if s, ok := x.sessions[id]; ok {
+		return s, nil
+	}
+	s := &sessionFacts{}
+	err := x.d.Events(ctx, EventFilter{SessionID: id, Kinds: []string{KindSessionStart}}, func(e Event) error {
+		var info SessionInfo
+		if json.Unmarshal(e.Data, &info) == nil {
+			s.who = info.User + "@" + info.Host
+			if p := info.CI["provider"]; p != "" {
+				s.ci = &CIRun{Provider: p, RunID: info.CI["run_id"], Workflow: info.CI["workflow"], Job: info.CI["job"], Actor: info.CI["actor"], URL: info.CI["url"]}
+			}
+		}
+		return nil
+	})
+	x.sessions[id] = s
+	return s, err
+}
+
+func (x *explainer) command(ctx context.Context, id string) (*commandFacts, error) {
+	if c, ok := x.commands[id]; ok {
+		return c, nil
+	}
+	c := &commandFacts{}
+	err := x.d.Events(ctx, EventFilter{CommandID: id, Kinds: []string{KindCommandStart, KindCommandEnd}}, func(e Event) error {
+		c.sessionID = e.SessionID
+		switch e.Kind {
+		case KindCommandStart:
+			var info CommandInfo
+			if json.Unmarshal(e.Data, &info) == nil {
+				c.line = info.Line
+				if c.line == "" {
+					c.line = strings.Join(info.Typed, " ")
+				}
+				c.subcommand = info.Subcommand
+				c.lockTimeout = lockTimeout(info.Effective)
+			}
+		case KindCommandEnd:
+			c.end = new(CommandEnd)
+			_ = json.Unmarshal(e.Data, c.end)
+			c.endAt = e.At
+		}
+		return nil
+	})
+	x.commands[id] = c
+	return c, err
+}
+
+// lockTimeout is the last -lock-timeout in argv (terraform's flags are
+// last-wins), or "".
+func lockTimeout(argv []string) string {
+	v := ""
+	for _, a := range argv {
+		a = strings.TrimPrefix(a, "-")
+		if rest, ok := strings.CutPrefix(a, "-lock-timeout="); ok {
+			v = rest
+		} else if rest, ok := strings.CutPrefix(a, "lock-timeout="); ok {
+			v = rest
+		}
+	}
+	return v
+}
+
+// party fills who ran a command.
+func (x *explainer) party(ctx context.Context, sessionID, commandID string) (Party, error) {
+	p := Party{SessionID: sessionID, CommandID: commandID, Recorded: true}
+	if commandID != "" {
+		c, err := x.command(ctx, commandID)
+		if err != nil {
+			return p, err
+		}
+		p.Command = c.line
+	}
+	s, err := x.session(ctx, sessionID)
+	if err != nil {
+		return p, err
+	}
+	p.Who, p.CI = s.who, s.ci
+	return p, nil
+}
+
+// chain builds the chain of one lock from every event that names it (or
+// of one incident without a lock ID). It returns nil for a lock that kept
+// no one waiting and ended normally.
+func (x *explainer) chain(ctx context.Context, lockID string, evs []Event) (*Chain, error) {
+	ch := &Chain{LockID: lockID, Waiters: []Waiter{}, Events: []string{}}
+	waiters := map[string]*Waiter{} // by command ID
+	var order []string
+	var holderSeen, incident bool
+	var created, acquiredAt, releasedAt time.Time
+	var orphan *Orphaning
+	var holderCmd string
+	var seenBy string
+	waiter := func(e Event) (*Waiter, error) {
+		key := e.CommandID
+		if key == "" {
+			key = e.ID
+		}
+		if w, ok := waiters[key]; ok {
+			return w, nil
+		}
+		p, err := x.party(ctx, e.SessionID, e.CommandID)
+		if err != nil {
+			return nil, err
+		}
+		w := &Waiter{Party: p, From: e.At, Until: e.At}
+		if c := x.commands[e.CommandID]; c != nil {
+			w.Operation = c.subcommand
+			w.LockTimeout = c.lockTimeout
+		}
+		waiters[key] = w
+		order = append(order, key)
+		return w, nil
+	}
+	holderFromInfo := func(d lockData) {
+		if holderSeen || d.Info == nil {
+			return
+		}
+		ch.Holder.Who = d.Info.Who
+		ch.Holder.Operation = operationName(d.Info.Operation)
+		if created.IsZero() {
+			created = d.Info.Created
+		}
+	}
+	for _, e := range evs {
+		if ch.StateKey == "" {
+			ch.StateKey = e.StateKey
+		}
+		ch.Events = append(ch.Events, e.ID)
+		var d lockData
+		_ = json.Unmarshal(e.Data, &d)
+		switch e.Kind {
+		case kindLockAcquired:
+			p, err := x.party(ctx, e.SessionID, e.CommandID)
+			if err != nil {
+				return nil, err
+			}
+			if d.Info != nil {
+				p.Operation = operationName(d.Info.Operation)
+				created = d.Info.Created
+			}
+			ch.Holder, holderSeen, holderCmd, acquiredAt = p, true, e.CommandID, e.At
+		case kindHoldPlaced:
+			p, err := x.party(ctx, e.SessionID, e.CommandID)
+			if err != nil {
+				return nil, err
+			}
+			p.Operation, p.Hold = "hold", d.Reason
+			if d.Info != nil {
+				created = d.Info.Created
+			}
+			ch.Holder, holderSeen, acquiredAt = p, true, e.At
+		case kindLockReleased, kindHoldReleased:
+			if releasedAt.IsZero() {
+				releasedAt = e.At
+			}
+			if e.Kind == kindHoldReleased {
+				ch.Ending.How = "hold released"
+				if d.Expired {
+					ch.Ending.How = "hold expired"
+				}
+			} else if ch.Ending.How == "" || ch.Ending.How == "release failed" {
+				if ch.Ending.How == "" {
+					ch.Ending.How = "released"
+				}
+			}
+		case kindLockWait:
+			incident = true
+			holderFromInfo(d)
+			w, err := waiter(e)
+			if err != nil {
+				return nil, err
+			}
+			w.From = e.At
+			w.Outcome = "waiting"
+		case kindLockWaitEnd:
+			w, err := waiter(e)
+			if err != nil {
+				return nil, err
+			}
+			w.Until = e.At
+			if d.Ended == "released" && w.Outcome == "waiting" {
+				w.Outcome = "acquired"
+				// A holder tfsh did not record is known to have let go
+				// when the first waiter saw the lock go away.
+				if !holderSeen && (releasedAt.IsZero() || e.At.Before(releasedAt)) {
+					releasedAt, seenBy = e.At, w.Who
+				}
+			} else if w.Outcome == "waiting" {
+				w.Outcome = "ended"
+			}
+		case kindLockContention:
+			incident = true
+			holderFromInfo(d)
+			w, err := waiter(e)
+			if err != nil {
+				return nil, err
+			}
+			if w.Outcome == "" {
+				// No wait was seen: terraform gave up on its first try.
+				w.From, w.Until, w.Outcome = e.At, e.At, "failed"
+			} else {
+				// It waited, and terraform gave up at its -lock-timeout.
+				w.Outcome = "timed out"
+				if e.At.After(w.Until) {
+					w.Until = e.At
+				}
+			}
+		case kindLockOrphaned:
+			incident = true
+			orphan = &Orphaning{At: e.At}
+			if c, err := x.command(ctx, e.CommandID); err == nil && c.end != nil {
+				orphan.Cause = endCause(c.end)
+			}
+			ch.Ending.How = "orphaned"
+		case kindReleaseFailed:
+			incident = true
+			ch.Ending.ReleaseFailed = d.Message
+			if ch.Ending.How == "" {
+				ch.Ending.How = "release failed"
+			}
+		case kindForceUnlock:
+			incident = true
+			holderFromInfo(d)
+			s, err := x.session(ctx, e.SessionID)
+			if err != nil {
+				return nil, err
+			}
+			by := d.Who
+			if by == "" {
+				by = s.who
+			}
+			ch.Ending.ForceUnlock = &ForceUnlock{At: e.At, By: by, SessionID: e.SessionID, CommandID: e.CommandID,
+				Reason: d.Reason, Method: d.Method, Verified: "not checked"}
+			ch.Ending.How = "force-unlocked"
+		case kindIntegrity:
+			if fu := ch.Ending.ForceUnlock; fu != nil {
+				fu.Verified = d.Verdict
+			}
+		}
+	}
+	if !incident {
+		return nil, nil
+	}
+	if created.IsZero() {
+		created = acquiredAt
+	}
+	ch.Start = created
+	if ch.Start.IsZero() && len(evs) > 0 {
+		ch.Start = evs[0].At
+	}
+	// The holder's command ending tells what a missing release means.
+	if holderCmd != "" && orphan == nil && releasedAt.IsZero() {
+		if c, err := x.command(ctx, holderCmd); err == nil && c.end == nil {
+			ch.Ending.How = "still held"
+		}
+	}
+	if orphan != nil {
+		ch.Ending.Orphaned = orphan
+	}
+	end := releasedAt
+	if fu := ch.Ending.ForceUnlock; fu != nil {
+		if end.IsZero() || fu.At.Before(end) {
+			end = fu.At
+		}
+	}
+	switch {
+	case ch.Ending.How == "" && !releasedAt.IsZero():
+		ch.Ending.How = "released"
+		if !holderSeen {
+			ch.Ending.SeenBy = seenBy
+		}
+	case ch.Ending.How == "":
+		ch.Ending.How = "unknown"
+	}
+	if !end.IsZero() {
+		t := end
+		ch.Ending.At = &t
+		if !ch.Start.IsZero() {
+			ch.HeldMS = end.Sub(ch.Start).Milliseconds()
+		}
+	}
+	// Blocked: the union of the waiters' intervals and the orphaned span.
+	var spans [][2]time.Time
+	for _, k := range order {
+		w := waiters[k]
+		if c := x.commands[w.CommandID]; c != nil && c.end != nil {
+			w.ExitCode, w.Status = &c.end.ExitCode, c.end.Status
+			if w.Outcome == "waiting" {
+				w.Until, w.Outcome = c.endAt, "ended"
+			}
+		}
+		w.BlockedMS = w.Until.Sub(w.From).Milliseconds()
+		ch.WaitedMS += w.BlockedMS
+		spans = append(spans, [2]time.Time{w.From, w.Until})
+		ch.Waiters = append(ch.Waiters, *w)
+	}
+	if orphan != nil {
+		until := end
+		if until.IsZero() || until.Before(orphan.At) {
+			until = orphan.At
+		}
+		ch.OrphanedMS = until.Sub(orphan.At).Milliseconds()
+		spans = append(spans, [2]time.Time{orphan.At, until})
+	}
+	ch.BlockedMS = union(spans).Milliseconds()
+	ch.End = ch.Start
+	for _, e := range evs {
+		if e.At.After(ch.End) {
+			ch.End = e.At
+		}
+	}
+	for _, w := range ch.Waiters {
+		if w.Until.After(ch.End) {
+			ch.End = w.Until
+		}
+	}
+	if ch.Holder.Who == "" {
+		ch.Holder.Who = "unknown"
+	}
+	return ch, nil
+}
+
+// endCause says how a command ended, for an orphaned lock.
+func endCause(e *CommandEnd) string {
+	switch {
+	case e.Signal != "":
+		return "terraform was killed by " + signalName(e.Signal)
+	case e.Status == "unknown":
+		return "tfsh was killed"
+	case e.Reason != "":
+		return fmt.Sprintf("%s, exit %d (%s)", e.Status, e.ExitCode, e.Reason)
+	}
+	return fmt.Sprintf("%s, exit %d", e.Status, e.ExitCode)
+}
+
+// signalName turns Go's name of a signal ("killed") into its usual one
+// (SIGKILL).
+func signalName(s string) string {
+	for i := syscall.Signal(1); i < 32; i++ {
+		if i.String() == s {
+			if n := unix.SignalName(i); n != "" {
+				return n
+			}
+		}
+	}
+	return s
+}
+
+// operationName turns OperationTypeApply into apply.
+func operationName(op string) string {
+	if s, ok := strings.CutPrefix(op, "OperationType"); ok {
+		return strings.ToLower(s)
+	}
+	return op
+}
+
+// union is the total length of possibly overlapping spans.
+func union(spans [][2]time.Time) time.Duration {
+	sort.Slice(spans, func(i, j int) bool { return spans[i][0].Before(spans[j][0]) })
+	var total time.Duration
+	var cur [2]time.Time
+	for i, s := range spans {
+		if s[1].Before(s[0]) {
+			continue
+		}
+		if i == 0 || cur[1].IsZero() || s[0].After(cur[1]) {
+			if !cur[1].IsZero() {
+				total += cur[1].Sub(cur[0])
+			}
+			cur = s
+			continue
+		}
+		if s[1].After(cur[1]) {
+			cur[1] = s[1]
+		}
+	}
+	if !cur[1].IsZero() {
+		total += cur[1].Sub(cur[0])
+	}
+	return total
+}
+
+// totals sums the chains per state key, and per holder within it.
+func totals(chains []Chain) []StateTotal {
+	idx := map[string]int{}
+	var out []StateTotal
+	for _, c := range chains {
+		i, ok := idx[c.StateKey]
+		if !ok {
+			i = len(out)
+			idx[c.StateKey] = i
+			out = append(out, StateTotal{StateKey: c.StateKey, ByHolder: []HolderTotal{}})
+		}
+		st := &out[i]
+		st.BlockedMS += c.BlockedMS
+		st.WaitedMS += c.WaitedMS
+		st.OrphanedMS += c.OrphanedMS
+		st.Chains++
+		found := false
+		for j := range st.ByHolder {
+			if st.ByHolder[j].Who == c.Holder.Who {
+				st.ByHolder[j].BlockedMS += c.BlockedMS
+				st.ByHolder[j].Chains++
+				found = true
+			}
+		}
+		if !found {
+			st.ByHolder = append(st.ByHolder, HolderTotal{Who: c.Holder.Who, BlockedMS: c.BlockedMS, Chains: 1})
+		}
+	}
+	for i := range out {
+		sort.SliceStable(out[i].ByHolder, func(a, b int) bool { return out[i].ByHolder[a].BlockedMS > out[i].ByHolder[b].BlockedMS })
+	}
+	sort.SliceStable(out, func(a, b int) bool { return out[a].BlockedMS > out[b].BlockedMS })
+	if out == nil {
+		out = []StateTotal{}
+	}
+	return out
+}

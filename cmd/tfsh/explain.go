@@ -1,0 +1,370 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/tfsh/tfsh/audit"
+)
+
+const explainUsage = `Usage:
+  tfsh explain [--state KEY] [--since T] [--until T] [--json] [--color auto|always|never] [REF]
+
+Explains every lock contention, wait, timeout, orphan and force-unlock as a chain: who held the
+lock (user@host, CI run, session, command), since when and for how long, who waited and for how
+long, and how it ended. Ends with the time each state was blocked, and by whom.
+
+  REF          a lock ID, an event ID, a session ID (or unique prefix, or last) or a command ID:
+               the incidents of that lock, session or command, whenever they were
+  --state KEY  only this state (as tfsh locks and audit show name it: bucket/key, or the file)
+  --since T    from T: RFC3339, a date (2006-01-02), or a duration back from now (2h, "2h ago");
+               default 24h ago when no REF is given
+  --until T    up to T (same forms); default now
+  --json       the chains and totals as JSON
+  --audit-db P the audit log to read
+`
+
+// explainCommand is tfsh explain.
+func explainCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	err := runExplain(ctx, args, stdout, time.Now())
+	if errors.Is(err, flag.ErrHelp) {
+		io.WriteString(stdout, explainUsage)
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "tfsh: %v\n", err)
+		return exitCannotRun
+	}
+	return 0
+}
+
+func runExplain(ctx context.Context, args []string, stdout io.Writer, now time.Time) error {
+	fs := newFlagSet("explain")
+	dbPath := fs.String("audit-db", "", "audit log path")
+	state := fs.String("state", "", "only this state key")
+	since := fs.String("since", "", "from")
+	until := fs.String("until", "", "up to")
+	asJSON := fs.Bool("json", false, "JSON output")
+	color := fs.String("color", "auto", "auto, always or never")
+	refs, err := parseInterspersed(fs, args)
+	if err != nil {
+		return flagError("explain", err)
+	}
+	if len(refs) > 1 {
+		return &usageError{"explain takes at most one lock, event, session or command ID (see tfsh explain --help)"}
+	}
+	q := audit.ExplainQuery{StateKey: *state}
+	if len(refs) == 1 {
+		q.Ref = refs[0]
+	}
+	if q.Since, err = parseTime("--since", *since, now); err != nil {
+		return err
+	}
+	if q.Until, err = parseTime("--until", *until, now); err != nil {
+		return err
+	}
+	if q.Ref == "" && q.Since.IsZero() {
+		q.Since = now.Add(-24 * time.Hour)
+	}
+	if q.Ref == "" && q.Until.IsZero() {
+		q.Until = now
+	}
+	if !q.Since.IsZero() && !q.Until.IsZero() && !q.Until.After(q.Since) {
+		return &usageError{"--until must be after --since"}
+	}
+	useColor, err := colorWanted(*color, stdout)
+	if err != nil {
+		return err
+	}
+	db, err := openAuditForReading(ctx, *dbPath)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	x, err := db.Explain(ctx, q)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return writeJSON(stdout, x)
+	}
+	return renderExplanation(stdout, x, useColor)
+}
+
+// parseTime reads RFC3339, a date, or a duration back from now.
+func parseTime(flagName, s string, now time.Time) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	if t, err := time.ParseInLocation("2006-01-02", s, time.Local); err == nil {
+		return t, nil
+	}
+	if d, err := time.ParseDuration(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(s), "ago"))); err == nil && d >= 0 {
+		return now.Add(-d), nil
+	}
+	return time.Time{}, &usageError{fmt.Sprintf("%s %q: give an RFC3339 time (2026-11-25T14:00:00Z), a date (2026-11-25) or a duration back from now (2h, 90m ago)", flagName, s)}
+}
+
+// colorWanted decides whether to colour: auto colours a terminal unless
+// NO_COLOR is set or TERM is dumb.
+func colorWanted(mode string, w io.Writer) (bool, error) {
+	switch mode {
+	case "always":
+		return true, nil
+	case "never":
+		return false, nil
+	case "auto":
+		f, ok := w.(*os.File)
+		return ok && term.IsTerminal(int(f.Fd())) && os.Getenv("NO_COLOR") == "" && os.Getenv("TERM") != "dumb", nil
+	}
+	return false, &usageError{fmt.Sprintf("--color %q: give auto, always or never", mode)}
+}
+
+// painter colours text when asked to.
+type painter bool
+
+func (p painter) paint(code, s string) string {
+	if !p || s == "" {
+		return s
+	}
+	return "\x1b[" + code + "m" + s + "\x1b[0m"
+}
+
+func (p painter) bold(s string) string   { return p.paint("1", s) }
+func (p painter) dim(s string) string    { return p.paint("2", s) }
+func (p painter) red(s string) string    { return p.paint("31", s) }
+func (p painter) green(s string) string  { return p.paint("32", s) }
+func (p painter) yellow(s string) string { return p.paint("33", s) }
+
+// dur is a duration as a reader wants it: milliseconds below a second,
+// tenths of seconds below a minute, whole seconds beyond.
+func dur(ms int64) string {
+	d := time.Duration(ms) * time.Millisecond
+	switch {
+	case d < time.Second:
+		return d.String()
+	case d < time.Minute:
+		return d.Round(100 * time.Millisecond).String()
+	}
+	return d.Round(time.Second).String()
+}
+
+func clock(t time.Time) string { return t.Local().Format("15:04:05.000") }
+
+// ciNames are the CI providers as their users write them.
+var ciNames = map[string]string{"github": "GitHub", "gitlab": "GitLab", "jenkins": "Jenkins", "buildkite": "Buildkite", "circleci": "CircleCI", "ci": "CI"}
+
+// partyLine is who, from where, running what: "bob via GitHub run 1234,
+// job deploy (root@runner-7): plan".
+func partyLine(p audit.Party) string {
+	s := esc(p.Who)
+	if ci := p.CI; ci != nil {
+		name := ciNames[ci.Provider]
+		if name == "" {
+			name = ci.Provider
+		}
+		via := esc(name)
+		if ci.RunID != "" {
+			via += " run " + esc(ci.RunID)
+		}
+		if ci.Job != "" {
+			via += ", job " + esc(ci.Job)
+		}
+		if ci.Actor != "" {
+			s = esc(ci.Actor) + " via " + via + " (" + s + ")"
+		} else {
+			s += " via " + via
+		}
+	}
+	if p.Command != "" {
+		s += ": " + esc(p.Command)
+	} else if p.Operation != "" {
+		s += ": " + esc(p.Operation)
+	}
+	if !p.Recorded {
+		s += " (not recorded by tfsh: from the lock's own record)"
+	}
+	return s
+}
+
+func short(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+func renderExplanation(w io.Writer, x *audit.Explanation, color bool) error {
+	p := painter(color)
+	switch {
+	case x.RefKind != "":
+		fmt.Fprintf(w, "Lock incidents of %s %s", x.RefKind, esc(x.RefID))
+	case x.Since != nil && x.Until != nil:
+		fmt.Fprintf(w, "Lock incidents from %s to %s", x.Since.Local().Format("2006-01-02 15:04:05 MST"), x.Until.Local().Format("2006-01-02 15:04:05 MST"))
+	default:
+		fmt.Fprint(w, "Lock incidents")
+	}
+	if len(x.Chains) == 0 {
+		fmt.Fprintln(w, ": none.")
+		if x.Ref == "" {
+			fmt.Fprintln(w, "Nobody waited for a lock, failed on one, or left one behind in that time (--since goes further back).")
+		}
+		return nil
+	}
+	fmt.Fprintf(w, ": %d\n", len(x.Chains))
+	for _, c := range x.Chains {
+		fmt.Fprintln(w)
+		head := esc(c.StateKey)
+		if head == "" {
+			head = "(state unknown)"
+		}
+		lockID := c.LockID
+		if lockID == "" {
+			lockID = "ID unknown"
+		}
+		fmt.Fprintf(w, "%s  %s  %s\n", p.bold(head), p.dim("lock "+esc(lockID)), p.dim(c.Start.Local().Format("2006-01-02 MST")))
+		h := c.Holder
+		fmt.Fprintf(w, "  %-10s %s\n", "held by", partyLine(h))
+		if h.Hold != "" {
+			fmt.Fprintf(w, "  %-10s a change-freeze hold: %s\n", "", esc(h.Hold))
+		}
+		held := "since " + clock(c.Start)
+		if c.Ending.At != nil {
+			held += ", for " + dur(c.HeldMS)
+		}
+		if h.SessionID != "" {
+			held += p.dim(fmt.Sprintf("  (session %s, command %s)", short(h.SessionID), short(h.CommandID)))
+		}
+		fmt.Fprintf(w, "  %-10s %s\n", "", held)
+		for _, wt := range c.Waiters {
+			label, what := "waited", ""
+			switch wt.Outcome {
+			case "acquired":
+				what = p.green("then got the lock")
+			case "failed":
+				label = "failed"
+				to := wt.LockTimeout
+				if to == "" {
+					to = "0s, terraform's default"
+				}
+				what = p.red("gave up at once (-lock-timeout=" + esc(to) + ")")
+			case "timed out":
+				label = "timed out"
+				what = p.red("gave up after -lock-timeout=" + esc(wt.LockTimeout))
+			case "ended":
+				label = "ended"
+				what = p.yellow("the command ended while waiting")
+			default:
+				what = p.yellow("still waiting at the end of the log")
+			}
+			if wt.Status != "" && wt.Outcome != "acquired" {
+				what += fmt.Sprintf(" (%s, exit %d)", esc(wt.Status), deref(wt.ExitCode))
+			}
+			fmt.Fprintf(w, "  %-10s %s\n", label, partyLine(wt.Party))
+			span := clock(wt.From)
+			if wt.BlockedMS > 0 {
+				span += " → " + clock(wt.Until) + ", " + dur(wt.BlockedMS)
+			}
+			fmt.Fprintf(w, "  %-10s %s, %s%s\n", "", span, what, p.dim(fmt.Sprintf("  (session %s)", short(wt.SessionID))))
+		}
+		renderEnding(w, p, c)
+		blocked := dur(c.BlockedMS)
+		var parts []string
+		if n := len(c.Waiters); n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s, %s waiting in all", n, plural(n, "waiter", "waiters"), dur(c.WaitedMS)))
+		}
+		if c.OrphanedMS > 0 {
+			parts = append(parts, "orphaned "+dur(c.OrphanedMS))
+		}
+		if len(parts) > 0 {
+			blocked += " (" + strings.Join(parts, "; ") + ")"
+		}
+		fmt.Fprintf(w, "  %-10s %s\n", "blocked", p.bold(blocked))
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, p.bold("Blocked time by state"))
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  STATE\tBLOCKED\tWAITING\tORPHANED\tINCIDENTS\tHELD BY")
+	for _, s := range x.States {
+		var by []string
+		for _, h := range s.ByHolder {
+			by = append(by, fmt.Sprintf("%s %s", esc(h.Who), dur(h.BlockedMS)))
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%d\t%s\n", esc(s.StateKey), dur(s.BlockedMS), dur(s.WaitedMS), dur(s.OrphanedMS), s.Chains, strings.Join(by, ", "))
+	}
+	return tw.Flush()
+}
+
+func renderEnding(w io.Writer, p painter, c audit.Chain) {
+	e := c.Ending
+	at := ""
+	if e.At != nil {
+		at = " at " + clock(*e.At)
+	}
+	if e.ReleaseFailed != "" {
+		fmt.Fprintf(w, "  %-10s %s\n", "ended", p.red("terraform could not release it: "+esc(e.ReleaseFailed)))
+	}
+	switch e.How {
+	case "released":
+		line := "released normally" + at
+		if e.SeenBy != "" {
+			line = "released" + at + " (seen by " + esc(e.SeenBy) + ", who was waiting)"
+		}
+		fmt.Fprintf(w, "  %-10s %s\n", "ended", p.green(line))
+	case "orphaned", "force-unlocked":
+		if o := e.Orphaned; o != nil {
+			line := "orphaned at " + clock(o.At)
+			if o.Cause != "" {
+				line += ": " + esc(o.Cause)
+			}
+			fmt.Fprintf(w, "  %-10s %s\n", "ended", p.red(line))
+		}
+		if fu := e.ForceUnlock; fu != nil {
+			label := "ended"
+			if e.Orphaned != nil {
+				label = ""
+			}
+			line := fmt.Sprintf("force-unlocked at %s by %s", clock(fu.At), esc(fu.By))
+			if fu.Reason != "" {
+				line += fmt.Sprintf(", reason %q", fu.Reason)
+			}
+			// The verdict as the unlock printed it points at the plan it
+			// had just shown; here there is none.
+			line += ", verified: " + esc(strings.TrimSuffix(fu.Verified, " (see the plan above)"))
+			fmt.Fprintf(w, "  %-10s %s%s\n", label, p.yellow(line), p.dim(fmt.Sprintf("  (session %s)", short(fu.SessionID))))
+		} else {
+			fmt.Fprintf(w, "  %-10s %s\n", "", p.red("still there at the end of the log: tfsh unlock "+c.LockID))
+		}
+	case "release failed":
+	case "still held":
+		fmt.Fprintf(w, "  %-10s %s\n", "ended", p.yellow("not yet: the holder's command has not ended in the log"))
+	default:
+		fmt.Fprintf(w, "  %-10s %s\n", "ended", esc(e.How)+at)
+	}
+}
+
+func deref(p *int) int {
+	if p == nil {
+		return 0
+	}
+	return *p
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
