@@ -27,12 +27,12 @@ var Builtins = []Builtin{
 	{"exit", "leave tfsh (also quit, Ctrl-D)"},
 	{"help", "tfsh's help, or terraform's for a subcommand: help state mv"},
 	{"history", "the lines typed at the prompt, redacted; history N for the last N"},
-	{"explain", "explain past lock contention (not there yet)"},
+	{"explain", "explain lock contention: who held, who waited, how it ended (--since 2h, LOCK-ID)"},
 	{"locks", "the state's lock where it lives: --all, --json"},
 	{"policy", "the lock policy in effect (show), or why it decides what it does (explain <command>)"},
 	{"pwd", "print the working directory"},
 	{"quit", "leave tfsh"},
-	{"replay", "play a recorded session back (not there yet)"},
+	{"replay", "play a recorded session back with its timing (last, SESSION, COMMAND)"},
 }
 
 // CompletionSources gives the completer what it cannot compute from the

@@ -179,8 +179,15 @@ func (s *Session) Execute(ctx context.Context, line string) (out Outcome, done b
 	case "policy":
 		return s.policyBuiltin(ctx, argv[1:]), false
 	case "explain", "replay":
-		s.errorf("%s is not there yet: it comes with post-incident review (tfsh audit show works now)", argv[0])
-		return Outcome{ExitCode: ExitCannotRun, Status: "error"}, false
+		f := s.cfg.Readers[argv[0]]
+		if f == nil {
+			s.errorf("%s reads the audit log, which this session cannot offer", argv[0])
+			return Outcome{ExitCode: ExitCannotRun, Status: "error"}, false
+		}
+		if code := f(ctx, argv[1:]); code != 0 {
+			return Outcome{ExitCode: code, Status: "error"}, false
+		}
+		return ok, false
 	}
 	if argv[0] == "terraform" || argv[0] == "tofu" {
 		// Typing the binary out of habit is harmless: drop it.

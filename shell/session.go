@@ -62,6 +62,11 @@ type Config struct {
 	// Commands whose policy requires the log are refused.
 	Unrecorded bool
 
+	// Readers are tfsh's own commands that read the audit log back
+	// (explain, replay), offered as builtins at the prompt: each takes its
+	// arguments as on the command line and returns an exit code.
+	Readers map[string]func(ctx context.Context, args []string) int
+
 	// Signals are the signals tfsh receives; the session routes them to
 	// the running command or to the prompt.
 	Signals <-chan os.Signal

@@ -139,7 +139,7 @@ func flagError(cmd string, err error) error {
 	msg := err.Error()
 	if strings.HasPrefix(msg, "flag provided but not defined: ") {
 		f := strings.TrimPrefix(msg, "flag provided but not defined: ")
-		hint := "see tfsh help"
+		hint := "see tfsh " + cmd + " --help"
 		if strings.HasPrefix(cmd, "policy") {
 			hint = "see tfsh policy help"
 		}
@@ -572,6 +572,7 @@ func setup(ctx context.Context, c common, mode string, args []string, stdin, ask
 		Err:        stderr,
 		PTY:        pty,
 		Signals:    sigs,
+		Readers:    readers(dbPath, stdin, stdout, stderr),
 	}, info)
 	if err != nil {
 		signal.Stop(sigs)
@@ -617,6 +618,14 @@ func cacheDir() string {
 		return filepath.Join(d, "tfsh")
 	}
 	return ""
+}
+
+// readers are explain and replay at the prompt, on the session's own log.
+func readers(dbPath string, stdin *os.File, stdout, stderr io.Writer) map[string]func(context.Context, []string) int {
+	withDB := func(args []string) []string { return append([]string{"--audit-db", dbPath}, args...) }
+	return map[string]func(context.Context, []string) int{
+		"explain": func(ctx context.Context, args []string) int { return explainCommand(ctx, withDB(args), stdout, stderr) },
+	}
 }
 
 func userName() string {

@@ -350,6 +350,8 @@ func renderEnding(w io.Writer, p painter, c audit.Chain) {
 	case "release failed":
 	case "still held":
 		fmt.Fprintf(w, "  %-10s %s\n", "ended", p.yellow("not yet: the holder's command has not ended in the log"))
+	case "unknown":
+		fmt.Fprintf(w, "  %-10s %s\n", "ended", p.yellow("not recorded: no release was seen (tfsh locks shows the lock now)"))
 	default:
 		fmt.Fprintf(w, "  %-10s %s\n", "ended", esc(e.How)+at)
 	}

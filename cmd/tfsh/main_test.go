@@ -9,7 +9,10 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
 
@@ -52,6 +55,12 @@ func TestScripts(t *testing.T) {
 			return copyDir(filepath.Join(root, "examples", "lab"), filepath.Join(e.WorkDir, "lab"))
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			// holdlock FILE: this test process takes FILE's fcntl lock, as
+			// terraform's local backend does, and writes its .lock.info
+			// (ID 11111111-2222-3333-4444-555555555555, apply, by
+			// someone@elsewhere); releaselock lets it go.
+			"holdlock":    holdLock,
+			"releaselock": releaseLock,
 			// exits N cmd args...: run cmd and require exit code N.
 			"exits": func(ts *testscript.TestScript, neg bool, args []string) {
 				if len(args) < 2 {
@@ -111,4 +120,39 @@ func copyDir(src, dst string) error {
 		}
 		return os.WriteFile(target, b, fi.Mode().Perm())
 	})
+}
+
+var (
+	heldMu sync.Mutex
+	held   = map[*testscript.TestScript]*os.File{}
+)
+
+func holdLock(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: holdlock FILE")
+	}
+	path := ts.MkAbs(args[0])
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	ts.Check(err)
+	lk := syscall.Flock_t{Type: syscall.F_WRLCK}
+	ts.Check(syscall.FcntlFlock(f.Fd(), syscall.F_SETLK, &lk))
+	info := fmt.Sprintf(`{"ID":"11111111-2222-3333-4444-555555555555","Operation":"OperationTypeApply","Info":"","Who":"someone@elsewhere","Version":"1.5.7","Created":%q,"Path":%q}`,
+		time.Now().UTC().Format(time.RFC3339Nano), args[0])
+	ts.Check(os.WriteFile(filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".lock.info"), []byte(info), 0o600))
+	heldMu.Lock()
+	held[ts] = f
+	heldMu.Unlock()
+	ts.Defer(func() { releaseLock(ts, false, nil) })
+}
+
+func releaseLock(ts *testscript.TestScript, neg bool, args []string) {
+	heldMu.Lock()
+	f := held[ts]
+	delete(held, ts)
+	heldMu.Unlock()
+	if f == nil {
+		return
+	}
+	os.Remove(filepath.Join(filepath.Dir(f.Name()), "."+filepath.Base(f.Name())+".lock.info"))
+	f.Close() // closing drops the fcntl lock
 }
