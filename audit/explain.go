@@ -653,10 +653,17 @@ func (x *explainer) chain(ctx context.Context, lockID string, evs []Event) (*Cha
 	if ch.Start.IsZero() && len(evs) > 0 {
 		ch.Start = evs[0].At
 	}
-	// The holder's command ending tells what a missing release means.
+	// The holder's command ending tells what a missing release means:
+	// still held while it runs; left behind if it ended without one (tfsh
+	// itself was killed, so nobody saw the lock after).
 	if holderCmd != "" && orphan == nil && releasedAt.IsZero() {
-		if c, err := x.command(ctx, holderCmd); err == nil && c.end == nil {
+		if c, err := x.command(ctx, holderCmd); err == nil && c.end == nil && ch.Ending.ForceUnlock == nil {
 			ch.Ending.How = "still held"
+		} else if err == nil && c.end != nil {
+			orphan = &Orphaning{At: c.endAt, Cause: endCause(c.end)}
+			if ch.Ending.How == "" {
+				ch.Ending.How = "orphaned"
+			}
 		}
 	}
 	if orphan != nil {

@@ -255,3 +255,29 @@ func TestExplainStillHeld(t *testing.T) {
 		t.Fatalf("chains = %+v", x.Chains)
 	}
 }
+
+// tfsh killed while its apply held the lock: the next tfsh closes the
+// session as crashed, and a later force-unlock ends the lock. The chain
+// says the lock was left behind when tfsh died.
+func TestExplainHolderCrashed(t *testing.T) {
+	l := newIncidentLog(t)
+	a := l.command(0, "alice@laptop", nil, "b/dev", "apply")
+	l.event(a, time.Second, "lock_acquired", "c-1", info("c-1", "OperationTypeApply", "alice@laptop", time.Second))
+	l.at(10 * time.Second)
+	ctx := context.Background()
+	// What the next tfsh writes for a crashed session's open command.
+	if err := a.c.End(ctx, audit.CommandEnd{Status: "unknown", Reason: "tfsh was killed"}); err != nil {
+		t.Fatal(err)
+	}
+	u := l.command(60*time.Second, "bob@desk", nil, "b/dev", "force-unlock -force c-1")
+	l.event(u, 60*time.Second, "force_unlock", "c-1", `{"who":"bob@desk","reason":"INC-3"}`)
+	l.end(u, 60*time.Second, "ok", 0, "")
+	x := explain(t, l.db, audit.ExplainQuery{Since: t0, Until: t0.Add(time.Hour)})
+	if len(x.Chains) != 1 {
+		t.Fatalf("chains = %+v", x.Chains)
+	}
+	e := x.Chains[0].Ending
+	if e.How != "force-unlocked" || e.Orphaned == nil || e.Orphaned.Cause != "tfsh was killed" || !e.Orphaned.At.Equal(t0.Add(10*time.Second)) || x.Chains[0].OrphanedMS != 50000 {
+		t.Fatalf("ending = %+v (orphaned %+v, %d ms)", e, e.Orphaned, x.Chains[0].OrphanedMS)
+	}
+}
