@@ -258,6 +258,26 @@ func (x *explainer) inRange(ctx context.Context, q ExplainQuery, addLock func(st
 // order. It reads through events_kind_at: the rest of the log is not
 // touched.
 func (d *DB) eventsInRange(ctx context.Context, kinds []string, since, until time.Time, stateKey string, fn func(Event) error) error {
+	query, args := rangeQuery(kinds, since, until, stateKey)
+	rows, err := d.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return fmt.Errorf("read lock events: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		e, err := scanEvent(rows)
+		if err != nil {
+			return fmt.Errorf("read lock event: %w", err)
+		}
+		if err := fn(e); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// rangeQuery is the query of eventsInRange.
+func rangeQuery(kinds []string, since, until time.Time, stateKey string) (string, []any) {
 	where := []string{"kind IN (?" + strings.Repeat(", ?", len(kinds)-1) + ")"}
 	var args []any
 	for _, k := range kinds {
@@ -275,21 +295,7 @@ func (d *DB) eventsInRange(ctx context.Context, kinds []string, since, until tim
 		where = append(where, "state_key = ?")
 		args = append(args, stateKey)
 	}
-	rows, err := d.db.QueryContext(ctx, `SELECT `+eventColumns+` FROM events WHERE `+strings.Join(where, " AND ")+` ORDER BY seq`, args...)
-	if err != nil {
-		return fmt.Errorf("read lock events: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		e, err := scanEvent(rows)
-		if err != nil {
-			return fmt.Errorf("read lock event: %w", err)
-		}
-		if err := fn(e); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
+	return `SELECT ` + eventColumns + ` FROM events WHERE ` + strings.Join(where, " AND ") + ` ORDER BY seq`, args
 }
 
 // byRef finds the incidents of a lock, an event, a command or a session,
