@@ -177,6 +177,11 @@ type HolderTotal struct {
 	Chains    int    `json:"chains"`
 }
 
+// staleCreated is how much earlier than tfsh saw a lock taken its Created
+// may be and still be when it was taken: tfsh polls a lock every 20 ms
+// (local) to 200 ms (remote); more than this means terraform retried.
+const staleCreated = 2 * time.Second
+
 // explainer is one Explain call.
 type explainer struct{ *facts }
 
@@ -450,6 +455,12 @@ func (f *facts) build(ctx context.Context, lockID string, evs []Event) (ch *Chai
 			if d.Info != nil {
 				p.Operation = operationName(d.Info.Operation)
 				created = d.Info.Created
+				// terraform writes Created once, when it first tries: a
+				// command that waited for the state took its lock long
+				// after. Then tfsh seeing it taken is the better time.
+				if e.At.Sub(created) > staleCreated {
+					created = e.At
+				}
 			}
 			ch.Holder, holderSeen, holderCmd, acquiredAt = p, true, e.CommandID, e.At
 		case kindHoldPlaced:

@@ -113,7 +113,8 @@ func timelineLog(t *testing.T) (*audit.DB, time.Time) {
 	b.end(ac, at(20*time.Minute), audit.CommandEnd{Status: "ok"})
 	b.endSession(a, at(20*time.Minute))
 	b.event(bc, at(20*time.Minute+time.Second), "lock_wait_end", "L1", map[string]any{"ended": "released"})
-	b.event(bc, at(21*time.Minute), "lock_acquired", "L2", lockInfo("L2", "Plan", "bob@box", at(21*time.Minute)))
+	// terraform wrote the plan's LockInfo when it first tried, at 12m.
+	b.event(bc, at(21*time.Minute), "lock_acquired", "L2", lockInfo("L2", "Plan", "bob@box", at(12*time.Minute)))
 	b.event(bc, at(22*time.Minute), "lock_released", "L2", nil)
 	b.end(bc, at(22*time.Minute), audit.CommandEnd{Status: "ok"})
 	b.endSession(bob, at(22*time.Minute))
@@ -182,7 +183,7 @@ func TestTimeline(t *testing.T) {
 	}
 	want := []string{
 		"L1 apply(alice@box) 10m0s-20m0s released starts-before",
-		"L2 plan(bob@box) 21m0s-22m0s released",
+		"L2 plan(bob@box) 21m0s-22m0s released", // taken when seen, not at its stale Created
 		"L3 apply(dave@box) 30m0s-40m0s force-unlocked orphaned@31m0s",
 		"H1 hold(frank@box) 50m0s-55m0s hold released",
 		"L4 apply(gina@box) 1h5m0s-1h10m0s still held ends-after",
