@@ -325,9 +325,11 @@ func holderLines(c audit.Chain) []storyLine {
 	return append(lines, l)
 }
 
-// waiterLines tell who waited, from when to when, and how it ended.
-func waiterLines(wt audit.Waiter) []storyLine {
-	label, what, tone := "waited", "", ""
+// waiterOutcome is how a wait ended, as explain says it: its label
+// (waited, failed, timed out, ended), the words and their tone, and the
+// command's status when it did not get the lock.
+func waiterOutcome(wt audit.Waiter) (label, what, tone, status string) {
+	label = "waited"
 	switch wt.Outcome {
 	case "acquired":
 		what, tone = "then got the lock", "green"
@@ -347,10 +349,15 @@ func waiterLines(wt audit.Waiter) []storyLine {
 	default:
 		what, tone = "still waiting at the end of the log", "yellow"
 	}
-	status := ""
 	if wt.Status != "" && wt.Outcome != "acquired" {
 		status = fmt.Sprintf(" (%s, exit %d)", esc(wt.Status), deref(wt.ExitCode))
 	}
+	return label, what, tone, status
+}
+
+// waiterLines tell who waited, from when to when, and how it ended.
+func waiterLines(wt audit.Waiter) []storyLine {
+	label, what, tone, status := waiterOutcome(wt)
 	span := clock(wt.From)
 	if wt.BlockedMS > 0 {
 		span += " → " + clock(wt.Until) + ", " + dur(wt.BlockedMS)
