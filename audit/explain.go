@@ -177,56 +177,19 @@ type HolderTotal struct {
 	Chains    int    `json:"chains"`
 }
 
-// explainer holds what one Explain call has read, so that each session and
-// command is read once.
-type explainer struct {
-	d        *DB
-	sessions map[string]*sessionFacts
-	commands map[string]*commandFacts
-}
+// staleCreated is how much earlier than tfsh saw a lock taken its Created
+// may be and still be when it was taken: tfsh polls a lock every 20 ms
+// (local) to 200 ms (remote); more than this means terraform retried.
+const staleCreated = 2 * time.Second
 
-type sessionFacts struct {
-	who string
-	ci  *CIRun
-}
-
-type commandFacts struct {
-	sessionID   string
-	line        string
-	subcommand  string
-	lockTimeout string
-	end         *CommandEnd
-	endAt       time.Time
-}
-
-// lockData is the part of a lock event's data explain reads.
-type lockData struct {
-	Info *struct {
-		ID        string    `json:"ID"`
-		Operation string    `json:"Operation"`
-		Who       string    `json:"Who"`
-		Created   time.Time `json:"Created"`
-		Info      string    `json:"Info"`
-	} `json:"info"`
-	PID      int    `json:"pid"`
-	HeldMS   int64  `json:"held_ms"`
-	WaitedMS int64  `json:"waited_ms"`
-	Ended    string `json:"ended"`
-	Message  string `json:"message"`
-	// force_unlock, hold_*
-	Who     string `json:"who"`
-	Reason  string `json:"reason"`
-	Method  string `json:"method"`
-	Expired bool   `json:"expired"`
-	// integrity_check
-	Verdict string `json:"verdict"`
-}
+// explainer is one Explain call.
+type explainer struct{ *facts }
 
 // Explain builds the causal chains the query asks for. It reads only the
 // events it needs, through indexes: the incidents in range, then each
 // incident's lock by ID, then the commands and sessions involved.
 func (d *DB) Explain(ctx context.Context, q ExplainQuery) (*Explanation, error) {
-	x := &explainer{d: d, sessions: map[string]*sessionFacts{}, commands: map[string]*commandFacts{}}
+	x := &explainer{newFacts(d)}
 	out := &Explanation{Chains: []Chain{}, States: []StateTotal{}, Ref: q.Ref}
 	var locks []string // lock IDs in first-seen order
 	var loose []Event  // incidents without a lock ID
@@ -283,41 +246,61 @@ func (d *DB) Explain(ctx context.Context, q ExplainQuery) (*Explanation, error) 
 
 // inRange finds the incidents whose events fall in the query's range.
 func (x *explainer) inRange(ctx context.Context, q ExplainQuery, addLock func(string)) ([]Event, error) {
-	where := []string{"kind IN (?" + strings.Repeat(", ?", len(seedKinds)-1) + ")"}
-	var args []any
-	for _, k := range seedKinds {
-		args = append(args, k)
-	}
-	if !q.Since.IsZero() {
-		where = append(where, "at >= ?")
-		args = append(args, q.Since.UnixNano())
-	}
-	if !q.Until.IsZero() {
-		where = append(where, "at < ?")
-		args = append(args, q.Until.UnixNano())
-	}
-	if q.StateKey != "" {
-		where = append(where, "state_key = ?")
-		args = append(args, q.StateKey)
-	}
-	rows, err := x.d.db.QueryContext(ctx, `SELECT `+eventColumns+` FROM events WHERE `+strings.Join(where, " AND ")+` ORDER BY seq`, args...)
-	if err != nil {
-		return nil, fmt.Errorf("read lock incidents: %w", err)
-	}
-	defer rows.Close()
 	var loose []Event
-	for rows.Next() {
-		e, err := scanEvent(rows)
-		if err != nil {
-			return nil, fmt.Errorf("read lock incident: %w", err)
-		}
+	err := x.d.eventsInRange(ctx, seedKinds, q.Since, q.Until, q.StateKey, func(e Event) error {
 		if e.LockID != "" {
 			addLock(e.LockID)
 		} else {
 			loose = append(loose, e)
 		}
+		return nil
+	})
+	return loose, err
+}
+
+// eventsInRange calls fn for the events of the given kinds in [since, until)
+// (a zero time leaves that side open), on stateKey if given, in chain
+// order. It reads through events_kind_at: the rest of the log is not
+// touched.
+func (d *DB) eventsInRange(ctx context.Context, kinds []string, since, until time.Time, stateKey string, fn func(Event) error) error {
+	query, args := rangeQuery(kinds, since, until, stateKey)
+	rows, err := d.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return fmt.Errorf("read lock events: %w", err)
 	}
-	return loose, rows.Err()
+	defer rows.Close()
+	for rows.Next() {
+		e, err := scanEvent(rows)
+		if err != nil {
+			return fmt.Errorf("read lock event: %w", err)
+		}
+		if err := fn(e); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// rangeQuery is the query of eventsInRange.
+func rangeQuery(kinds []string, since, until time.Time, stateKey string) (string, []any) {
+	where := []string{"kind IN (?" + strings.Repeat(", ?", len(kinds)-1) + ")"}
+	var args []any
+	for _, k := range kinds {
+		args = append(args, k)
+	}
+	if !since.IsZero() {
+		where = append(where, "at >= ?")
+		args = append(args, since.UnixNano())
+	}
+	if !until.IsZero() {
+		where = append(where, "at < ?")
+		args = append(args, until.UnixNano())
+	}
+	if stateKey != "" {
+		where = append(where, "state_key = ?")
+		args = append(args, stateKey)
+	}
+	return `SELECT ` + eventColumns + ` FROM events WHERE ` + strings.Join(where, " AND ") + ` ORDER BY seq`, args
 }
 
 // byRef finds the incidents of a lock, an event, a command or a session,
@@ -402,95 +385,25 @@ func (d *DB) resolveCommand(ctx context.Context, ref string) (string, error) {
 	return ids[0], rows.Err()
 }
 
-func (x *explainer) session(ctx context.Context, id string) (*sessionFacts, error) {
-	if s, ok := x.sessions[id]; ok {
-		return s, nil
-	}
-	s := &sessionFacts{}
-	err := x.d.Events(ctx, EventFilter{SessionID: id, Kinds: []string{KindSessionStart}}, func(e Event) error {
-		var info SessionInfo
-		if json.Unmarshal(e.Data, &info) == nil {
-			s.who = info.User + "@" + info.Host
-			if p := info.CI["provider"]; p != "" {
-				s.ci = &CIRun{Provider: p, RunID: info.CI["run_id"], Workflow: info.CI["workflow"], Job: info.CI["job"], Actor: info.CI["actor"], URL: info.CI["url"]}
-			}
-		}
-		return nil
-	})
-	x.sessions[id] = s
-	return s, err
-}
-
-func (x *explainer) command(ctx context.Context, id string) (*commandFacts, error) {
-	if c, ok := x.commands[id]; ok {
-		return c, nil
-	}
-	c := &commandFacts{}
-	err := x.d.Events(ctx, EventFilter{CommandID: id, Kinds: []string{KindCommandStart, KindCommandEnd}}, func(e Event) error {
-		c.sessionID = e.SessionID
-		switch e.Kind {
-		case KindCommandStart:
-			var info CommandInfo
-			if json.Unmarshal(e.Data, &info) == nil {
-				c.line = info.Line
-				if c.line == "" {
-					c.line = strings.Join(info.Typed, " ")
-				}
-				c.subcommand = info.Subcommand
-				c.lockTimeout = lockTimeout(info.Effective)
-			}
-		case KindCommandEnd:
-			c.end = new(CommandEnd)
-			_ = json.Unmarshal(e.Data, c.end)
-			c.endAt = e.At
-		}
-		return nil
-	})
-	x.commands[id] = c
-	return c, err
-}
-
-// lockTimeout is the last -lock-timeout in argv (terraform's flags are
-// last-wins), or "".
-func lockTimeout(argv []string) string {
-	v := ""
-	for _, a := range argv {
-		a = strings.TrimPrefix(a, "-")
-		if rest, ok := strings.CutPrefix(a, "-lock-timeout="); ok {
-			v = rest
-		} else if rest, ok := strings.CutPrefix(a, "lock-timeout="); ok {
-			v = rest
-		}
-	}
-	return v
-}
-
-// party fills who ran a command.
-func (x *explainer) party(ctx context.Context, sessionID, commandID string) (Party, error) {
-	p := Party{SessionID: sessionID, CommandID: commandID, Recorded: true}
-	if commandID != "" {
-		c, err := x.command(ctx, commandID)
-		if err != nil {
-			return p, err
-		}
-		p.Command = c.line
-	}
-	s, err := x.session(ctx, sessionID)
-	if err != nil {
-		return p, err
-	}
-	p.Who, p.CI = s.who, s.ci
-	return p, nil
-}
-
 // chain builds the chain of one lock from every event that names it (or
 // of one incident without a lock ID). It returns nil for a lock that kept
 // no one waiting and ended normally.
 func (x *explainer) chain(ctx context.Context, lockID string, evs []Event) (*Chain, error) {
-	ch := &Chain{LockID: lockID, Waiters: []Waiter{}, Events: []string{}}
+	ch, incident, err := x.build(ctx, lockID, evs)
+	if err != nil || !incident {
+		return nil, err
+	}
+	return ch, nil
+}
+
+// build tells the story of one lock from every event that names it (or of
+// events without a lock ID), whether or not it is an incident: someone
+// waited, failed on it, or it did not end normally.
+func (f *facts) build(ctx context.Context, lockID string, evs []Event) (ch *Chain, incident bool, err error) {
+	ch = &Chain{LockID: lockID, Waiters: []Waiter{}, Events: []string{}}
 	waiters := map[string]*Waiter{} // by command ID
 	var order []string
-	var holderSeen, incident bool
+	var holderSeen bool
 	var created, acquiredAt, releasedAt time.Time
 	var orphan *Orphaning
 	var holderCmd string
@@ -503,12 +416,12 @@ func (x *explainer) chain(ctx context.Context, lockID string, evs []Event) (*Cha
 		if w, ok := waiters[key]; ok {
 			return w, nil
 		}
-		p, err := x.party(ctx, e.SessionID, e.CommandID)
+		p, err := f.party(ctx, e.SessionID, e.CommandID)
 		if err != nil {
 			return nil, err
 		}
 		w := &Waiter{Party: p, From: e.At, Until: e.At}
-		if c := x.commands[e.CommandID]; c != nil {
+		if c := f.commands[e.CommandID]; c != nil {
 			w.Operation = c.subcommand
 			w.LockTimeout = c.lockTimeout
 		}
@@ -535,19 +448,25 @@ func (x *explainer) chain(ctx context.Context, lockID string, evs []Event) (*Cha
 		_ = json.Unmarshal(e.Data, &d)
 		switch e.Kind {
 		case kindLockAcquired:
-			p, err := x.party(ctx, e.SessionID, e.CommandID)
+			p, err := f.party(ctx, e.SessionID, e.CommandID)
 			if err != nil {
-				return nil, err
+				return nil, false, err
 			}
 			if d.Info != nil {
 				p.Operation = operationName(d.Info.Operation)
 				created = d.Info.Created
+				// terraform writes Created once, when it first tries: a
+				// command that waited for the state took its lock long
+				// after. Then tfsh seeing it taken is the better time.
+				if e.At.Sub(created) > staleCreated {
+					created = e.At
+				}
 			}
 			ch.Holder, holderSeen, holderCmd, acquiredAt = p, true, e.CommandID, e.At
 		case kindHoldPlaced:
-			p, err := x.party(ctx, e.SessionID, e.CommandID)
+			p, err := f.party(ctx, e.SessionID, e.CommandID)
 			if err != nil {
-				return nil, err
+				return nil, false, err
 			}
 			p.Operation, p.Hold = "hold", d.Reason
 			if d.Info != nil {
@@ -573,14 +492,14 @@ func (x *explainer) chain(ctx context.Context, lockID string, evs []Event) (*Cha
 			holderFromInfo(d)
 			w, err := waiter(e)
 			if err != nil {
-				return nil, err
+				return nil, false, err
 			}
 			w.From = e.At
 			w.Outcome = "waiting"
 		case kindLockWaitEnd:
 			w, err := waiter(e)
 			if err != nil {
-				return nil, err
+				return nil, false, err
 			}
 			w.Until = e.At
 			if d.Ended == "released" && w.Outcome == "waiting" {
@@ -598,7 +517,7 @@ func (x *explainer) chain(ctx context.Context, lockID string, evs []Event) (*Cha
 			holderFromInfo(d)
 			w, err := waiter(e)
 			if err != nil {
-				return nil, err
+				return nil, false, err
 			}
 			if w.Outcome == "" {
 				// No wait was seen: terraform gave up on its first try.
@@ -613,7 +532,7 @@ func (x *explainer) chain(ctx context.Context, lockID string, evs []Event) (*Cha
 		case kindLockOrphaned:
 			incident = true
 			orphan = &Orphaning{At: e.At}
-			if c, err := x.command(ctx, e.CommandID); err == nil && c.end != nil {
+			if c, err := f.command(ctx, e.CommandID); err == nil && c.end != nil {
 				orphan.Cause = endCause(c.end)
 			}
 			ch.Ending.How = "orphaned"
@@ -626,9 +545,9 @@ func (x *explainer) chain(ctx context.Context, lockID string, evs []Event) (*Cha
 		case kindForceUnlock:
 			incident = true
 			holderFromInfo(d)
-			s, err := x.session(ctx, e.SessionID)
+			s, err := f.session(ctx, e.SessionID)
 			if err != nil {
-				return nil, err
+				return nil, false, err
 			}
 			by := d.Who
 			if by == "" {
@@ -643,9 +562,6 @@ func (x *explainer) chain(ctx context.Context, lockID string, evs []Event) (*Cha
 			}
 		}
 	}
-	if !incident {
-		return nil, nil
-	}
 	if created.IsZero() {
 		created = acquiredAt
 	}
@@ -657,7 +573,7 @@ func (x *explainer) chain(ctx context.Context, lockID string, evs []Event) (*Cha
 	// still held while it runs; left behind if it ended without one (tfsh
 	// itself was killed, so nobody saw the lock after).
 	if holderCmd != "" && orphan == nil && releasedAt.IsZero() {
-		if c, err := x.command(ctx, holderCmd); err == nil && c.end == nil && ch.Ending.ForceUnlock == nil {
+		if c, err := f.command(ctx, holderCmd); err == nil && c.end == nil && ch.Ending.ForceUnlock == nil {
 			ch.Ending.How = "still held"
 		} else if err == nil && c.end != nil {
 			orphan = &Orphaning{At: c.endAt, Cause: endCause(c.end)}
@@ -695,7 +611,7 @@ func (x *explainer) chain(ctx context.Context, lockID string, evs []Event) (*Cha
 	var spans [][2]time.Time
 	for _, k := range order {
 		w := waiters[k]
-		if c := x.commands[w.CommandID]; c != nil && c.end != nil {
+		if c := f.commands[w.CommandID]; c != nil && c.end != nil {
 			w.ExitCode, w.Status = &c.end.ExitCode, c.end.Status
 			if w.Outcome == "waiting" {
 				w.Until, w.Outcome = c.endAt, "ended"
@@ -729,7 +645,7 @@ func (x *explainer) chain(ctx context.Context, lockID string, evs []Event) (*Cha
 	if ch.Holder.Who == "" {
 		ch.Holder.Who = "unknown"
 	}
-	return ch, nil
+	return ch, incident, nil
 }
 
 // endCause says how a command ended, for an orphaned lock.

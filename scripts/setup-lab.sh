@@ -5,17 +5,21 @@
 #   OpenTofu 1.10.10     $TFSH_CACHE/bin/tofu-1.10.10      (built from a throwaway module)
 #   dynalite             $TFSH_CACHE/dynalite-<lock hash>/ (npm ci from internal/lab/dynalite)
 #   staticcheck          $TFSH_CACHE/bin/staticcheck       (go install)
+#   chromium             /usr/bin/chromium                 (Debian's package, apt-get; for the
+#                                                           test that loads tfsh report's HTML)
 #
 # TFSH_CACHE defaults to ${XDG_CACHE_HOME:-$HOME/.cache}/tfsh. Idempotent: what is cached is
 # reused, and every build goes to a temporary place first and is moved in only when it is
-# complete and works. Status lines go to stderr, one per part; build logs go to
+# complete and works. Chromium is the one system package: kept if /usr/bin/chromium exists,
+# else installed with apt-get (through sudo when not root; apt-get update first if the package
+# lists do not know it). Status lines go to stderr, one per part; build logs go to
 # $TFSH_CACHE/logs/ and are shown only when a step fails.
 #
 #   scripts/setup-lab.sh               install what is missing
 #   scripts/setup-lab.sh --print-env   ... then print export lines for the tests, e.g.
 #                                      eval "$(scripts/setup-lab.sh --print-env)"
 #   scripts/setup-lab.sh --only tofu   only the named parts (comma-separated: terraform,tofu,
-#                                      dynalite,staticcheck)
+#                                      dynalite,staticcheck,chromium)
 set -euo pipefail
 
 TERRAFORM_VERSION=1.5.7
@@ -23,7 +27,7 @@ TOFU_VERSION=1.10.10
 STATICCHECK_VERSION=v0.8.2
 
 usage() {
-	sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 print_env=0
@@ -219,10 +223,44 @@ else
 	say "staticcheck $STATICCHECK_VERSION: installed $staticcheck_bin in $(elapsed "$start")"
 fi
 
+# ---- chromium -----------------------------------------------------------------------------
+# Debian's chromium runs headless for the test of tfsh report's HTML (cmd/tfsh/report_test.go).
+# A system package, not a cache entry: installed once with apt-get, never removed here.
+chromium_bin=/usr/bin/chromium
+if ! want chromium; then
+	:
+elif [ -x "$chromium_bin" ]; then
+	[ "$print_env" = 1 ] || say "chromium: installed at $chromium_bin"
+else
+	command -v apt-get >/dev/null 2>&1 ||
+		die "chromium: $chromium_bin missing and no apt-get to install it; install Chromium and set TFSH_TEST_CHROMIUM to it"
+	as_root=()
+	if [ "$(id -u)" != 0 ]; then
+		command -v sudo >/dev/null 2>&1 || die "chromium: installing it needs root, and sudo is not here"
+		as_root=(sudo)
+	fi
+	apt=("${as_root[@]+"${as_root[@]}"}" env DEBIAN_FRONTEND=noninteractive apt-get)
+	say "chromium: installing Debian's package with apt-get (a minute or two; log $logs/chromium.log)"
+	start=$SECONDS
+	: >"$logs/chromium.log"
+	# A fresh container has no package lists; stale lists name versions the mirror dropped.
+	if ! apt-cache show chromium >/dev/null 2>&1; then
+		run_logged chromium "${apt[@]}" update
+	fi
+	if ! "${apt[@]}" install -y --no-install-recommends chromium >>"$logs/chromium.log" 2>&1; then
+		run_logged chromium "${apt[@]}" update
+		run_logged chromium "${apt[@]}" install -y --no-install-recommends chromium
+	fi
+	[ -x "$chromium_bin" ] || die "chromium: apt-get installed chromium but there is no $chromium_bin; see $logs/chromium.log"
+	version=$("$chromium_bin" --version 2>/dev/null | head -n 1 || true)
+	say "chromium: installed ${version:-$chromium_bin} in $(elapsed "$start")"
+fi
+
 if [ "$print_env" = 1 ]; then
 	printf 'export TFSH_CACHE=%q\n' "$cache"
 	printf 'export TFSH_TEST_TERRAFORM=%q\n' "$terraform_bin"
 	printf 'export TFSH_TEST_TOFU=%q\n' "$tofu_bin"
 	printf 'export TFSH_DYNALITE=%q\n' "$dyn_cli"
+	printf 'export TFSH_TEST_CHROMIUM=%q\n' "$chromium_bin"
 	printf 'export PATH=%q:"$PATH"\n' "$bin"
 fi

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # test.sh: install everything the tests need (scripts/setup-lab.sh: terraform 1.5.7, OpenTofu
-# 1.10.10, dynalite, staticcheck; cached after the first run), then check formatting, go vet,
+# 1.10.10, dynalite, staticcheck, chromium; cached after the first run), then check formatting, go vet,
 # staticcheck, and run every test with the race detector against the real binaries and servers.
 set -euo pipefail
 

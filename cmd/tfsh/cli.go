@@ -44,6 +44,8 @@ func Main(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.
 			return auditCommand(ctx, args[1:], stdout, stderr)
 		case "explain":
 			return explainCommand(ctx, args[1:], stdout, stderr)
+		case "report":
+			return reportCommand(ctx, args[1:], stdout, stderr)
 		case "locks":
 			return locksCommand(ctx, args[1:], stdout, stderr)
 		case "policy":
@@ -78,6 +80,8 @@ Usage:
                                    guarded force-unlock of the state's lock (the current one if no ID)
   tfsh audit sessions [--json]     list recorded sessions
   tfsh audit show [--json] ID|last show a session: commands, decisions, exit codes, output
+  tfsh report --html FILE [--since T] [--until T] [--state KEY]
+                                   one self-contained HTML file: a lock timeline per state and the incidents
   tfsh version
 
 Flags:

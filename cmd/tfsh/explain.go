@@ -206,6 +206,41 @@ func short(id string) string {
 	return id
 }
 
+// seg is a piece of a line of explain's story, with its tone: "" (plain),
+// bold, dim, red, green or yellow. The terminal paints tones as colours, the
+// HTML report as classes.
+type seg struct{ text, tone string }
+
+// storyLine is one labelled line of a chain: "held by", "waited", "ended".
+type storyLine struct {
+	label string
+	segs  []seg
+}
+
+func line(label string, segs ...seg) storyLine { return storyLine{label, segs} }
+
+// segs renders segments in the painter's colours.
+func (p painter) segs(ss []seg) string {
+	var b strings.Builder
+	for _, s := range ss {
+		switch s.tone {
+		case "bold":
+			b.WriteString(p.bold(s.text))
+		case "dim":
+			b.WriteString(p.dim(s.text))
+		case "red":
+			b.WriteString(p.red(s.text))
+		case "green":
+			b.WriteString(p.green(s.text))
+		case "yellow":
+			b.WriteString(p.yellow(s.text))
+		default:
+			b.WriteString(s.text)
+		}
+	}
+	return b.String()
+}
+
 func renderExplanation(w io.Writer, x *audit.Explanation, color bool) error {
 	p := painter(color)
 	switch {
@@ -226,135 +261,180 @@ func renderExplanation(w io.Writer, x *audit.Explanation, color bool) error {
 	fmt.Fprintf(w, ": %d\n", len(x.Chains))
 	for _, c := range x.Chains {
 		fmt.Fprintln(w)
-		head := esc(c.StateKey)
-		if head == "" {
-			head = "(state unknown)"
-		}
-		lockID := c.LockID
-		if lockID == "" {
-			lockID = "ID unknown"
-		}
-		fmt.Fprintf(w, "%s  %s  %s\n", p.bold(head), p.dim("lock "+esc(lockID)), p.dim(c.Start.Local().Format("2006-01-02 MST")))
-		h := c.Holder
-		fmt.Fprintf(w, "  %-10s %s\n", "held by", partyLine(h))
-		if h.Hold != "" {
-			fmt.Fprintf(w, "  %-10s a change-freeze hold: %s\n", "", esc(h.Hold))
-		}
-		held := "since " + clock(c.Start)
-		if c.Ending.At != nil {
-			held += ", for " + dur(c.HeldMS)
-		}
-		if h.SessionID != "" {
-			held += p.dim(fmt.Sprintf("  (session %s, command %s)", short(h.SessionID), short(h.CommandID)))
-		}
-		fmt.Fprintf(w, "  %-10s %s\n", "", held)
+		fmt.Fprintf(w, "%s  %s  %s\n", p.bold(chainState(c)), p.dim("lock "+chainLock(c)), p.dim(c.Start.Local().Format("2006-01-02 MST")))
+		lines := holderLines(c)
 		for _, wt := range c.Waiters {
-			label, what := "waited", ""
-			switch wt.Outcome {
-			case "acquired":
-				what = p.green("then got the lock")
-			case "failed":
-				label = "failed"
-				to := wt.LockTimeout
-				if to == "" {
-					to = "0s, terraform's default"
-				}
-				what = p.red("gave up at once (-lock-timeout=" + esc(to) + ")")
-			case "timed out":
-				label = "timed out"
-				what = p.red("gave up after -lock-timeout=" + esc(wt.LockTimeout))
-			case "ended":
-				label = "ended"
-				what = p.yellow("the command ended while waiting")
-			default:
-				what = p.yellow("still waiting at the end of the log")
-			}
-			if wt.Status != "" && wt.Outcome != "acquired" {
-				what += fmt.Sprintf(" (%s, exit %d)", esc(wt.Status), deref(wt.ExitCode))
-			}
-			fmt.Fprintf(w, "  %-10s %s\n", label, partyLine(wt.Party))
-			span := clock(wt.From)
-			if wt.BlockedMS > 0 {
-				span += " → " + clock(wt.Until) + ", " + dur(wt.BlockedMS)
-			}
-			fmt.Fprintf(w, "  %-10s %s, %s%s\n", "", span, what, p.dim(fmt.Sprintf("  (session %s)", short(wt.SessionID))))
+			lines = append(lines, waiterLines(wt)...)
 		}
-		renderEnding(w, p, c)
-		blocked := dur(c.BlockedMS)
-		var parts []string
-		if n := len(c.Waiters); n > 0 {
-			parts = append(parts, fmt.Sprintf("%d %s, %s waiting in all", n, plural(n, "waiter", "waiters"), dur(c.WaitedMS)))
+		lines = append(lines, endingLines(c)...)
+		lines = append(lines, line("blocked", seg{blockedText(c), "bold"}))
+		for _, l := range lines {
+			fmt.Fprintf(w, "  %-10s %s\n", l.label, p.segs(l.segs))
 		}
-		if c.OrphanedMS > 0 {
-			parts = append(parts, "orphaned "+dur(c.OrphanedMS))
-		}
-		if len(parts) > 0 {
-			blocked += " (" + strings.Join(parts, "; ") + ")"
-		}
-		fmt.Fprintf(w, "  %-10s %s\n", "blocked", p.bold(blocked))
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, p.bold("Blocked time by state"))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "  STATE\tBLOCKED\tWAITING\tORPHANED\tINCIDENTS\tHELD BY")
 	for _, s := range x.States {
-		var by []string
-		for _, h := range s.ByHolder {
-			by = append(by, fmt.Sprintf("%s %s", esc(h.Who), dur(h.BlockedMS)))
-		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%d\t%s\n", esc(s.StateKey), dur(s.BlockedMS), dur(s.WaitedMS), dur(s.OrphanedMS), s.Chains, strings.Join(by, ", "))
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%d\t%s\n", esc(s.StateKey), dur(s.BlockedMS), dur(s.WaitedMS), dur(s.OrphanedMS), s.Chains, heldByText(s))
 	}
 	return tw.Flush()
 }
 
-func renderEnding(w io.Writer, p painter, c audit.Chain) {
+// chainState is a chain's state key as a reader sees it.
+func chainState(c audit.Chain) string {
+	if c.StateKey == "" {
+		return "(state unknown)"
+	}
+	return esc(c.StateKey)
+}
+
+// chainLock is a chain's lock ID as a reader sees it.
+func chainLock(c audit.Chain) string {
+	if c.LockID == "" {
+		return "ID unknown"
+	}
+	return esc(c.LockID)
+}
+
+// heldByText is who blocked a state, and for how long: "root@vm 8.1s".
+func heldByText(s audit.StateTotal) string {
+	var by []string
+	for _, h := range s.ByHolder {
+		by = append(by, fmt.Sprintf("%s %s", esc(h.Who), dur(h.BlockedMS)))
+	}
+	return strings.Join(by, ", ")
+}
+
+// holderLines tell who held the lock, since when and for how long.
+func holderLines(c audit.Chain) []storyLine {
+	h := c.Holder
+	lines := []storyLine{line("held by", seg{partyLine(h), ""})}
+	if h.Hold != "" {
+		lines = append(lines, line("", seg{"a change-freeze hold: " + esc(h.Hold), ""}))
+	}
+	held := "since " + clock(c.Start)
+	if c.Ending.At != nil {
+		held += ", for " + dur(c.HeldMS)
+	}
+	l := line("", seg{held, ""})
+	if h.SessionID != "" {
+		l.segs = append(l.segs, seg{fmt.Sprintf("  (session %s, command %s)", short(h.SessionID), short(h.CommandID)), "dim"})
+	}
+	return append(lines, l)
+}
+
+// waiterOutcome is how a wait ended, as explain says it: its label
+// (waited, failed, timed out, ended), the words and their tone, and the
+// command's status when it did not get the lock.
+func waiterOutcome(wt audit.Waiter) (label, what, tone, status string) {
+	label = "waited"
+	switch wt.Outcome {
+	case "acquired":
+		what, tone = "then got the lock", "green"
+	case "failed":
+		label = "failed"
+		to := wt.LockTimeout
+		if to == "" {
+			to = "0s, terraform's default"
+		}
+		what, tone = "gave up at once (-lock-timeout="+esc(to)+")", "red"
+	case "timed out":
+		label = "timed out"
+		what, tone = "gave up after -lock-timeout="+esc(wt.LockTimeout), "red"
+	case "ended":
+		label = "ended"
+		what, tone = "the command ended while waiting", "yellow"
+	default:
+		what, tone = "still waiting at the end of the log", "yellow"
+	}
+	if wt.Status != "" && wt.Outcome != "acquired" {
+		status = fmt.Sprintf(" (%s, exit %d)", esc(wt.Status), deref(wt.ExitCode))
+	}
+	return label, what, tone, status
+}
+
+// waiterLines tell who waited, from when to when, and how it ended.
+func waiterLines(wt audit.Waiter) []storyLine {
+	label, what, tone, status := waiterOutcome(wt)
+	span := clock(wt.From)
+	if wt.BlockedMS > 0 {
+		span += " → " + clock(wt.Until) + ", " + dur(wt.BlockedMS)
+	}
+	return []storyLine{
+		line(label, seg{partyLine(wt.Party), ""}),
+		line("", seg{span + ", ", ""}, seg{what, tone}, seg{status, ""}, seg{fmt.Sprintf("  (session %s)", short(wt.SessionID)), "dim"}),
+	}
+}
+
+// blockedText is how long the chain kept the state blocked, and why.
+func blockedText(c audit.Chain) string {
+	blocked := dur(c.BlockedMS)
+	var parts []string
+	if n := len(c.Waiters); n > 0 {
+		parts = append(parts, fmt.Sprintf("%d %s, %s waiting in all", n, plural(n, "waiter", "waiters"), dur(c.WaitedMS)))
+	}
+	if c.OrphanedMS > 0 {
+		parts = append(parts, "orphaned "+dur(c.OrphanedMS))
+	}
+	if len(parts) > 0 {
+		blocked += " (" + strings.Join(parts, "; ") + ")"
+	}
+	return blocked
+}
+
+// endingLines tell how the lock ended.
+func endingLines(c audit.Chain) []storyLine {
+	var lines []storyLine
 	e := c.Ending
 	at := ""
 	if e.At != nil {
 		at = " at " + clock(*e.At)
 	}
 	if e.ReleaseFailed != "" {
-		fmt.Fprintf(w, "  %-10s %s\n", "ended", p.red("terraform could not release it: "+esc(e.ReleaseFailed)))
+		lines = append(lines, line("ended", seg{"terraform could not release it: " + esc(e.ReleaseFailed), "red"}))
 	}
 	switch e.How {
 	case "released":
-		line := "released normally" + at
+		text := "released normally" + at
 		if e.SeenBy != "" {
-			line = "released" + at + " (seen by " + esc(e.SeenBy) + ", who was waiting)"
+			text = "released" + at + " (seen by " + esc(e.SeenBy) + ", who was waiting)"
 		}
-		fmt.Fprintf(w, "  %-10s %s\n", "ended", p.green(line))
+		lines = append(lines, line("ended", seg{text, "green"}))
 	case "orphaned", "force-unlocked":
 		if o := e.Orphaned; o != nil {
-			line := "orphaned at " + clock(o.At)
+			text := "orphaned at " + clock(o.At)
 			if o.Cause != "" {
-				line += ": " + esc(o.Cause)
+				text += ": " + esc(o.Cause)
 			}
-			fmt.Fprintf(w, "  %-10s %s\n", "ended", p.red(line))
+			lines = append(lines, line("ended", seg{text, "red"}))
 		}
 		if fu := e.ForceUnlock; fu != nil {
 			label := "ended"
 			if e.Orphaned != nil {
 				label = ""
 			}
-			line := fmt.Sprintf("force-unlocked at %s by %s", clock(fu.At), esc(fu.By))
+			text := fmt.Sprintf("force-unlocked at %s by %s", clock(fu.At), esc(fu.By))
 			if fu.Reason != "" {
-				line += fmt.Sprintf(", reason %q", fu.Reason)
+				text += fmt.Sprintf(", reason %q", fu.Reason)
 			}
 			// The verdict as the unlock printed it points at the plan it
 			// had just shown; here there is none.
-			line += ", verified: " + esc(strings.TrimSuffix(fu.Verified, " (see the plan above)"))
-			fmt.Fprintf(w, "  %-10s %s%s\n", label, p.yellow(line), p.dim(fmt.Sprintf("  (session %s)", short(fu.SessionID))))
+			text += ", verified: " + esc(strings.TrimSuffix(fu.Verified, " (see the plan above)"))
+			lines = append(lines, line(label, seg{text, "yellow"}, seg{fmt.Sprintf("  (session %s)", short(fu.SessionID)), "dim"}))
 		} else {
-			fmt.Fprintf(w, "  %-10s %s\n", "", p.red("still there at the end of the log: tfsh unlock "+c.LockID))
+			lines = append(lines, line("", seg{"still there at the end of the log: tfsh unlock " + c.LockID, "red"}))
 		}
 	case "release failed":
 	case "still held":
-		fmt.Fprintf(w, "  %-10s %s\n", "ended", p.yellow("not yet: the holder's command has not ended in the log"))
+		lines = append(lines, line("ended", seg{"not yet: the holder's command has not ended in the log", "yellow"}))
 	case "unknown":
-		fmt.Fprintf(w, "  %-10s %s\n", "ended", p.yellow("not recorded: no release was seen (tfsh locks shows the lock now)"))
+		lines = append(lines, line("ended", seg{"not recorded: no release was seen (tfsh locks shows the lock now)", "yellow"}))
 	default:
-		fmt.Fprintf(w, "  %-10s %s\n", "ended", esc(e.How)+at)
+		lines = append(lines, line("ended", seg{esc(e.How) + at, ""}))
 	}
+	return lines
 }
 
 func deref(p *int) int {

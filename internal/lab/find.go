@@ -23,6 +23,7 @@ const (
 	EnvTerraform = "TFSH_TEST_TERRAFORM" // a terraform binary
 	EnvTofu      = "TFSH_TEST_TOFU"      // a tofu binary
 	EnvDynalite  = "TFSH_DYNALITE"       // dynalite's cli.js
+	EnvChromium  = "TFSH_TEST_CHROMIUM"  // a Chromium able to run headless
 )
 
 const setupHint = "run scripts/setup-lab.sh (it prints the paths with --print-env)"
@@ -55,6 +56,12 @@ func FindTerraform() (string, error) {
 // cache's bin dir.
 func FindTofu() (string, error) {
 	return findExecutable("tofu "+TofuVersion, EnvTofu, filepath.Join(CacheDir(), "bin", "tofu-"+TofuVersion))
+}
+
+// FindChromium returns the Chromium the report's browser test runs: $TFSH_TEST_CHROMIUM, else
+// Debian's /usr/bin/chromium, which scripts/setup-lab.sh installs.
+func FindChromium() (string, error) {
+	return findExecutable("chromium", EnvChromium, "/usr/bin/chromium")
 }
 
 // FindDynalite returns the path of dynalite's cli.js: $TFSH_DYNALITE, else the copy installed

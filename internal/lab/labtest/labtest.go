@@ -1,5 +1,5 @@
 // Package labtest gives tests the lab's parts (package lab): the terraform and tofu builds, the
-// loopback S3 and DynamoDB servers, and working copies of the examples/lab configurations.
+// loopback S3 and DynamoDB servers, Chromium, and working copies of the examples/lab configurations.
 //
 // A missing part skips the test, except in CI (the CI environment variable is non-empty) or when
 // TFSH_LAB_REQUIRED is set (scripts/test.sh sets it after installing the lab), where it fails it.
@@ -36,6 +36,16 @@ func Terraform(t testing.TB) string {
 func Tofu(t testing.TB) string {
 	t.Helper()
 	p, err := lab.FindTofu()
+	if err != nil {
+		missing(t, err)
+	}
+	return p
+}
+
+// Chromium returns the path of the Chromium the browser tests run headless (lab.FindChromium).
+func Chromium(t testing.TB) string {
+	t.Helper()
+	p, err := lab.FindChromium()
 	if err != nil {
 		missing(t, err)
 	}
