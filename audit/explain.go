@@ -118,10 +118,16 @@ type Waiter struct {
 	// Outcome: acquired (got the lock afterwards), failed (gave up at once:
 	// -lock-timeout=0s), timed out (after LockTimeout), ended (the command
 	// ended while waiting: interrupted, killed), waiting (no end recorded).
-	Outcome     string `json:"outcome"`
-	LockTimeout string `json:"lock_timeout,omitempty"`
-	ExitCode    *int   `json:"exit_code,omitempty"`
-	Status      string `json:"status,omitempty"`
+	Outcome string `json:"outcome"`
+	// FreeAt is when the waiter saw the lock go, and AfterFreeMS how long
+	// it then took to get its own: terraform retries on a backoff (1, 2,
+	// 4, 8, 16 s), so a waiter may sit for seconds on a free lock. Its
+	// blocked time runs to its own acquisition.
+	FreeAt      *time.Time `json:"free_at,omitempty"`
+	AfterFreeMS int64      `json:"after_free_ms,omitempty"`
+	LockTimeout string     `json:"lock_timeout,omitempty"`
+	ExitCode    *int       `json:"exit_code,omitempty"`
+	Status      string     `json:"status,omitempty"`
 }
 
 // Ending is how the lock ended.
@@ -615,6 +621,15 @@ func (f *facts) build(ctx context.Context, lockID string, evs []Event) (ch *Chai
 			w.ExitCode, w.Status = &c.end.ExitCode, c.end.Status
 			if w.Outcome == "waiting" {
 				w.Until, w.Outcome = c.endAt, "ended"
+			}
+		}
+		if c := f.commands[w.CommandID]; c != nil && w.Outcome == "acquired" {
+			for _, a := range c.acquired {
+				if a.id != lockID && !a.at.Before(w.Until) {
+					free := w.Until
+					w.FreeAt, w.AfterFreeMS, w.Until = &free, a.at.Sub(free).Milliseconds(), a.at
+					break
+				}
 			}
 		}
 		w.BlockedMS = w.Until.Sub(w.From).Milliseconds()

@@ -123,16 +123,18 @@ func TestExplainUnrecordedHolder(t *testing.T) {
 		t.Fatalf("waiters = %+v", c.Waiters)
 	}
 	a, b := c.Waiters[0], c.Waiters[1]
-	if a.Who != "alice@laptop" || a.Outcome != "acquired" || a.BlockedMS != 30000 || a.LockTimeout != "10m" {
-		t.Fatalf("alice = %+v, want acquired after 30s with -lock-timeout=10m", a)
+	// alice saw the lock go at +31s and took her own at +32s: blocked
+	// until then, 1s of it on a free lock.
+	if a.Who != "alice@laptop" || a.Outcome != "acquired" || a.BlockedMS != 31000 || a.AfterFreeMS != 1000 || !a.FreeAt.Equal(t0.Add(31*time.Second)) || a.LockTimeout != "10m" {
+		t.Fatalf("alice = %+v, want acquired after 31s (1s after the lock was free) with -lock-timeout=10m", a)
 	}
 	if b.Outcome != "failed" || b.BlockedMS != 0 || b.CI == nil || b.CI.RunID != "77" || b.CI.Actor != "bob" || b.Status != "failed" || *b.ExitCode != 1 {
 		t.Fatalf("bob = %+v (ci %+v), want failed at once from GitHub run 77", b, b.CI)
 	}
-	if c.BlockedMS != 30000 || c.HeldMS != ms(91*time.Second) {
-		t.Fatalf("blocked %d held %d, want 30s and 91s", c.BlockedMS, c.HeldMS)
+	if c.BlockedMS != 31000 || c.HeldMS != ms(91*time.Second) {
+		t.Fatalf("blocked %d held %d, want 31s and 91s", c.BlockedMS, c.HeldMS)
 	}
-	if len(x.States) != 1 || x.States[0].BlockedMS != 30000 || x.States[0].ByHolder[0].Who != "carol@ws" {
+	if len(x.States) != 1 || x.States[0].BlockedMS != 31000 || x.States[0].ByHolder[0].Who != "carol@ws" {
 		t.Fatalf("states = %+v", x.States)
 	}
 }

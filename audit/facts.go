@@ -32,6 +32,13 @@ type commandFacts struct {
 	lockTimeout string
 	end         *CommandEnd
 	endAt       time.Time
+	// acquired are the locks the command was seen taking.
+	acquired []lockSeen
+}
+
+type lockSeen struct {
+	at time.Time
+	id string
 }
 
 // lockData is the part of a lock event's data explain and the timeline
@@ -83,7 +90,7 @@ func (f *facts) command(ctx context.Context, id string) (*commandFacts, error) {
 		return c, nil
 	}
 	c := &commandFacts{}
-	err := f.d.Events(ctx, EventFilter{CommandID: id, Kinds: []string{KindCommandStart, KindCommandEnd}}, func(e Event) error {
+	err := f.d.Events(ctx, EventFilter{CommandID: id, Kinds: []string{KindCommandStart, KindCommandEnd, kindLockAcquired}}, func(e Event) error {
 		c.sessionID = e.SessionID
 		switch e.Kind {
 		case KindCommandStart:
@@ -96,6 +103,8 @@ func (f *facts) command(ctx context.Context, id string) (*commandFacts, error) {
 				c.subcommand = info.Subcommand
 				c.lockTimeout = lockTimeout(info.Effective)
 			}
+		case kindLockAcquired:
+			c.acquired = append(c.acquired, lockSeen{at: e.At, id: e.LockID})
 		case KindCommandEnd:
 			c.end = new(CommandEnd)
 			_ = json.Unmarshal(e.Data, c.end)

@@ -203,7 +203,7 @@ func TestTimeline(t *testing.T) {
 		waits = append(waits, fmt.Sprintf("%s %s %s-%s %s held by %s", w.LockID, w.Waiter.Who, rel(w.From), rel(w.Until), w.Waiter.Outcome, w.Holder))
 	}
 	want = []string{
-		"L1 bob@box 12m0s-20m1s acquired held by alice@box",
+		"L1 bob@box 12m0s-21m0s acquired held by alice@box", // until it took its own lock (L2)
 		"L1 carol@box 15m0s-15m0s failed held by alice@box",
 	}
 	if got := strings.Join(waits, "\n"); got != strings.Join(want, "\n") {

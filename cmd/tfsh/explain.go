@@ -333,6 +333,9 @@ func waiterOutcome(wt audit.Waiter) (label, what, tone, status string) {
 	switch wt.Outcome {
 	case "acquired":
 		what, tone = "then got the lock", "green"
+		if wt.AfterFreeMS >= 100 {
+			what += fmt.Sprintf(", %s after it was free (terraform's retry backoff)", dur(wt.AfterFreeMS))
+		}
 	case "failed":
 		label = "failed"
 		to := wt.LockTimeout
