@@ -80,6 +80,8 @@ Usage:
                                    guarded force-unlock of the state's lock (the current one if no ID)
   tfsh audit sessions [--json]     list recorded sessions
   tfsh audit show [--json] ID|last show a session: commands, decisions, exit codes, output
+  tfsh explain [--since T] [--state KEY] [--json] [LOCK|EVENT|SESSION|COMMAND]
+                                   who held the lock, who waited, how it ended (default: the last 24h)
   tfsh report --html FILE [--since T] [--until T] [--state KEY]
                                    one self-contained HTML file: a lock timeline per state and the incidents
   tfsh version
