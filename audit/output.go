@@ -342,18 +342,27 @@ func readChunks(ctx context.Context, q querier, commandID string, fn func(raw []
 		if err := rows.Scan(&seq, &rawLen, &z); err != nil {
 			return err
 		}
-		raw, err := io.ReadAll(io.LimitReader(flate.NewReader(bytes.NewReader(z)), int64(rawLen)+1))
+		raw, err := inflateChunk(commandID, seq, rawLen, z)
 		if err != nil {
-			return fmt.Errorf("output chunk %d of %s: %w", seq, commandID, err)
-		}
-		if len(raw) != rawLen {
-			return fmt.Errorf("output chunk %d of %s: %d bytes, header says %d", seq, commandID, len(raw), rawLen)
+			return err
 		}
 		if err := fn(raw); err != nil {
 			return err
 		}
 	}
 	return rows.Err()
+}
+
+// inflateChunk decompresses a stored chunk and checks its length.
+func inflateChunk(commandID string, seq, rawLen int, z []byte) ([]byte, error) {
+	raw, err := io.ReadAll(io.LimitReader(flate.NewReader(bytes.NewReader(z)), int64(rawLen)+1))
+	if err != nil {
+		return nil, fmt.Errorf("output chunk %d of %s: %w", seq, commandID, err)
+	}
+	if len(raw) != rawLen {
+		return nil, fmt.Errorf("output chunk %d of %s: %d bytes, header says %d", seq, commandID, len(raw), rawLen)
+	}
+	return raw, nil
 }
 
 var errBadFrame = errors.New("malformed output frame")
