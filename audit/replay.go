@@ -86,6 +86,8 @@ type ReplayHeader struct {
 	// Term is the largest terminal any replayed command was drawn on
 	// (columns and rows each at their largest), nil when none recorded one.
 	Term *TermInfo
+	// Command is the command replayed, when the target is one command.
+	Command *ReplayedCommand
 }
 
 // ReplayedCommand is a command as a replay shows it.
@@ -225,16 +227,22 @@ func (d *DB) Replay(ctx context.Context, t ReplayTarget, fn func(ReplayItem) err
 		return err
 	}
 	r := &replayer{d: d, h: h, fn: fn}
-	if err := r.emit(ReplayItem{Kind: ReplaySession, At: h.From}); err != nil {
-		return err
-	}
 	if t.CommandID != "" {
 		var n int
 		if err := d.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM events WHERE session_id = ? AND kind = 'command_start' AND seq <= ?`,
 			t.SessionID, only.Seq).Scan(&n); err != nil {
 			return fmt.Errorf("read session %s: %w", t.SessionID, err)
 		}
-		return r.command(ctx, only, n)
+		if h.Command, err = replayedCommand(only, n); err != nil {
+			return err
+		}
+		if err := r.emit(ReplayItem{Kind: ReplaySession, At: h.From}); err != nil {
+			return err
+		}
+		return r.command(ctx, h.Command, only)
+	}
+	if err := r.emit(ReplayItem{Kind: ReplaySession, At: h.From}); err != nil {
+		return err
 	}
 	// The session's own events and its commands' starts, one at a time
 	// by key: the events of each command are read by command.
@@ -250,7 +258,10 @@ func (d *DB) Replay(ctx context.Context, t ReplayTarget, fn func(ReplayItem) err
 		after = ev.Seq
 		if ev.Kind == KindCommandStart {
 			n++
-			err = r.command(ctx, ev, n)
+			var c *ReplayedCommand
+			if c, err = replayedCommand(ev, n); err == nil {
+				err = r.command(ctx, c, ev)
+			}
 		} else {
 			err = r.emit(ReplayItem{Kind: ReplayEvent, At: ev.At, Event: ev})
 		}
@@ -311,13 +322,17 @@ func (r *replayer) emit(it ReplayItem) error {
 	return r.fn(it)
 }
 
-// command plays one command: its start, then its frames and its other
-// events merged by time.
-func (r *replayer) command(ctx context.Context, start Event, n int) error {
+func replayedCommand(start Event, n int) (*ReplayedCommand, error) {
 	c := &ReplayedCommand{ID: start.CommandID, N: n, Start: start.At, StateKey: start.StateKey}
 	if err := json.Unmarshal(start.Data, &c.Info); err != nil {
-		return fmt.Errorf("read command %s: %w", start.CommandID, err)
+		return nil, fmt.Errorf("read command %s: %w", start.CommandID, err)
 	}
+	return c, nil
+}
+
+// command plays one command: its start, then its frames and its other
+// events merged by time.
+func (r *replayer) command(ctx context.Context, c *ReplayedCommand, start Event) error {
 	if err := r.emit(ReplayItem{Kind: ReplayCommand, At: start.At, Command: c, Event: start}); err != nil {
 		return err
 	}

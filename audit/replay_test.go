@@ -87,6 +87,9 @@ func TestReplayMergesOutputAndEventsInTimeOrder(t *testing.T) {
 	if h.Commands != 2 || h.Of != 2 || h.Info.User != "alice" || !h.From.Equal(audittest.Base) {
 		t.Fatalf("header = %+v, want 2 commands of 2 by alice from %v", h, audittest.Base)
 	}
+	if h.Command != nil {
+		t.Fatalf("header names command %+v, want none for a whole session", h.Command)
+	}
 	if h.Term == nil || h.Term.Cols != 120 || h.Term.Rows != 40 || h.Term.Type != "xterm-256color" {
 		t.Fatalf("header term = %+v, want 120x40 xterm-256color", h.Term)
 	}
@@ -118,8 +121,8 @@ func TestReplayOneCommand(t *testing.T) {
 		t.Fatalf("replay items (-got +want):\n%s", d)
 	}
 	h := items[0].Session
-	if h.Commands != 1 || h.Of != 2 || h.Term != nil {
-		t.Fatalf("header = %+v, want command 1 of 2 with no terminal", h)
+	if h.Commands != 1 || h.Of != 2 || h.Term != nil || h.Command == nil || h.Command.N != 2 || h.Command.ID != fx.Commands[1] {
+		t.Fatalf("header = %+v, want command 2 of 2 with no terminal", h)
 	}
 	err := db.Replay(context.Background(), audit.ReplayTarget{SessionID: fx.SessionID, CommandID: "NOPE"}, func(audit.ReplayItem) error { return nil })
 	if !errors.Is(err, audit.ErrNotFound) {

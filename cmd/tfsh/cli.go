@@ -42,6 +42,8 @@ func Main(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.
 			return runCommand(ctx, args[1:], stdin, stdout, stderr)
 		case "audit":
 			return auditCommand(ctx, args[1:], stdout, stderr)
+		case "replay":
+			return replayCommand(ctx, args[1:], stdin, stdout, stderr)
 		case "locks":
 			return locksCommand(ctx, args[1:], stdout, stderr)
 		case "policy":
@@ -76,6 +78,8 @@ Usage:
                                    guarded force-unlock of the state's lock (the current one if no ID)
   tfsh audit sessions [--json]     list recorded sessions
   tfsh audit show [--json] ID|last show a session: commands, decisions, exit codes, output
+  tfsh replay [--speed N] [--max-wait D] [--from OFFSET] [--no-timing] [--cast FILE] ID|last
+                                   play a session or command back with its timing and lock events
   tfsh version
 
 Flags:
