@@ -8,10 +8,14 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/creack/pty"
+	"golang.org/x/sys/unix"
 
 	"github.com/tfsh/tfsh/audit"
 	"github.com/tfsh/tfsh/audit/audittest"
@@ -496,5 +500,72 @@ func TestReplayUsageErrors(t *testing.T) {
 	}
 	if code, out, _ := runReplayTest(t, nil, "--help"); code != 0 || !strings.Contains(out, "Usage: tfsh replay") {
 		t.Fatalf("--help: exit %d, %q", code, out)
+	}
+}
+
+// TestReplayOnTerminal plays a replay on a real pseudo-terminal: keys
+// arrive one by one without echo (q stops without Enter), Ctrl-C stops
+// with 130, and the terminal is restored either way.
+func TestReplayOnTerminal(t *testing.T) {
+	path, fx := replayFixture(t)
+	tests := []struct {
+		key  string
+		code int
+	}{
+		{"q", 0},
+		{"\x03", 130},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%q", tt.key), func(t *testing.T) {
+			// From +4s on, with no limit on waits: after the lock_wait
+			// annotation (+4.3s) the recording is silent for 5.95s.
+			cmd := exec.Command("tfsh", "replay", "--audit-db", path, "--from", "4s", "--max-wait", "0", fx.SessionID)
+			cmd.Env = append(os.Environ(), "NO_COLOR=1")
+			ptmx, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 40, Cols: 120})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ptmx.Close()
+			before, err := unix.IoctlGetTermios(int(ptmx.Fd()), unix.TCGETS)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var scr lockedBuffer
+			go func() { _, _ = copyUntilEOF(&scr, ptmx) }()
+			at := scr.waitFor(t, 0, `lock_wait `+audittest.TheirLock)
+			if _, err := ptmx.Write([]byte(tt.key)); err != nil {
+				t.Fatal(err)
+			}
+			scr.waitFor(t, at, `tfsh: replay stopped at \+4\.300s; tfsh replay --from 4\.300s `+fx.SessionID+` goes on from there`)
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			select {
+			case err := <-done:
+				var ee *exec.ExitError
+				code := 0
+				if errors.As(err, &ee) {
+					code = ee.ExitCode()
+				} else if err != nil {
+					t.Fatal(err)
+				}
+				if code != tt.code {
+					t.Fatalf("exit %d, want %d; screen:\n%s", code, tt.code, scr.String())
+				}
+			case <-time.After(30 * time.Second):
+				cmd.Process.Kill()
+				t.Fatalf("replay did not exit; screen:\n%s", scr.String())
+			}
+			if s := scr.String(); strings.Contains(s, "Error acquiring") || strings.Contains(s[at:], "q") || strings.Contains(s[at:], "^C") {
+				t.Fatalf("the replay went on, or the key was echoed:\n%q", s[at:])
+			}
+			after, err := unix.IoctlGetTermios(int(ptmx.Fd()), unix.TCGETS)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if after.Lflag != before.Lflag || after.Iflag != before.Iflag || after.Oflag != before.Oflag {
+				t.Fatalf("terminal not restored: lflag %#x→%#x iflag %#x→%#x oflag %#x→%#x",
+					before.Lflag, after.Lflag, before.Iflag, after.Iflag, before.Oflag, after.Oflag)
+			}
+		})
 	}
 }
