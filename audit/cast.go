@@ -40,8 +40,6 @@ type CastWriter struct {
 	carry   map[Stream][]byte // the start of a character split across frames
 	afterCR map[Stream]bool   // the stream's last byte was CR
 	line    []byte
-	text    bytes.Buffer
-	enc     *json.Encoder
 	err     error
 }
 
@@ -50,8 +48,6 @@ type CastWriter struct {
 func NewCastWriter(w io.Writer, h CastHeader) (*CastWriter, error) {
 	h.Version = 2
 	c := &CastWriter{w: bufio.NewWriterSize(w, 64<<10), carry: map[Stream][]byte{}, afterCR: map[Stream]bool{}}
-	c.enc = json.NewEncoder(&c.text)
-	c.enc.SetEscapeHTML(false)
 	b, err := json.Marshal(h)
 	if err != nil {
 		return nil, fmt.Errorf("write asciicast header: %w", err)
@@ -97,19 +93,21 @@ func (c *CastWriter) output(t time.Duration, s Stream, out []byte) error {
 	if len(out) == 0 {
 		return nil
 	}
-	text := bytes.ToValidUTF8(out, []byte("\uFFFD"))
-	if s != TTY {
-		var b []byte
-		cr := c.afterCR[s]
-		for _, ch := range text {
-			if ch == '\n' && !cr {
-				b = append(b, '\r')
+	text := validUTF8(out)
+	if s != TTY && len(text) > 0 {
+		if bytes.IndexByte(text, '\n') >= 0 {
+			var b []byte
+			cr := c.afterCR[s]
+			for _, ch := range text {
+				if ch == '\n' && !cr {
+					b = append(b, '\r')
+				}
+				b = append(b, ch)
+				cr = ch == '\r'
 			}
-			b = append(b, ch)
-			cr = ch == '\r'
+			text = b
 		}
-		c.afterCR[s] = cr
-		text = b
+		c.afterCR[s] = text[len(text)-1] == '\r'
 	}
 	return c.event(t, "o", text)
 }
@@ -131,7 +129,16 @@ func (c *CastWriter) EndStreams(t time.Duration) error {
 
 // Marker writes a marker (a point a viewer can jump to) with a label.
 func (c *CastWriter) Marker(t time.Duration, label string) error {
-	return c.event(t, "m", []byte(label))
+	return c.event(t, "m", validUTF8([]byte(label)))
+}
+
+// validUTF8 returns b with every byte that is not UTF-8 replaced by U+FFFD
+// (b itself when it is valid).
+func validUTF8(b []byte) []byte {
+	if utf8.Valid(b) {
+		return b
+	}
+	return bytes.ToValidUTF8(b, []byte("\uFFFD"))
 }
 
 // Close writes what is carried over and flushes; it does not close the
@@ -146,28 +153,50 @@ func (c *CastWriter) Close() error {
 	return nil
 }
 
+// event writes one event line; text must be valid UTF-8.
 func (c *CastWriter) event(t time.Duration, code string, text []byte) error {
 	if c.err != nil {
 		return c.err
 	}
 	t = max(t, c.last)
 	c.last = t
-	c.text.Reset()
-	if err := c.enc.Encode(string(bytes.ToValidUTF8(text, []byte("\uFFFD")))); err != nil {
-		c.err = fmt.Errorf("write asciicast: %w", err)
-		return c.err
-	}
 	l := c.line[:0]
 	l = append(l, '[')
 	l = strconv.AppendFloat(l, t.Seconds(), 'f', 6, 64)
 	l = append(l, ", \""...)
 	l = append(l, code...)
 	l = append(l, "\", "...)
-	l = append(l, bytes.TrimSuffix(c.text.Bytes(), []byte("\n"))...)
+	l = appendJSONString(l, text)
 	l = append(l, "]\n"...)
 	c.line = l
 	if _, err := c.w.Write(l); err != nil {
 		c.err = fmt.Errorf("write asciicast: %w", err)
 	}
 	return c.err
+}
+
+// appendJSONString appends s, valid UTF-8, as a JSON string: what JSON
+// requires escaped (quote, backslash, control characters) is, the rest is
+// copied. encoding/json would copy the text three times more; a long
+// session's output goes through here.
+func appendJSONString(b, s []byte) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for _, ch := range s {
+		switch {
+		case ch == '"' || ch == '\\':
+			b = append(b, '\\', ch)
+		case ch == '\n':
+			b = append(b, '\\', 'n')
+		case ch == '\r':
+			b = append(b, '\\', 'r')
+		case ch == '\t':
+			b = append(b, '\\', 't')
+		case ch < 0x20:
+			b = append(b, '\\', 'u', '0', '0', hex[ch>>4], hex[ch&0xf])
+		default:
+			b = append(b, ch)
+		}
+	}
+	return append(b, '"')
 }

@@ -355,10 +355,33 @@ func readChunks(ctx context.Context, q querier, commandID string, fn func(raw []
 
 // inflateChunk decompresses a stored chunk and checks its length.
 func inflateChunk(commandID string, seq, rawLen int, z []byte) ([]byte, error) {
-	raw, err := io.ReadAll(io.LimitReader(flate.NewReader(bytes.NewReader(z)), int64(rawLen)+1))
-	if err != nil {
+	var in inflater
+	return in.chunk(commandID, seq, rawLen, z)
+}
+
+// inflater decompresses chunks one after the other into one buffer, with
+// one decompressor: what it returns is valid until the next chunk.
+type inflater struct {
+	fr  io.ReadCloser
+	buf bytes.Buffer
+	z   bytes.Reader
+}
+
+func (in *inflater) chunk(commandID string, seq, rawLen int, z []byte) ([]byte, error) {
+	in.z.Reset(z)
+	if in.fr == nil {
+		in.fr = flate.NewReader(&in.z)
+	} else if err := in.fr.(flate.Resetter).Reset(&in.z, nil); err != nil {
 		return nil, fmt.Errorf("output chunk %d of %s: %w", seq, commandID, err)
 	}
+	// Sized from the header (within reason: the header could be wrong),
+	// so that reading a chunk does not grow the buffer over and over.
+	in.buf.Reset()
+	in.buf.Grow(min(max(rawLen, 0), 16<<20) + bytes.MinRead)
+	if _, err := in.buf.ReadFrom(io.LimitReader(in.fr, int64(rawLen)+1)); err != nil {
+		return nil, fmt.Errorf("output chunk %d of %s: %w", seq, commandID, err)
+	}
+	raw := in.buf.Bytes()
 	if len(raw) != rawLen {
 		return nil, fmt.Errorf("output chunk %d of %s: %d bytes, header says %d", seq, commandID, len(raw), rawLen)
 	}

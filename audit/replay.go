@@ -379,8 +379,10 @@ func (r *replayer) command(ctx context.Context, c *ReplayedCommand, start Event)
 
 // eachChunk calls fn with each stored chunk of a command's output in
 // order, reading them one by one by key, so that no query is open while
-// fn runs.
+// fn runs. raw is valid only during the call: its memory holds the next
+// chunk.
 func (d *DB) eachChunk(ctx context.Context, commandID string, fn func(raw []byte) error) error {
+	var in inflater
 	next := 0
 	for {
 		var seq, rawLen int
@@ -393,7 +395,7 @@ func (d *DB) eachChunk(ctx context.Context, commandID string, fn func(raw []byte
 		if err != nil {
 			return fmt.Errorf("read output of %s: %w", commandID, err)
 		}
-		raw, err := inflateChunk(commandID, seq, rawLen, z)
+		raw, err := in.chunk(commandID, seq, rawLen, z)
 		if err != nil {
 			return err
 		}
