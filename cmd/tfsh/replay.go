@@ -369,9 +369,17 @@ func describeReplayStart(h *audit.ReplayHeader) string {
 	if h.Command != nil {
 		line += fmt.Sprintf("; command %d of %d (%s)", h.Command.N, h.Of, h.Command.ID)
 	} else {
-		line += fmt.Sprintf("; %d commands", h.Commands)
+		line += "; " + plural(h.Commands, "command")
 	}
 	return line + ", from " + h.From.UTC().Format("2006-01-02 15:04:05 UTC")
+}
+
+// plural is "1 command", "2 commands".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 // promptLine is a command as the shell's prompt showed it: tfsh, the
@@ -464,7 +472,7 @@ func replayEventBody(ev audit.Event, self string) (string, bool) {
 		if err := json.Unmarshal(ev.Data, &e); err != nil {
 			return " " + esc(string(ev.Data)), true
 		}
-		line := fmt.Sprintf(" %s, exit %d, %d commands", esc(e.Status), e.ExitCode, e.Commands)
+		line := fmt.Sprintf(" %s, exit %d, %s", esc(e.Status), e.ExitCode, plural(e.Commands, "command"))
 		if e.DetectedBy != "" {
 			line += ", noticed by session " + esc(e.DetectedBy)
 		}
