@@ -183,11 +183,11 @@ func runReplay(ctx context.Context, args []string, rio replayIO) int {
 	switch {
 	case f.asJSON:
 		run = func(ctx context.Context, db *audit.DB, t audit.ReplayTarget) (time.Duration, error) {
-			return 0, replayJSON(ctx, db, t, rio.stdout)
+			return replayJSON(ctx, db, t, rio.stdout)
 		}
 	case f.cast != "":
 		run = func(ctx context.Context, db *audit.DB, t audit.ReplayTarget) (time.Duration, error) {
-			return 0, replayCast(ctx, db, t, f, !noColor, rio.stdout)
+			return replayCast(ctx, db, t, f, !noColor, rio.stdout)
 		}
 	default:
 		run = func(ctx context.Context, db *audit.DB, t audit.ReplayTarget) (time.Duration, error) {
@@ -196,10 +196,16 @@ func runReplay(ctx context.Context, args []string, rio replayIO) int {
 	}
 	at, err := run(ctx, db, target)
 	stopped := errors.Is(err, errReplayStopped)
+	interrupted := false
 	select {
 	case <-signalled:
-		stopped, err = true, nil
+		interrupted = true
 	default:
+		// The shell cancels its builtins' context on a signal of its own.
+		interrupted = errors.Is(err, context.Canceled) && ctx.Err() != nil
+	}
+	if interrupted {
+		stopped, err = true, nil
 	}
 	if stopped {
 		if outTTY {
@@ -710,13 +716,13 @@ func (p *player) setSpeed(s float64, left *time.Duration) {
 
 // replayCast writes the replay as an asciicast v2 recording; nothing is
 // played. Waits are those a replay at --speed with --max-wait and --from
-// would make.
-func replayCast(ctx context.Context, db *audit.DB, t audit.ReplayTarget, f replayFlags, color bool, stdout io.Writer) (err error) {
+// would make. It returns the offset reached.
+func replayCast(ctx context.Context, db *audit.DB, t audit.ReplayTarget, f replayFlags, color bool, stdout io.Writer) (reached time.Duration, err error) {
 	var w io.Writer = stdout
 	if f.cast != "-" {
-		file, err := os.OpenFile(f.cast, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-		if err != nil {
-			return fmt.Errorf("create %s: %w", f.cast, err)
+		file, ferr := os.OpenFile(f.cast, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+		if ferr != nil {
+			return 0, fmt.Errorf("create %s: %w", f.cast, ferr)
 		}
 		defer func() {
 			if cerr := file.Close(); err == nil && cerr != nil {
@@ -737,6 +743,10 @@ func replayCast(ctx context.Context, db *audit.DB, t audit.ReplayTarget, f repla
 			}
 		}
 		return r.render(it, func(pc piece) error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			reached = pc.offset
 			at += time.Duration(float64(tl.advance(pc.offset)) / f.speed)
 			if pc.command {
 				if err := cw.EndStreams(at); err != nil {
@@ -756,7 +766,7 @@ func replayCast(ctx context.Context, db *audit.DB, t audit.ReplayTarget, f repla
 			err = cerr
 		}
 	}
-	return err
+	return reached, err
 }
 
 // Size of the terminal a recording is drawn on when no command recorded
@@ -807,13 +817,19 @@ type replayedJSON struct {
 	Data       json.RawMessage `json:"data,omitempty"`
 }
 
-// replayJSON writes each item as one JSON object per line, at once.
-func replayJSON(ctx context.Context, db *audit.DB, t audit.ReplayTarget, stdout io.Writer) error {
+// replayJSON writes each item as one JSON object per line, at once. It
+// returns the offset reached.
+func replayJSON(ctx context.Context, db *audit.DB, t audit.ReplayTarget, stdout io.Writer) (time.Duration, error) {
+	var reached time.Duration
 	out := bufio.NewWriter(stdout)
 	enc := json.NewEncoder(out)
 	enc.SetEscapeHTML(false)
 	self := ""
 	err := db.Replay(ctx, t, func(it audit.ReplayItem) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		reached = it.Offset
 		j := replayedJSON{OffsetMS: float64(it.Offset) / 1e6, At: it.At, Type: it.Kind.String()}
 		if it.Command != nil {
 			j.CommandID = it.Command.ID
@@ -841,7 +857,7 @@ func replayJSON(ctx context.Context, db *audit.DB, t audit.ReplayTarget, stdout 
 	if ferr := out.Flush(); err == nil && ferr != nil {
 		err = ferr
 	}
-	return err
+	return reached, err
 }
 
 // cbreak turns off line editing and echo on the terminal fd, so that keys

@@ -489,6 +489,7 @@ func TestReplayUsageErrors(t *testing.T) {
 		{[]string{"--audit-db", path, "0"}, "is ambiguous"},
 		{[]string{"--audit-db", filepath.Join(t.TempDir(), "none.db"), "last"}, "no audit log at"},
 		{[]string{"--bogus"}, "unknown tfsh flag -bogus"},
+		{[]string{"--audit-db", path, "--cast", filepath.Join(t.TempDir(), "no", "such.cast"), "last"}, "tfsh: replay: create "},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args[min(2, len(tt.args)-1):], " "), func(t *testing.T) {
