@@ -340,7 +340,7 @@ func (x *explainer) byRef(ctx context.Context, ref string, addLock func(string))
 	} else if !isNotFound(err) {
 		return nil, "", "", err
 	}
-	id, err = x.d.resolveCommand(ctx, ref)
+	id, err = x.d.ResolveCommand(ctx, ref)
 	if isNotFound(err) {
 		return nil, "", "", fmt.Errorf("%q is no lock ID, event, session or command in the audit log: %w", ref, ErrNotFound)
 	} else if err != nil {
@@ -365,30 +365,6 @@ func (x *explainer) incidentsOf(ctx context.Context, f EventFilter, addLock func
 		return nil
 	})
 	return loose, err
-}
-
-// resolveCommand turns a command ID or a unique prefix into a command ID.
-func (d *DB) resolveCommand(ctx context.Context, ref string) (string, error) {
-	rows, err := d.db.QueryContext(ctx, `SELECT command_id FROM events WHERE kind = 'command_start' AND command_id LIKE ? ORDER BY seq DESC LIMIT 2`, strings.ToUpper(ref)+"%")
-	if err != nil {
-		return "", err
-	}
-	defer rows.Close()
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return "", err
-		}
-		ids = append(ids, id)
-	}
-	switch {
-	case len(ids) == 0:
-		return "", fmt.Errorf("command %q: %w", ref, ErrNotFound)
-	case len(ids) > 1:
-		return "", fmt.Errorf("command %q is ambiguous: give more characters of the ID", ref)
-	}
-	return ids[0], rows.Err()
 }
 
 // chain builds the chain of one lock from every event that names it (or

@@ -342,18 +342,50 @@ func readChunks(ctx context.Context, q querier, commandID string, fn func(raw []
 		if err := rows.Scan(&seq, &rawLen, &z); err != nil {
 			return err
 		}
-		raw, err := io.ReadAll(io.LimitReader(flate.NewReader(bytes.NewReader(z)), int64(rawLen)+1))
+		raw, err := inflateChunk(commandID, seq, rawLen, z)
 		if err != nil {
-			return fmt.Errorf("output chunk %d of %s: %w", seq, commandID, err)
-		}
-		if len(raw) != rawLen {
-			return fmt.Errorf("output chunk %d of %s: %d bytes, header says %d", seq, commandID, len(raw), rawLen)
+			return err
 		}
 		if err := fn(raw); err != nil {
 			return err
 		}
 	}
 	return rows.Err()
+}
+
+// inflateChunk decompresses a stored chunk and checks its length.
+func inflateChunk(commandID string, seq, rawLen int, z []byte) ([]byte, error) {
+	var in inflater
+	return in.chunk(commandID, seq, rawLen, z)
+}
+
+// inflater decompresses chunks one after the other into one buffer, with
+// one decompressor: what it returns is valid until the next chunk.
+type inflater struct {
+	fr  io.ReadCloser
+	buf bytes.Buffer
+	z   bytes.Reader
+}
+
+func (in *inflater) chunk(commandID string, seq, rawLen int, z []byte) ([]byte, error) {
+	in.z.Reset(z)
+	if in.fr == nil {
+		in.fr = flate.NewReader(&in.z)
+	} else if err := in.fr.(flate.Resetter).Reset(&in.z, nil); err != nil {
+		return nil, fmt.Errorf("output chunk %d of %s: %w", seq, commandID, err)
+	}
+	// Sized from the header (within reason: the header could be wrong),
+	// so that reading a chunk does not grow the buffer over and over.
+	in.buf.Reset()
+	in.buf.Grow(min(max(rawLen, 0), 16<<20) + bytes.MinRead)
+	if _, err := in.buf.ReadFrom(io.LimitReader(in.fr, int64(rawLen)+1)); err != nil {
+		return nil, fmt.Errorf("output chunk %d of %s: %w", seq, commandID, err)
+	}
+	raw := in.buf.Bytes()
+	if len(raw) != rawLen {
+		return nil, fmt.Errorf("output chunk %d of %s: %d bytes, header says %d", seq, commandID, len(raw), rawLen)
+	}
+	return raw, nil
 }
 
 var errBadFrame = errors.New("malformed output frame")

@@ -112,8 +112,19 @@ type CommandInfo struct {
 	StateKey    string            `json:"-"`             // stored in the state_key column
 	Env         map[string]string `json:"env,omitempty"` // TF_CLI_ARGS*, TF_WORKSPACE, ... (redacted)
 	Interactive bool              `json:"interactive"`
-	Terraform   string            `json:"terraform,omitempty"`
-	Note        string            `json:"note,omitempty"`
+	// Term is the terminal an interactive command ran on, as it was when
+	// the command started; nil when it ran on pipes.
+	Term      *TermInfo `json:"term,omitempty"`
+	Terraform string    `json:"terraform,omitempty"`
+	Note      string    `json:"note,omitempty"`
+}
+
+// TermInfo is the terminal a command's output was drawn on: what a replay
+// needs to draw it the same way.
+type TermInfo struct {
+	Cols int    `json:"cols"`
+	Rows int    `json:"rows"`
+	Type string `json:"type,omitempty"` // $TERM
 }
 
 // Decision is what policy_decision records.

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/term"
+
 	"github.com/tfsh/tfsh/audit"
 	"github.com/tfsh/tfsh/hooks"
 	"github.com/tfsh/tfsh/internal/ci"
@@ -285,6 +287,9 @@ func (s *Session) Run(ctx context.Context, argv []string, line string) Outcome {
 		Env:         relevantEnv(env, final),
 		Interactive: s.cfg.PTY,
 		Terraform:   s.cfg.Binary.Name + " " + s.cfg.Binary.Version,
+	}
+	if s.cfg.PTY {
+		info.Term = termInfo(s.cfg.Stdin, getenv)
 	}
 	if line != "" {
 		if toks, err := Tokenize(line); err == nil {
@@ -609,4 +614,18 @@ func relevantEnv(env []string, inv *terraform.Invocation) map[string]string {
 		return nil
 	}
 	return out
+}
+
+// termInfo is the terminal an interactive command draws on (the pty
+// terraform runs on gets its size), recorded so that a replay can draw the
+// output at the same size; nil when in is not a terminal.
+func termInfo(in *os.File, getenv func(string) string) *audit.TermInfo {
+	if in == nil {
+		return nil
+	}
+	cols, rows, err := term.GetSize(int(in.Fd()))
+	if err != nil || cols <= 0 || rows <= 0 {
+		return nil
+	}
+	return &audit.TermInfo{Cols: cols, Rows: rows, Type: getenv("TERM")}
 }

@@ -263,18 +263,7 @@ func renderSession(w io.Writer, rec *audit.SessionRecord, frames func(string) ([
 			fmt.Fprintf(w, "    note       %s\n", esc(c.Info.Note))
 		}
 		if e := c.End; e != nil {
-			line := fmt.Sprintf("%s, exit %d", e.Status, e.ExitCode)
-			if e.Signal != "" {
-				line += ", signal " + e.Signal
-			}
-			line += fmt.Sprintf(", %s", (time.Duration(e.DurationMS) * time.Millisecond).String())
-			if e.Reason != "" {
-				line += " (" + e.Reason + ")"
-			}
-			if e.Error != "" {
-				line += ": " + e.Error
-			}
-			fmt.Fprintf(w, "    result     %s\n", esc(line))
+			fmt.Fprintf(w, "    result     %s\n", esc(describeCommandEnd(*e)))
 		} else {
 			fmt.Fprintf(w, "    result     none recorded (still running, or tfsh was killed)\n")
 		}
@@ -311,6 +300,23 @@ func renderSession(w io.Writer, rec *audit.SessionRecord, frames func(string) ([
 		}
 	}
 	return nil
+}
+
+// describeCommandEnd is a command's result for a reader: status, exit
+// code, signal, duration, why.
+func describeCommandEnd(e audit.CommandEnd) string {
+	line := fmt.Sprintf("%s, exit %d", e.Status, e.ExitCode)
+	if e.Signal != "" {
+		line += ", signal " + e.Signal
+	}
+	line += fmt.Sprintf(", %s", (time.Duration(e.DurationMS) * time.Millisecond).String())
+	if e.Reason != "" {
+		line += " (" + e.Reason + ")"
+	}
+	if e.Error != "" {
+		line += ": " + e.Error
+	}
+	return line
 }
 
 // esc shows what a recorded field really holds: a field with a control,
@@ -356,22 +362,44 @@ func describeHookRun(ev audit.Event) string {
 
 // describeLockEvent is one line about a lock event for a reader.
 func describeLockEvent(ev audit.Event) string {
+	kind := strings.TrimPrefix(ev.Kind, "lock_")
+	return strings.ReplaceAll(kind, "_", " ") + lockEventDetail(ev, localClock, "")
+}
+
+// localClock shows a time of day as the reader's clock does.
+func localClock(t time.Time) string { return t.Local().Format("15:04:05") }
+
+// lockEventDetail is what is said about a lock event after its kind: the
+// lock ID, who holds it, the holder process, how long, where. Times of
+// day are shown by clock. self, when not empty, is the holder named for
+// our own lock (acquired, released, orphaned) when its record names none;
+// when empty, our own lock's holder is not named.
+func lockEventDetail(ev audit.Event, clock func(time.Time) string, self string) string {
 	var d lock.Event
 	if err := json.Unmarshal(ev.Data, &d); err != nil {
-		return ev.Kind + " " + string(ev.Data)
+		return " " + string(ev.Data)
 	}
-	kind := strings.TrimPrefix(ev.Kind, "lock_")
 	var b strings.Builder
-	b.WriteString(strings.ReplaceAll(kind, "_", " "))
 	if ev.LockID != "" {
 		b.WriteString(" " + ev.LockID)
 	}
-	if i := d.Info; i != nil && i.Who != "" && ev.Kind != lock.KindAcquired && ev.Kind != lock.KindReleased && ev.Kind != lock.KindOrphaned {
+	ours := ev.Kind == lock.KindAcquired || ev.Kind == lock.KindReleased || ev.Kind == lock.KindOrphaned
+	switch i := d.Info; {
+	case i != nil && i.Who != "" && !ours:
 		fmt.Fprintf(&b, " held by %s (%s", i.Who, lock.OperationName(i.Operation))
 		if !i.Created.IsZero() {
-			fmt.Fprintf(&b, " since %s", i.Created.Local().Format("15:04:05"))
+			fmt.Fprintf(&b, " since %s", clock(i.Created))
 		}
 		b.WriteString(")")
+	case ours && self != "":
+		who, op := self, ""
+		if i != nil && i.Who != "" {
+			who, op = i.Who, lock.OperationName(i.Operation)
+		}
+		b.WriteString(" held by " + who)
+		if op != "" {
+			b.WriteString(" (" + op + ")")
+		}
 	}
 	if d.PID != 0 && ev.Kind != lock.KindAcquired {
 		fmt.Fprintf(&b, " pid %d", d.PID)

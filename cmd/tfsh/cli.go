@@ -46,6 +46,8 @@ func Main(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.
 			return explainCommand(ctx, args[1:], stdout, stderr)
 		case "report":
 			return reportCommand(ctx, args[1:], stdout, stderr)
+		case "replay":
+			return replayCommand(ctx, args[1:], stdin, stdout, stderr)
 		case "locks":
 			return locksCommand(ctx, args[1:], stdout, stderr)
 		case "policy":
@@ -84,6 +86,8 @@ Usage:
                                    who held the lock, who waited, how it ended (default: the last 24h)
   tfsh report --html FILE [--since T] [--until T] [--state KEY]
                                    one self-contained HTML file: a lock timeline per state and the incidents
+  tfsh replay [--speed N] [--max-wait D] [--from OFFSET] [--no-timing] [--cast FILE] ID|last
+                                   play a session or command back with its timing and lock events
   tfsh version
 
 Flags:
@@ -631,6 +635,9 @@ func readers(dbPath string, stdin *os.File, stdout, stderr io.Writer) map[string
 	withDB := func(args []string) []string { return append([]string{"--audit-db", dbPath}, args...) }
 	return map[string]func(context.Context, []string) int{
 		"explain": func(ctx context.Context, args []string) int { return explainCommand(ctx, withDB(args), stdout, stderr) },
+		"replay": func(ctx context.Context, args []string) int {
+			return replayCommand(ctx, withDB(args), stdin, stdout, stderr)
+		},
 	}
 }
 

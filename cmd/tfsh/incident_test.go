@@ -328,3 +328,61 @@ func TestExplainGolden(t *testing.T) {
 		})
 	}
 }
+
+// TestReplayIncidentGolden: the recorded incident played back without
+// timing, exactly; and as an asciicast, which must be valid: a header,
+// then events whose every line parses and whose times never go back.
+func TestReplayIncidentGolden(t *testing.T) {
+	db := loadLog(t, incidentFixture)
+	h := &harness{t: t, dir: t.TempDir(), db: db, env: withoutCI(append(os.Environ(), "TZ=UTC", "TFSH_AUDIT_DB="+db))}
+	for name, session := range map[string]string{
+		"timed-out-plan.golden": "01M8AWR64PWG", // waited 2s on the apply's lock and gave up
+		"killed-apply.golden":   "01M8AWRMT1HZ", // terraform killed: the lock orphaned
+		"force-unlock.golden":   "01M8AWRMXS4G", // the guarded force-unlock and its verification
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := h.run(nil, "replay", "--no-timing", session)
+			if r.code != 0 || r.stderr != "" {
+				t.Fatalf("replay = %d:\n%s", r.code, r.stderr)
+			}
+			golden(t, "replay/incident-"+name, r.stdout)
+
+			cast := filepath.Join(t.TempDir(), "s.cast")
+			if r := h.run(nil, "replay", "--cast", cast, session); r.code != 0 {
+				t.Fatalf("replay --cast = %d:\n%s", r.code, r.stderr)
+			}
+			b, err := os.ReadFile(cast)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+			var hdr struct {
+				Version, Width, Height int
+				Timestamp              int64
+			}
+			if err := json.Unmarshal([]byte(lines[0]), &hdr); err != nil || hdr.Version != 2 || hdr.Width <= 0 || hdr.Height <= 0 || hdr.Timestamp == 0 {
+				t.Fatalf("header %q: %v %+v", lines[0], err, hdr)
+			}
+			last, markers := -1.0, 0
+			for i, l := range lines[1:] {
+				var ev []any
+				if err := json.Unmarshal([]byte(l), &ev); err != nil || len(ev) != 3 {
+					t.Fatalf("line %d %q: %v", i+2, l, err)
+				}
+				ts, ok1 := ev[0].(float64)
+				code, ok2 := ev[1].(string)
+				_, ok3 := ev[2].(string)
+				if !ok1 || !ok2 || !ok3 || (code != "o" && code != "m") || ts < last {
+					t.Fatalf("line %d %q: want [time ≥ %v, \"o\"|\"m\", text]", i+2, l, last)
+				}
+				last = ts
+				if code == "m" {
+					markers++
+				}
+			}
+			if markers == 0 {
+				t.Fatalf("no lock markers in the cast:\n%s", b)
+			}
+		})
+	}
+}

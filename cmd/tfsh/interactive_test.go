@@ -138,6 +138,15 @@ func TestInteractivePrompt(t *testing.T) {
 	if !strings.Contains(show.stdout, "Apply complete!") {
 		t.Fatalf("the pty output was not recorded:\n%s", show.stdout)
 	}
+	// So was the terminal the commands drew on, for replay.
+	js := h.must("audit", "show", "--json", "--no-output", "last")
+	if !strings.Contains(js.stdout, `"term": {
+          "cols": 120,
+          "rows": 40,
+          "type": "dumb"
+        }`) {
+		t.Fatalf("no terminal size recorded:\n%s", js.stdout)
+	}
 }
 
 func copyUntilEOF(dst *lockedBuffer, src *os.File) (int64, error) {
