@@ -25,7 +25,8 @@ long, and how it ended. Ends with the time each state was blocked, and by whom.
 
   REF          a lock ID, an event ID, a session ID (or unique prefix, or last) or a command ID:
                the incidents of that lock, session or command, whenever they were
-  --state KEY  only this state (as tfsh locks and audit show name it: bucket/key, or the file)
+  --state KEY  only this state (as tfsh locks and audit show name it: bucket/key, or the file),
+               or the one state whose key contains KEY (--state prod/payments)
   --since T    from T: RFC3339, a date (2006-01-02), or a duration back from now (2h, "2h ago");
                default 24h ago when no REF is given
   --until T    up to T (same forms); default now
@@ -90,6 +91,9 @@ func runExplain(ctx context.Context, args []string, stdout io.Writer, now time.T
 		return err
 	}
 	defer db.Close()
+	if q.StateKey, err = resolveState(ctx, db, q.StateKey); err != nil {
+		return err
+	}
 	x, err := db.Explain(ctx, q)
 	if err != nil {
 		return err
@@ -452,4 +456,29 @@ func plural(n int, one, many string) string {
 		return one
 	}
 	return many
+}
+
+// resolveState turns --state into a state key the log knows: the key
+// itself, or the one key that contains what was given (prod/payments for
+// bucket/prod/payments/terraform.tfstate). Several or none is a usage
+// error that lists what there is.
+func resolveState(ctx context.Context, db *audit.DB, part string) (string, error) {
+	if part == "" {
+		return "", nil
+	}
+	keys, err := db.StateKeys(ctx, part, 11)
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case len(keys) == 1:
+		return keys[0], nil
+	case len(keys) == 0:
+		return "", &usageError{fmt.Sprintf("--state %q: no state in the audit log is or contains that (tfsh audit sessions --json lists them)", part)}
+	}
+	more := ""
+	if len(keys) > 10 {
+		keys, more = keys[:10], ", …"
+	}
+	return "", &usageError{fmt.Sprintf("--state %q matches several states: %s%s", part, strings.Join(keys, ", "), more)}
 }

@@ -93,6 +93,9 @@ func runReport(ctx context.Context, args []string, stdout io.Writer, now time.Ti
 		return err
 	}
 	defer db.Close()
+	if *state, err = resolveState(ctx, db, *state); err != nil {
+		return err
+	}
 	tl, err := db.Timeline(ctx, audit.TimelineQuery{Since: from, Until: to, StateKey: *state})
 	if err != nil {
 		return err
