@@ -701,9 +701,9 @@ func (w *Watcher) Finish(ctx context.Context, exit Exit) {
 			w.emit(Event{Kind: KindOrphaned, At: now, LockID: id, Source: SourceBackend, Mechanisms: s.mechs, Where: h.Where, Info: s.info,
 				Note: "unknown: the read after terraform exited failed, so tfsh cannot tell whether this lock was released; check with tfsh locks"})
 		default:
-			note := "our terraform exited and its lock is still held: once nothing uses the state, run tfsh -c 'force-unlock " + id + "' where it was taken"
+			note := "our terraform exited and its lock is still held: once nothing uses the state, remove it with tfsh unlock " + id + " where it was taken"
 			if w.interrupt >= 2 {
-				note = "terraform exited at once after two interrupts, leaving its lock: once nothing uses the state, run tfsh -c 'force-unlock " + id + "' where it was taken"
+				note = "terraform exited at once after two interrupts, leaving its lock: once nothing uses the state, remove it with tfsh unlock " + id + " where it was taken"
 			}
 			w.emit(Event{Kind: KindOrphaned, At: now, LockID: id, Source: SourceBackend, Mechanisms: s.mechs, Where: h.Where, Info: s.info, Note: note})
 		}

@@ -170,7 +170,7 @@ func (s *Session) watchLocks(c *audit.Command, inv *terraform.Invocation, ref lo
 			if strings.HasPrefix(ev.Note, "unknown") {
 				say(fmt.Sprintf("could not check whether lock %s was released (the last read failed): run tfsh locks", ev.LockID))
 			} else {
-				say(fmt.Sprintf("lock %s is still held after terraform exited (orphaned): once nothing uses the state, run tfsh -c 'force-unlock %s' here", ev.LockID, ev.LockID))
+				say(fmt.Sprintf("lock %s is still held after terraform exited (orphaned): once nothing uses the state, run: %s", ev.LockID, unlockLine(ref.Dir, ev.LockID)))
 			}
 		case lock.KindProblem:
 			s.sayOnce("problem:"+ev.Note, say, "cannot observe the state lock: "+ev.Note+" (terraform runs unaffected)")
@@ -179,6 +179,13 @@ func (s *Session) watchLocks(c *audit.Command, inv *terraform.Invocation, ref lo
 	lw.w = lock.Watch(spec)
 	lw.say = say
 	return lw
+}
+
+// unlockLine is the command that removes an orphaned lock, to be copied
+// and run as it is from anywhere (the guarded force-unlock asks for the
+// reason and the confirmation at a terminal).
+func unlockLine(dir, lockID string) string {
+	return Quote([]string{"tfsh", "unlock", "--dir", dir, lockID})
 }
 
 // appendNow records a lock event while terraform runs: at once, so that it

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -276,9 +277,11 @@ func runCommand(ctx context.Context, args []string, stdin *os.File, stdout, stde
 	fs := newFlagSet("run")
 	var c common
 	c.register(fs)
+	asJSON := fs.Bool("json", false, "a JSON summary as the last line of stderr")
+	summaryFile := fs.String("summary-file", "", "write the JSON summary to this file")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			io.WriteString(stdout, "Usage: tfsh run [--terraform PATH] [--audit-db PATH] [--reason TEXT] -- <terraform arguments>\n")
+			io.WriteString(stdout, "Usage: tfsh run [--terraform PATH] [--audit-db PATH] [--reason TEXT] [--json] [--summary-file FILE] -- <terraform arguments>\n")
 			return 0
 		}
 		fmt.Fprintf(stderr, "tfsh: %v\n", flagError("run", err))
@@ -304,7 +307,43 @@ func runCommand(ctx context.Context, args []string, stdin *os.File, stdout, stde
 	env.session.OnIdleSignal(func(os.Signal) { cancel() })
 	out := env.session.Run(ctx, tfArgs, "")
 	env.end(shell.Outcome{ExitCode: out.ExitCode, Status: sessionStatus(out)})
+	if *asJSON || *summaryFile != "" {
+		writeSummary(env, out, *asJSON, *summaryFile, stderr)
+	}
 	return out.ExitCode
+}
+
+// writeSummary gives a pipeline the command's summary, read back from the
+// audit log: the decision, the exit code, the lock it held and what it
+// waited for. It never changes the exit code; a summary that cannot be
+// written is said on stderr.
+func writeSummary(env *runEnv, out shell.Outcome, toStderr bool, file string, stderr io.Writer) {
+	var v any = struct {
+		Status   string `json:"status"`
+		ExitCode int    `json:"exit_code"`
+	}{out.Status, out.ExitCode}
+	if out.CommandID != "" {
+		s, err := env.db.Summary(context.Background(), out.CommandID)
+		if err != nil {
+			fmt.Fprintf(stderr, "tfsh: could not read the command's record for its summary: %v\n", err)
+		} else {
+			v = s
+		}
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		fmt.Fprintf(stderr, "tfsh: summary: %v\n", err)
+		return
+	}
+	b = append(b, '\n')
+	if toStderr {
+		stderr.Write(b)
+	}
+	if file != "" {
+		if err := os.WriteFile(file, b, 0o644); err != nil {
+			fmt.Fprintf(stderr, "tfsh: could not write the summary: %v\n", err)
+		}
+	}
 }
 
 // unlockCommand is the guarded force-unlock as a command of its own: the

@@ -19,6 +19,7 @@ import (
 
 	"github.com/tfsh/tfsh/audit"
 	"github.com/tfsh/tfsh/internal/lab/labtest"
+	"github.com/tfsh/tfsh/shell"
 )
 
 // lockEvent is one lock event of the audit log, with the subcommand of the
@@ -327,7 +328,7 @@ func TestSeedLockScenarios(t *testing.T) {
 				if len(orph) != 1 || orph[0].LockID != acq.LockID {
 					t.Fatalf("remote kill: want lock_orphaned %s: %v\n%s", acq.LockID, evs, aout.String())
 				}
-				if !strings.Contains(aout.String(), "run tfsh -c 'force-unlock "+acq.LockID+"' here") {
+				if !strings.Contains(aout.String(), "run: tfsh unlock --dir "+shell.Quote([]string{dir})+" "+acq.LockID+"\n") {
 					t.Fatalf("tfsh did not tell the user how to unlock:\n%s", aout.String())
 				}
 				if locks.code != 0 || !strings.Contains(locks.stdout, "HELD") || !strings.Contains(locks.stdout, acq.LockID) {
