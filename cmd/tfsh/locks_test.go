@@ -373,41 +373,50 @@ func TestSeedLockScenarios(t *testing.T) {
 				}
 			})
 
-			t.Run("two interrupts", func(t *testing.T) {
-				h := newHarness(t, dir, c.binary)
-				a, aout, adone := apply(h, 60)
-				acq := h.waitEvent("A's lock_acquired", a, aout, acquiredBy("apply"))
-				waitOutput(t, a, aout, "Provisioning with 'local-exec'")
-				// The second interrupt must reach terraform before it has
-				// finished stopping (it takes ~100 ms): send it right away.
-				a.Process.Signal(syscall.SIGINT)
-				time.Sleep(20 * time.Millisecond)
-				a.Process.Signal(syscall.SIGINT)
-				wait(t, adone, aout)
-				evs := h.lockEvents()
-				// Whatever actually happened is recorded: the lock is either
-				// still there (orphaned) or gone (released), and the record
-				// says which.
-				locks := h.run(nil, "locks", "--json")
-				var rep struct{ Held bool }
-				if err := json.Unmarshal([]byte(locks.stdout), &rep); err != nil {
-					t.Fatalf("tfsh locks --json: %v\n%s%s", err, locks.stdout, locks.stderr)
-				}
-				orph, rel := only(evs, "lock_orphaned", "apply"), only(evs, "lock_released", "apply")
-				switch {
-				case rep.Held && (len(orph) != 1 || orph[0].LockID != acq.LockID || len(rel) != 0):
-					t.Fatalf("the lock is still held, want it recorded orphaned: %v", evs)
-				case !rep.Held && (len(rel) != 1 || len(orph) != 0):
-					t.Fatalf("the lock is gone, want it recorded released: %v", evs)
-				}
-				t.Logf("after two interrupts the lock was %s", map[bool]string{true: "orphaned", false: "released"}[rep.Held])
-				if strings.Contains(aout.String(), "Two interrupts received") && !strings.Contains(aout.String(), "tfsh: after two interrupts the state's lock is ") {
-					t.Fatalf("terraform exited at once, and tfsh did not say where the lock stands:\n%s", aout.String())
-				}
-				if rep.Held {
-					h.must("-c", "force-unlock -force "+acq.LockID)
-				}
-			})
+			// Two interrupts, or a CI runner's two SIGTERMs (cancel, then
+			// cancel again): terraform exits at once.
+			for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+				t.Run("two "+sig.String(), func(t *testing.T) {
+					h := newHarness(t, dir, c.binary)
+					a, aout, adone := apply(h, 60)
+					acq := h.waitEvent("A's lock_acquired", a, aout, acquiredBy("apply"))
+					waitOutput(t, a, aout, "Provisioning with 'local-exec'")
+					// The second interrupt must reach terraform before it has
+					// finished stopping (it takes ~100 ms): send it right away.
+					a.Process.Signal(sig)
+					time.Sleep(20 * time.Millisecond)
+					a.Process.Signal(sig)
+					wait(t, adone, aout)
+					evs := h.lockEvents()
+					// Whatever actually happened is recorded: the lock is either
+					// still there (orphaned) or gone (released), and the record
+					// says which.
+					locks := h.run(nil, "locks", "--json")
+					var rep struct{ Held bool }
+					if err := json.Unmarshal([]byte(locks.stdout), &rep); err != nil {
+						t.Fatalf("tfsh locks --json: %v\n%s%s", err, locks.stdout, locks.stderr)
+					}
+					orph, rel := only(evs, "lock_orphaned", "apply"), only(evs, "lock_released", "apply")
+					switch {
+					case rep.Held && (len(orph) != 1 || orph[0].LockID != acq.LockID || len(rel) != 0):
+						t.Fatalf("the lock is still held, want it recorded orphaned: %v", evs)
+					case !rep.Held && (len(rel) != 1 || len(orph) != 0):
+						t.Fatalf("the lock is gone, want it recorded released: %v", evs)
+					}
+					t.Logf("after two interrupts the lock was %s", map[bool]string{true: "orphaned", false: "released"}[rep.Held])
+					if strings.Contains(aout.String(), "Two interrupts received") && !strings.Contains(aout.String(), "tfsh: after two interrupts the state's lock is ") {
+						t.Fatalf("terraform exited at once, and tfsh did not say where the lock stands:\n%s", aout.String())
+					}
+					if rep.Held {
+						// The exact line to run is printed, and it works.
+						line := "run: tfsh unlock --dir " + shell.Quote([]string{dir}) + " " + acq.LockID + "\n"
+						if !strings.Contains(aout.String(), line) {
+							t.Fatalf("the orphan's unlock line %q is not in the output:\n%s", line, aout.String())
+						}
+						h.must("unlock", "--yes", "--reason", "INC-1 test cleanup", "--dir", dir, acq.LockID)
+					}
+				})
+			}
 			if c.example == "s3-dynamodb" {
 				// Someone deletes the lock item while A holds it: terraform's
 				// unlock then fails ("Error releasing the state lock").
