@@ -79,9 +79,12 @@ type Chain struct {
 	// counted once). WaitedMS is the sum of the waiters' blocked time.
 	BlockedMS  int64 `json:"blocked_ms"`
 	WaitedMS   int64 `json:"waited_ms"`
-	OrphanedMS int64 `json:"orphaned_ms,omitempty"`
+	OrphanedMS int64 `json:"orphaned_ms"`
 	// Events are the IDs of the events the chain was built from.
 	Events []string `json:"events"`
+
+	// spans are the blocked intervals, for the per-state totals.
+	spans [][2]time.Time
 }
 
 // Party is someone who held or wanted a lock.
@@ -148,6 +151,14 @@ type Ending struct {
 // Orphaning is a lock left behind by a command that ended.
 type Orphaning struct {
 	At time.Time `json:"at"`
+	// Until is when it stopped blocking the state: when it was removed
+	// (force-unlock), or when another lock was next taken on the state
+	// (GoneBy "next lock": it was removed where tfsh could not see, or a
+	// local lock went with its process); with neither, the end of the
+	// range, and Open.
+	Until  *time.Time `json:"until,omitempty"`
+	GoneBy string     `json:"gone_by,omitempty"` // force-unlock, release, next lock
+	Open   bool       `json:"open,omitempty"`
 	// Cause is how the holder's command ended: "killed by SIGKILL",
 	// "exit 1", "interrupted".
 	Cause string `json:"cause,omitempty"`
@@ -196,6 +207,10 @@ type explainer struct{ *facts }
 // incident's lock by ID, then the commands and sessions involved.
 func (d *DB) Explain(ctx context.Context, q ExplainQuery) (*Explanation, error) {
 	x := &explainer{newFacts(d)}
+	x.horizon = q.Until
+	if x.horizon.IsZero() {
+		x.horizon = d.Now().UTC()
+	}
 	out := &Explanation{Chains: []Chain{}, States: []StateTotal{}, Ref: q.Ref}
 	var locks []string // lock IDs in first-seen order
 	var loose []Event  // incidents without a lock ID
@@ -206,6 +221,9 @@ func (d *DB) Explain(ctx context.Context, q ExplainQuery) (*Explanation, error) 
 			locks = append(locks, id)
 		}
 	}
+	// early are locks met before the range whose incident may still be
+	// going on when it starts: kept only if it is.
+	early := map[string]bool{}
 	var err error
 	if q.Ref != "" {
 		loose, out.RefKind, out.RefID, err = x.byRef(ctx, q.Ref, addLock)
@@ -218,7 +236,7 @@ func (d *DB) Explain(ctx context.Context, q ExplainQuery) (*Explanation, error) 
 			t := q.Until.UTC()
 			out.Until = &t
 		}
-		loose, err = x.inRange(ctx, q, addLock)
+		loose, err = x.inRange(ctx, q, addLock, early)
 	}
 	if err != nil {
 		return nil, err
@@ -232,16 +250,36 @@ func (d *DB) Explain(ctx context.Context, q ExplainQuery) (*Explanation, error) 
 		if err != nil {
 			return nil, err
 		}
+		if ch != nil && early[id] && !ch.goesOnAt(q.Since) {
+			continue
+		}
 		if ch != nil && (q.StateKey == "" || ch.StateKey == q.StateKey) {
 			out.Chains = append(out.Chains, *ch)
 		}
 	}
+	// Incidents without a lock ID (terraform named no holder): one chain
+	// per command that met them.
+	var groups [][]Event
+	byCmd := map[string]int{}
 	for _, e := range loose {
-		ch, err := x.chain(ctx, "", []Event{e})
+		k := e.CommandID
+		if k == "" {
+			k = e.ID
+		}
+		i, ok := byCmd[k]
+		if !ok {
+			i = len(groups)
+			byCmd[k] = i
+			groups = append(groups, nil)
+		}
+		groups[i] = append(groups[i], e)
+	}
+	for _, g := range groups {
+		ch, err := x.chain(ctx, "", g)
 		if err != nil {
 			return nil, err
 		}
-		if ch != nil {
+		if ch != nil && (q.StateKey == "" || ch.StateKey == q.StateKey) {
 			out.Chains = append(out.Chains, *ch)
 		}
 	}
@@ -250,11 +288,26 @@ func (d *DB) Explain(ctx context.Context, q ExplainQuery) (*Explanation, error) 
 	return out, nil
 }
 
-// inRange finds the incidents whose events fall in the query's range.
-func (x *explainer) inRange(ctx context.Context, q ExplainQuery, addLock func(string)) ([]Event, error) {
+// inRange finds the incidents whose events fall in the query's range, and
+// those begun in the DefaultLookback before it that may still be going on
+// when it starts (a wait, an orphan), marked early.
+func (x *explainer) inRange(ctx context.Context, q ExplainQuery, addLock func(string), early map[string]bool) ([]Event, error) {
+	if !q.Since.IsZero() {
+		err := x.d.eventsInRange(ctx, []string{kindLockWait, kindLockOrphaned}, q.Since.Add(-DefaultLookback), q.Since, q.StateKey, func(e Event) error {
+			if e.LockID != "" && !early[e.LockID] {
+				early[e.LockID] = true
+				addLock(e.LockID)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
 	var loose []Event
 	err := x.d.eventsInRange(ctx, seedKinds, q.Since, q.Until, q.StateKey, func(e Event) error {
 		if e.LockID != "" {
+			delete(early, e.LockID) // in range on its own account
 			addLock(e.LockID)
 		} else {
 			loose = append(loose, e)
@@ -262,6 +315,17 @@ func (x *explainer) inRange(ctx context.Context, q ExplainQuery, addLock func(st
 		return nil
 	})
 	return loose, err
+}
+
+// goesOnAt reports whether the chain still kept someone from the state,
+// or sat orphaned, at t.
+func (c *Chain) goesOnAt(t time.Time) bool {
+	for _, s := range c.spans {
+		if s[1].After(t) {
+			return true
+		}
+	}
+	return false
 }
 
 // eventsInRange calls fn for the events of the given kinds in [since, until)
@@ -384,6 +448,7 @@ func (x *explainer) chain(ctx context.Context, lockID string, evs []Event) (*Cha
 func (f *facts) build(ctx context.Context, lockID string, evs []Event) (ch *Chain, incident bool, err error) {
 	ch = &Chain{LockID: lockID, Waiters: []Waiter{}, Events: []string{}}
 	waiters := map[string]*Waiter{} // by command ID
+	waited := map[*Waiter]bool{}    // a lock_wait was seen
 	var order []string
 	var holderSeen bool
 	var created, acquiredAt, releasedAt time.Time
@@ -476,7 +541,10 @@ func (f *facts) build(ctx context.Context, lockID string, evs []Event) (ch *Chai
 			if err != nil {
 				return nil, false, err
 			}
-			w.From = e.At
+			if !waited[w] {
+				w.From = e.At
+			}
+			waited[w] = true
 			w.Outcome = "waiting"
 		case kindLockWaitEnd:
 			w, err := waiter(e)
@@ -501,7 +569,7 @@ func (f *facts) build(ctx context.Context, lockID string, evs []Event) (ch *Chai
 			if err != nil {
 				return nil, false, err
 			}
-			if w.Outcome == "" {
+			if !waited[w] {
 				// No wait was seen: terraform gave up on its first try.
 				w.From, w.Until, w.Outcome = e.At, e.At, "failed"
 			} else {
@@ -573,6 +641,33 @@ func (f *facts) build(ctx context.Context, lockID string, evs []Event) (ch *Chai
 			end = fu.At
 		}
 	}
+	if orphan != nil {
+		until := end
+		switch {
+		case !until.IsZero() && ch.Ending.ForceUnlock != nil && until.Equal(ch.Ending.ForceUnlock.At):
+			orphan.GoneBy = "force-unlock"
+		case !until.IsZero():
+			orphan.GoneBy = "release"
+		}
+		if until.IsZero() || until.Before(orphan.At) {
+			// Nobody saw it go. The next lock taken on the state says it
+			// was gone by then (removed where tfsh could not see, or a
+			// local lock that went with its process).
+			next, err := f.nextAcquisition(ctx, ch.StateKey, lockID, orphan.At, f.horizon)
+			if err != nil {
+				return nil, false, err
+			}
+			switch {
+			case !next.IsZero():
+				until, orphan.GoneBy, end = next, "next lock", next
+			case f.horizon.After(orphan.At):
+				until, orphan.Open = f.horizon, true
+			default:
+				until = orphan.At
+			}
+		}
+		orphan.Until = &until
+	}
 	switch {
 	case ch.Ending.How == "" && !releasedAt.IsZero():
 		ch.Ending.How = "released"
@@ -600,12 +695,27 @@ func (f *facts) build(ctx context.Context, lockID string, evs []Event) (ch *Chai
 			}
 		}
 		if c := f.commands[w.CommandID]; c != nil && w.Outcome == "acquired" {
+			// What the waiter did next: took its own lock, or met
+			// another's (someone else got there first).
+			var took, met time.Time
 			for _, a := range c.acquired {
 				if a.id != lockID && !a.at.Before(w.Until) {
-					free := w.Until
-					w.FreeAt, w.AfterFreeMS, w.Until = &free, a.at.Sub(free).Milliseconds(), a.at
+					took = a.at
 					break
 				}
+			}
+			for _, m := range c.met {
+				if m.id != lockID && !m.at.Before(w.Until) {
+					met = m.at
+					break
+				}
+			}
+			switch {
+			case !met.IsZero() && (took.IsZero() || met.Before(took)):
+				w.Outcome = "passed"
+			case !took.IsZero():
+				free := w.Until
+				w.FreeAt, w.AfterFreeMS, w.Until = &free, took.Sub(free).Milliseconds(), took
 			}
 		}
 		w.BlockedMS = w.Until.Sub(w.From).Milliseconds()
@@ -614,23 +724,20 @@ func (f *facts) build(ctx context.Context, lockID string, evs []Event) (ch *Chai
 		ch.Waiters = append(ch.Waiters, *w)
 	}
 	if orphan != nil {
-		until := end
-		if until.IsZero() || until.Before(orphan.At) {
-			until = orphan.At
-		}
-		ch.OrphanedMS = until.Sub(orphan.At).Milliseconds()
-		spans = append(spans, [2]time.Time{orphan.At, until})
+		ch.OrphanedMS = orphan.Until.Sub(orphan.At).Milliseconds()
+		spans = append(spans, [2]time.Time{orphan.At, *orphan.Until})
 	}
-	ch.BlockedMS = union(spans).Milliseconds()
+	ch.spans = spans
+	ch.BlockedMS = union(append([][2]time.Time(nil), spans...)).Milliseconds()
 	ch.End = ch.Start
 	for _, e := range evs {
 		if e.At.After(ch.End) {
 			ch.End = e.At
 		}
 	}
-	for _, w := range ch.Waiters {
-		if w.Until.After(ch.End) {
-			ch.End = w.Until
+	for _, s := range spans {
+		if s[1].After(ch.End) {
+			ch.End = s[1]
 		}
 	}
 	if ch.Holder.Who == "" {
@@ -699,10 +806,15 @@ func union(spans [][2]time.Time) time.Duration {
 	return total
 }
 
-// totals sums the chains per state key, and per holder within it.
+// totals sums the chains per state key, and per holder within it: blocked
+// time as the union of the chains' spans (a waiter that met two holders in
+// turn, or two chains at once, count once), waiting and orphaned time as
+// sums.
 func totals(chains []Chain) []StateTotal {
 	idx := map[string]int{}
 	var out []StateTotal
+	spans := map[string][][2]time.Time{}
+	holderSpans := map[[2]string][][2]time.Time{}
 	for _, c := range chains {
 		i, ok := idx[c.StateKey]
 		if !ok {
@@ -711,24 +823,30 @@ func totals(chains []Chain) []StateTotal {
 			out = append(out, StateTotal{StateKey: c.StateKey, ByHolder: []HolderTotal{}})
 		}
 		st := &out[i]
-		st.BlockedMS += c.BlockedMS
 		st.WaitedMS += c.WaitedMS
 		st.OrphanedMS += c.OrphanedMS
 		st.Chains++
+		spans[c.StateKey] = append(spans[c.StateKey], c.spans...)
+		hk := [2]string{c.StateKey, c.Holder.Who}
+		holderSpans[hk] = append(holderSpans[hk], c.spans...)
 		found := false
 		for j := range st.ByHolder {
 			if st.ByHolder[j].Who == c.Holder.Who {
-				st.ByHolder[j].BlockedMS += c.BlockedMS
 				st.ByHolder[j].Chains++
 				found = true
 			}
 		}
 		if !found {
-			st.ByHolder = append(st.ByHolder, HolderTotal{Who: c.Holder.Who, BlockedMS: c.BlockedMS, Chains: 1})
+			st.ByHolder = append(st.ByHolder, HolderTotal{Who: c.Holder.Who, Chains: 1})
 		}
 	}
 	for i := range out {
-		sort.SliceStable(out[i].ByHolder, func(a, b int) bool { return out[i].ByHolder[a].BlockedMS > out[i].ByHolder[b].BlockedMS })
+		st := &out[i]
+		st.BlockedMS = union(spans[st.StateKey]).Milliseconds()
+		for j := range st.ByHolder {
+			st.ByHolder[j].BlockedMS = union(holderSpans[[2]string{st.StateKey, st.ByHolder[j].Who}]).Milliseconds()
+		}
+		sort.SliceStable(st.ByHolder, func(a, b int) bool { return st.ByHolder[a].BlockedMS > st.ByHolder[b].BlockedMS })
 	}
 	sort.SliceStable(out, func(a, b int) bool { return out[a].BlockedMS > out[b].BlockedMS })
 	if out == nil {

@@ -283,3 +283,110 @@ func TestExplainHolderCrashed(t *testing.T) {
 		t.Fatalf("ending = %+v (orphaned %+v, %d ms)", e, e.Orphaned, x.Chains[0].OrphanedMS)
 	}
 }
+
+// A waiter that meets two holders in turn: its time on the first ends when
+// the lock passes to the second, and the state's blocked time counts the
+// wall clock once.
+func TestExplainTwoHoldersInTurn(t *testing.T) {
+	l := newIncidentLog(t)
+	alice := l.command(0, "alice@a", nil, "b/k", "apply")
+	l.event(alice, 0, "lock_acquired", "L1", info("L1", "OperationTypeApply", "alice@a", 0))
+	bob := l.command(time.Second, "bob@b", nil, "b/k", "apply -lock-timeout=5m")
+	l.event(bob, time.Second, "lock_wait", "L1", info("L1", "OperationTypeApply", "alice@a", 0))
+	carol := l.command(2*time.Second, "carol@c", nil, "b/k", "apply -lock-timeout=5m")
+	l.event(carol, 2*time.Second, "lock_wait", "L1", info("L1", "OperationTypeApply", "alice@a", 0))
+	l.event(alice, 10*time.Second, "lock_released", "L1", `{"held_ms":10000}`)
+	l.end(alice, 10*time.Second, "ok", 0, "")
+	// carol gets it first; bob, who saw L1 go, meets carol's L2.
+	l.event(carol, 10100*time.Millisecond, "lock_wait_end", "L1", `{"ended":"released"}`)
+	l.event(carol, 10100*time.Millisecond, "lock_acquired", "L2", info("L2", "OperationTypeApply", "carol@c", 10100*time.Millisecond))
+	l.event(bob, 10200*time.Millisecond, "lock_wait_end", "L1", `{"ended":"released"}`)
+	l.event(bob, 10300*time.Millisecond, "lock_wait", "L2", info("L2", "OperationTypeApply", "carol@c", 10100*time.Millisecond))
+	l.event(carol, 20*time.Second, "lock_released", "L2", `{}`)
+	l.end(carol, 20*time.Second, "ok", 0, "")
+	l.event(bob, 20100*time.Millisecond, "lock_wait_end", "L2", `{"ended":"released"}`)
+	l.event(bob, 21*time.Second, "lock_acquired", "L3", info("L3", "OperationTypeApply", "bob@b", 21*time.Second))
+	l.event(bob, 25*time.Second, "lock_released", "L3", `{}`)
+	l.end(bob, 25*time.Second, "ok", 0, "")
+
+	x := explain(t, l.db, audit.ExplainQuery{Since: t0, Until: t0.Add(time.Hour)})
+	if len(x.Chains) != 2 {
+		t.Fatalf("chains = %+v", x.Chains)
+	}
+	l1, l2 := x.Chains[0], x.Chains[1]
+	got := map[string]string{}
+	for _, w := range l1.Waiters {
+		got[w.Who] = fmt.Sprintf("%s %dms", w.Outcome, w.BlockedMS)
+	}
+	if got["bob@b"] != "passed 9200ms" || got["carol@c"] != "acquired 8100ms" {
+		t.Fatalf("waiters on L1 = %v, want bob passed over after 9.2s, carol acquired after 8.1s", got)
+	}
+	if w := l2.Waiters; len(w) != 1 || w[0].Who != "bob@b" || w[0].Outcome != "acquired" || w[0].BlockedMS != 10700 || w[0].AfterFreeMS != 900 {
+		t.Fatalf("waiters on L2 = %+v", l2.Waiters)
+	}
+	// Wall clock: someone waited from 1s to 10.2s, and from 10.3s to 21s.
+	if st := x.States[0]; st.BlockedMS != 9200+10700 || st.WaitedMS != 9200+8100+10700 {
+		t.Fatalf("state total = %+v", st)
+	}
+}
+
+// Incidents under way when the range starts are in it: a wait begun
+// before, an orphan left before and never removed (blocked to the end of
+// the range), and not one that ended before the range.
+func TestExplainIncidentsUnderWayAtTheStart(t *testing.T) {
+	l := newIncidentLog(t)
+	a := l.command(0, "alice@a", nil, "b/k", "apply")
+	l.event(a, 0, "lock_acquired", "L1", info("L1", "OperationTypeApply", "alice@a", 0))
+	w := l.command(10*time.Minute, "bob@b", nil, "b/k", "plan -lock-timeout=30m")
+	l.event(w, 10*time.Minute, "lock_wait", "L1", info("L1", "OperationTypeApply", "alice@a", 0))
+	l.event(a, 25*time.Minute, "lock_released", "L1", `{}`)
+	l.end(a, 25*time.Minute, "ok", 0, "")
+	l.event(w, 25*time.Minute, "lock_wait_end", "L1", `{"ended":"released"}`)
+	l.end(w, 26*time.Minute, "ok", 0, "")
+
+	o := l.command(30*time.Minute, "carol@c", nil, "b/o", "apply")
+	l.event(o, 30*time.Minute, "lock_acquired", "O1", info("O1", "OperationTypeApply", "carol@c", 30*time.Minute))
+	l.event(o, 31*time.Minute, "lock_orphaned", "O1", info("O1", "OperationTypeApply", "carol@c", 30*time.Minute))
+	l.end(o, 31*time.Minute, "killed", 137, "killed")
+
+	x := explain(t, l.db, audit.ExplainQuery{Since: t0.Add(20 * time.Minute), Until: t0.Add(29 * time.Minute)})
+	if len(x.Chains) != 1 || x.Chains[0].LockID != "L1" {
+		t.Fatalf("from 20m: chains %+v, want L1's wait (begun at 10m, ended at 25m)", x.Chains)
+	}
+	x = explain(t, l.db, audit.ExplainQuery{Since: t0.Add(40 * time.Minute), Until: t0.Add(2 * time.Hour)})
+	if len(x.Chains) != 1 || x.Chains[0].LockID != "O1" {
+		t.Fatalf("from 40m: chains %+v, want the orphan O1 only", x.Chains)
+	}
+	c := x.Chains[0]
+	if o := c.Ending.Orphaned; o == nil || !o.Open || !o.Until.Equal(t0.Add(2*time.Hour)) || c.OrphanedMS != ms(89*time.Minute) {
+		t.Fatalf("orphan %+v (%d ms), want open to the end of the range, 89m", c.Ending.Orphaned, c.OrphanedMS)
+	}
+	// Someone takes a new lock on b/o: the orphan was gone by then.
+	n := l.command(3*time.Hour, "dave@d", nil, "b/o", "apply")
+	l.event(n, 3*time.Hour, "lock_acquired", "N1", info("N1", "OperationTypeApply", "dave@d", 3*time.Hour))
+	l.event(n, 3*time.Hour+time.Second, "lock_released", "N1", `{}`)
+	l.end(n, 3*time.Hour+time.Second, "ok", 0, "")
+	x = explain(t, l.db, audit.ExplainQuery{Ref: "O1"})
+	c = x.Chains[0]
+	if o := c.Ending.Orphaned; o == nil || o.Open || o.GoneBy != "next lock" || !o.Until.Equal(t0.Add(3*time.Hour)) || c.OrphanedMS != ms(149*time.Minute) {
+		t.Fatalf("orphan %+v (%d ms), want gone by the next lock at 3h", c.Ending.Orphaned, c.OrphanedMS)
+	}
+	// Before any of it: nothing.
+	if x := explain(t, l.db, audit.ExplainQuery{Since: t0.Add(-time.Hour), Until: t0}); len(x.Chains) != 0 {
+		t.Fatalf("before: %+v", x.Chains)
+	}
+}
+
+// Contentions without a lock ID are one chain per command; two failures
+// of one command without a wait stay "failed".
+func TestExplainWithoutLockID(t *testing.T) {
+	l := newIncidentLog(t)
+	a := l.command(0, "alice@a", nil, "b/k", "plan -lock-timeout=0s")
+	l.event(a, time.Second, "lock_contention", "", `{"message":"2 errors occurred"}`)
+	l.event(a, 2*time.Second, "lock_contention", "", `{"message":"2 errors occurred"}`)
+	l.end(a, 2*time.Second, "failed", 1, "")
+	x := explain(t, l.db, audit.ExplainQuery{Since: t0, Until: t0.Add(time.Hour)})
+	if len(x.Chains) != 1 || len(x.Chains[0].Waiters) != 1 || x.Chains[0].Waiters[0].Outcome != "failed" || x.Chains[0].Holder.Recorded {
+		t.Fatalf("chains = %+v", x.Chains)
+	}
+}

@@ -2,7 +2,9 @@ package audit
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"time"
 )
@@ -14,6 +16,9 @@ type facts struct {
 	d        *DB
 	sessions map[string]*sessionFacts
 	commands map[string]*commandFacts
+	// horizon is the end of what the reading looks at (the range's end,
+	// or now): an orphan nobody removed is told as lasting until then.
+	horizon time.Time
 }
 
 func newFacts(d *DB) *facts {
@@ -32,8 +37,10 @@ type commandFacts struct {
 	lockTimeout string
 	end         *CommandEnd
 	endAt       time.Time
-	// acquired are the locks the command was seen taking.
+	// acquired are the locks the command was seen taking; met are the
+	// locks it waited for or failed on (lock_wait, lock_contention).
 	acquired []lockSeen
+	met      []lockSeen
 }
 
 type lockSeen struct {
@@ -90,7 +97,7 @@ func (f *facts) command(ctx context.Context, id string) (*commandFacts, error) {
 		return c, nil
 	}
 	c := &commandFacts{}
-	err := f.d.Events(ctx, EventFilter{CommandID: id, Kinds: []string{KindCommandStart, KindCommandEnd, kindLockAcquired}}, func(e Event) error {
+	err := f.d.Events(ctx, EventFilter{CommandID: id, Kinds: []string{KindCommandStart, KindCommandEnd, kindLockAcquired, kindLockWait, kindLockContention}}, func(e Event) error {
 		c.sessionID = e.SessionID
 		switch e.Kind {
 		case KindCommandStart:
@@ -105,6 +112,8 @@ func (f *facts) command(ctx context.Context, id string) (*commandFacts, error) {
 			}
 		case kindLockAcquired:
 			c.acquired = append(c.acquired, lockSeen{at: e.At, id: e.LockID})
+		case kindLockWait, kindLockContention:
+			c.met = append(c.met, lockSeen{at: e.At, id: e.LockID})
 		case KindCommandEnd:
 			c.end = new(CommandEnd)
 			_ = json.Unmarshal(e.Data, c.end)
@@ -147,4 +156,28 @@ func (f *facts) party(ctx context.Context, sessionID, commandID string) (Party, 
 	}
 	p.Who, p.CI = s.who, s.ci
 	return p, nil
+}
+
+// nextAcquisition is when a lock other than lockID was next taken on the
+// state after t (a hold counts), read through the state index; zero if
+// none was before limit.
+func (f *facts) nextAcquisition(ctx context.Context, stateKey, lockID string, t, limit time.Time) (time.Time, error) {
+	if stateKey == "" {
+		return time.Time{}, nil
+	}
+	q := `SELECT at FROM events WHERE state_key = ? AND at > ? AND +kind IN ('lock_acquired', 'hold_placed') AND COALESCE(lock_id, '') != ?`
+	args := []any{stateKey, t.UnixNano(), lockID}
+	if !limit.IsZero() {
+		q += ` AND at < ?`
+		args = append(args, limit.UnixNano())
+	}
+	var at int64
+	err := f.d.db.QueryRowContext(ctx, q+` ORDER BY at LIMIT 1`, args...).Scan(&at)
+	if err == sql.ErrNoRows {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("read the next lock on %s: %w", stateKey, err)
+	}
+	return time.Unix(0, at).UTC(), nil
 }

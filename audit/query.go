@@ -114,31 +114,27 @@ var ErrNotFound = errors.New("not found")
 // ResolveSession turns "last", a full ID or a unique ID prefix (case
 // insensitive) into a session ID.
 func (d *DB) ResolveSession(ctx context.Context, ref string) (string, error) {
-	var q string
-	var args []any
+	var ids []string
+	var err error
 	if ref == "last" || ref == "" {
-		q = `SELECT session_id FROM events WHERE kind = 'session_start' ORDER BY seq DESC LIMIT 2`
+		// The newest start, read from the end of the (kind, at) index.
+		var id string
+		err = d.db.QueryRowContext(ctx, `SELECT session_id FROM events WHERE kind = 'session_start' ORDER BY at DESC LIMIT 1`).Scan(&id)
+		if err == nil {
+			ids = []string{id}
+		} else if err == sql.ErrNoRows {
+			err = nil
+		}
 	} else {
-		q = `SELECT session_id FROM events WHERE kind = 'session_start' AND session_id LIKE ? ORDER BY seq DESC LIMIT 2`
-		args = append(args, strings.ToUpper(ref)+"%")
+		ids, err = d.sessionsLike(ctx, ref)
 	}
-	rows, err := d.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return "", err
-	}
-	defer rows.Close()
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return "", err
-		}
-		ids = append(ids, id)
 	}
 	switch {
 	case len(ids) == 0:
 		return "", fmt.Errorf("session %q: %w", ref, ErrNotFound)
-	case len(ids) > 1 && ref != "last" && ref != "":
+	case len(ids) > 1:
 		return "", fmt.Errorf("session %q is ambiguous: give more characters of the ID", ref)
 	}
 	return ids[0], nil
@@ -215,7 +211,7 @@ func (d *DB) StateKeys(ctx context.Context, part string, limit int) ([]string, e
 		return nil, fmt.Errorf("find state %q: %w", part, err)
 	}
 	pattern := "%" + strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(part) + "%"
-	rows, err := d.db.QueryContext(ctx, `SELECT DISTINCT state_key FROM events WHERE state_key LIKE ? ESCAPE '\' ORDER BY state_key LIMIT ?`, pattern, limit)
+	rows, err := d.db.QueryContext(ctx, `SELECT DISTINCT state_key FROM events WHERE state_key IS NOT NULL AND state_key LIKE ? ESCAPE '\' ORDER BY state_key LIMIT ?`, pattern, limit)
 	if err != nil {
 		return nil, fmt.Errorf("find state %q: %w", part, err)
 	}

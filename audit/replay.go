@@ -118,17 +118,22 @@ func (d *DB) ResolveCommand(ctx context.Context, ref string) (string, error) {
 	return ids[0], nil
 }
 
+// commandsLike and sessionsLike find up to two IDs that begin with ref
+// (case insensitive), newest first. A prefix is a range of the ID's own
+// index (events_command, events_session): the lookup does not grow with
+// the log.
 func (d *DB) commandsLike(ctx context.Context, ref string) ([]string, error) {
-	return d.idsLike(ctx, `SELECT command_id FROM events WHERE kind = 'command_start' AND command_id LIKE ? ESCAPE '\' ORDER BY seq DESC LIMIT 2`, ref)
+	return d.idsLike(ctx, `SELECT command_id FROM events WHERE command_id >= ? AND command_id < ? AND +kind = 'command_start' ORDER BY command_id DESC LIMIT 2`, ref)
 }
 
 func (d *DB) sessionsLike(ctx context.Context, ref string) ([]string, error) {
-	return d.idsLike(ctx, `SELECT session_id FROM events WHERE kind = 'session_start' AND session_id LIKE ? ESCAPE '\' ORDER BY seq DESC LIMIT 2`, ref)
+	return d.idsLike(ctx, `SELECT session_id FROM events WHERE session_id >= ? AND session_id < ? AND +kind = 'session_start' ORDER BY session_id DESC LIMIT 2`, ref)
 }
 
 func (d *DB) idsLike(ctx context.Context, q, ref string) ([]string, error) {
-	pattern := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(strings.ToUpper(ref)) + "%"
-	rows, err := d.db.QueryContext(ctx, q, pattern)
+	// IDs are ULIDs: digits and upper-case letters, all below "~".
+	lo := strings.ToUpper(ref)
+	rows, err := d.db.QueryContext(ctx, q, lo, lo+"~")
 	if err != nil {
 		return nil, fmt.Errorf("find %q in the audit log: %w", ref, err)
 	}
@@ -179,7 +184,7 @@ func (d *DB) ResolveReplay(ctx context.Context, ref string) (ReplayTarget, error
 
 func (d *DB) commandSession(ctx context.Context, commandID string) (string, error) {
 	var sid string
-	err := d.db.QueryRowContext(ctx, `SELECT session_id FROM events WHERE command_id = ? AND kind = 'command_start'`, commandID).Scan(&sid)
+	err := d.db.QueryRowContext(ctx, `SELECT session_id FROM events WHERE command_id = ? AND +kind = 'command_start'`, commandID).Scan(&sid)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", fmt.Errorf("command %s: %w", commandID, ErrNotFound)
 	}

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/tfsh/tfsh/audit"
+	"github.com/tfsh/tfsh/shell"
 )
 
 const explainUsage = `Usage:
@@ -314,7 +315,11 @@ func heldByText(s audit.StateTotal) string {
 // holderLines tell who held the lock, since when and for how long.
 func holderLines(c audit.Chain) []storyLine {
 	h := c.Holder
-	lines := []storyLine{line("held by", seg{partyLine(h), ""})}
+	who := partyLine(h)
+	if c.LockID == "" && !h.Recorded {
+		who = "unknown: terraform named no holder (the lock's record was unreadable or missing)"
+	}
+	lines := []storyLine{line("held by", seg{who, ""})}
 	if h.Hold != "" {
 		lines = append(lines, line("", seg{"a change-freeze hold: " + esc(h.Hold), ""}))
 	}
@@ -340,6 +345,8 @@ func waiterOutcome(wt audit.Waiter) (label, what, tone, status string) {
 		if wt.AfterFreeMS >= 100 {
 			what += fmt.Sprintf(", %s after it was free (terraform's retry backoff)", dur(wt.AfterFreeMS))
 		}
+	case "passed":
+		what, tone = "then another took the lock first", "yellow"
 	case "failed":
 		label = "failed"
 		to := wt.LockTimeout
@@ -347,11 +354,16 @@ func waiterOutcome(wt audit.Waiter) (label, what, tone, status string) {
 			to = "0s, terraform's default"
 		}
 		what, tone = "gave up at once (-lock-timeout="+esc(to)+")", "red"
+		if d, err := time.ParseDuration(to); err == nil && d > 0 {
+			// terraform does not retry when it cannot read the holder's
+			// record; or the wait was shorter than tfsh's poll.
+			what = "failed without a wait tfsh saw (-lock-timeout=" + esc(to) + ")"
+		}
 	case "timed out":
 		label = "timed out"
 		what, tone = "gave up after -lock-timeout="+esc(wt.LockTimeout), "red"
 	case "ended":
-		label = "ended"
+		label = "stopped"
 		what, tone = "the command ended while waiting", "yellow"
 	default:
 		what, tone = "still waiting at the end of the log", "yellow"
@@ -430,8 +442,10 @@ func endingLines(c audit.Chain) []storyLine {
 			// had just shown; here there is none.
 			text += ", verified: " + esc(strings.TrimSuffix(fu.Verified, " (see the plan above)"))
 			lines = append(lines, line(label, seg{text, "yellow"}, seg{fmt.Sprintf("  (session %s)", short(fu.SessionID)), "dim"}))
-		} else {
-			lines = append(lines, line("", seg{"still there at the end of the log: tfsh unlock " + c.LockID, "red"}))
+		} else if o := e.Orphaned; o != nil && o.GoneBy == "next lock" && o.Until != nil {
+			lines = append(lines, line("", seg{"gone by " + clock(*o.Until) + ", when the next lock on the state was taken (removed where tfsh could not see, or it went with its process)", "yellow"}))
+		} else if o != nil && o.Open {
+			lines = append(lines, line("", seg{"still there at the end of the range: " + esc(shell.Quote([]string{"tfsh", "unlock", c.LockID})), "red"}))
 		}
 	case "release failed":
 	case "still held":
