@@ -12,6 +12,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -162,9 +163,11 @@ const (
 	waitBarH   = 11.0
 	stateGap   = 18.0
 	minBarW    = 2.0
-	tickRoom   = 30.0 // no tick label this close to the plot's left edge
-	maxWho     = 40   // characters of a holder's name in a bar's label
-	maxTicks   = 10
+	// maxCloseUps is how many incidents get a chart of their own.
+	maxCloseUps = 30
+	tickRoom    = 30.0 // no tick label this close to the plot's left edge
+	maxWho      = 40   // characters of a holder's name in a bar's label
+	maxTicks    = 10
 )
 
 type reportView struct {
@@ -372,6 +375,17 @@ func buildReport(tl *audit.Timeline, x *audit.Explanation, m reportMeta) *report
 		return v
 	}
 	v.Chart = buildChart(tl, "timeline", true)
+	// Close-ups for the incidents that blocked longest only: a week of a
+	// busy team has hundreds, and each is a chart.
+	closeUps := map[int]bool{}
+	order := make([]int, len(x.Chains))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return x.Chains[order[a]].BlockedMS > x.Chains[order[b]].BlockedMS })
+	for _, i := range order[:min(len(order), maxCloseUps)] {
+		closeUps[i] = true
+	}
 	for i, c := range x.Chains {
 		cv := chainView{State: chainState(c), Lock: chainLock(c), LockShort: short(chainLock(c)), Start: c.Start.Local().Format("2006-01-02 15:04:05"),
 			T0: ms(c.Start), T1: ms(c.End), Ending: c.Ending.How, Holder: holderLines(c), End: endingLines(c), Waits: len(c.Waiters)}
@@ -380,7 +394,7 @@ func buildReport(tl *audit.Timeline, x *audit.Explanation, m reportMeta) *report
 		for _, w := range c.Waiters {
 			cv.Waiters = append(cv.Waiters, waiterLines(w))
 		}
-		if sub := closeUp(tl, c); sub != nil {
+		if sub := closeUp(tl, c); sub != nil && closeUps[i] {
 			ch := buildChart(sub, fmt.Sprintf("closeup-%d", i+1), false)
 			cv.CloseUp = &ch
 		}
@@ -598,7 +612,7 @@ func lanes(spans [][2]float64) ([]int, int) {
 	for i, sp := range spans {
 		placed := false
 		for l, e := range ends {
-			if sp[0] >= e+2 {
+			if sp[0] >= e {
 				out[i], ends[l], placed = l, sp[1], true
 				break
 			}
@@ -647,11 +661,16 @@ func buildRow(s scale, st audit.StateTimeline, y *float64, band, header bool) ro
 
 	// Holds: one lane unless something odd overlaps.
 	hx := make([][2]float64, len(st.Holds))
+	ht := make([][2]float64, len(st.Holds))
 	for i, h := range st.Holds {
 		x := s.x(h.From)
 		hx[i] = [2]float64{x, math.Max(s.x(h.Until), x+minBarW)}
+		ht[i] = [2]float64{float64(h.From.UnixNano()), float64(h.Until.UnixNano())}
 	}
-	hlane, hlanes := lanes(hx)
+	// Lanes by real overlap in time: holds one after another share a lane
+	// even when their bars touch at this scale (stacked bars would read as
+	// concurrent holders).
+	hlane, hlanes := lanes(ht)
 	if hlanes == 0 {
 		hlanes = 1
 	}
@@ -682,7 +701,7 @@ func buildRow(s scale, st audit.StateTimeline, y *float64, band, header bool) ro
 	// Waits with a length; one that failed at once is its contention
 	// marker.
 	var ws []audit.Wait
-	var wx [][2]float64
+	var wx, wt [][2]float64
 	for _, w := range st.Waits {
 		if !w.From.Before(w.Until) {
 			continue
@@ -690,8 +709,9 @@ func buildRow(s scale, st audit.StateTimeline, y *float64, band, header bool) ro
 		x := s.x(w.From)
 		ws = append(ws, w)
 		wx = append(wx, [2]float64{x, math.Max(s.x(w.Until), x+minBarW)})
+		wt = append(wt, [2]float64{float64(w.From.UnixNano()), float64(w.Until.UnixNano())})
 	}
-	wlane, wlanes := lanes(wx)
+	wlane, wlanes := lanes(wt)
 	waitTop := *y
 	if wlanes > 0 {
 		r.Lanes = append(r.Lanes, laneLabel{Y: px(waitTop + float64(wlanes)*waitLaneH/2 + 4), Text: "waits"})
