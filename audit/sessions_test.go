@@ -2,6 +2,7 @@ package audit_test
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"regexp"
 	"slices"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tfsh/tfsh/audit"
+	"github.com/tfsh/tfsh/internal/auditgen"
 )
 
 // sessionLog is a small log of seven sessions, ten minutes apart from t0,
@@ -121,6 +123,11 @@ func TestSessionFilters(t *testing.T) {
 		{"since and until", audit.SessionQuery{Since: at(5), Until: at(41)}, []int{2, 3, 4, 5}},
 		{"limit: the newest", audit.SessionQuery{Limit: 2}, []int{6, 7}},
 		{"limit after filters", audit.SessionQuery{User: "alice", Limit: 2}, []int{3, 6}},
+		{"limit: state", audit.SessionQuery{State: keyA, Limit: 2}, []int{3, 5}},
+		{"limit: kind", audit.SessionQuery{Kinds: []string{"lock_acquired"}, Limit: 3}, []int{2, 3, 4}},
+		{"limit: command", audit.SessionQuery{Command: re(`^apply`), Limit: 1}, []int{7}},
+		{"limit: host and since", audit.SessionQuery{Host: "laptop", Since: at(5), Limit: 1}, []int{7}},
+		{"limit: more than match", audit.SessionQuery{State: keyC, Limit: 10}, []int{4}},
 		{"user and state", audit.SessionQuery{User: "alice", State: keyA}, []int{1, 3}},
 		{"user and kind", audit.SessionQuery{User: "alice", Kinds: []string{"lock_contention"}}, []int{3}},
 		{"host and command", audit.SessionQuery{Host: "ci-1", Command: re(`^apply`)}, []int{2}},
@@ -130,18 +137,30 @@ func TestSessionFilters(t *testing.T) {
 		{"everything", audit.SessionQuery{User: "alice", Host: "laptop", State: keyB, Command: re(`^plan$`), Kinds: []string{"lock_contention"},
 			Since: at(0), Until: at(60), Limit: 5}, []int{3}},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			list, err := l.db.Sessions(context.Background(), tt.q)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got := []string{}
-			for _, s := range list {
-				got = append(got, s.ID)
-			}
-			if want := l.s(tt.want...); !slices.Equal(got, want) {
-				t.Fatalf("sessions=%v, want %v (S%v)", got, want, tt.want)
+	// Every search path gives the same answers: the smallest filter
+	// drives (the log is small), every filter counts as large and the
+	// newest sessions are checked in turn, and that check stops after the
+	// newest two, the rest found through the smallest filter.
+	for _, path := range []struct {
+		name        string
+		drive, scan int
+	}{{"drive", 20_000, 5_000}, {"scan", 0, 5_000}, {"scan then drive", 0, 2}} {
+		t.Run(path.name, func(t *testing.T) {
+			defer audit.SetSearchLimits(path.drive, path.scan)()
+			for _, tt := range tests {
+				t.Run(tt.name, func(t *testing.T) {
+					list, err := l.db.Sessions(context.Background(), tt.q)
+					if err != nil {
+						t.Fatal(err)
+					}
+					got := []string{}
+					for _, s := range list {
+						got = append(got, s.ID)
+					}
+					if want := l.s(tt.want...); !slices.Equal(got, want) {
+						t.Fatalf("sessions=%v, want %v (S%v)", got, want, tt.want)
+					}
+				})
 			}
 		})
 	}
@@ -189,5 +208,106 @@ func TestResolveStateKey(t *testing.T) {
 	kinds, err := l.db.Kinds(ctx)
 	if err != nil || !slices.Contains(kinds, "force_unlock") || !slices.Contains(kinds, "session_start") || len(kinds) != 10 {
 		t.Fatalf("Kinds = %v, %v", kinds, err)
+	}
+}
+
+// TestSessionsAgreeWithAFullScan compares Sessions, on each search path,
+// with the answer read from every event, on a generated log.
+func TestSessionsAgreeWithAFullScan(t *testing.T) {
+	ctx := context.Background()
+	db := MustOpenDB(t)
+	if _, err := auditgen.Generate(ctx, db, auditgen.Options{Events: 12_000, Seed: 3, Users: 10, StateKeys: 12, Contention: 0.2}); err != nil {
+		t.Fatal(err)
+	}
+	type facts struct {
+		id, user, host string
+		start          time.Time
+		states, kinds  map[string]bool
+		commands       []string // words as typed, and subcommands
+	}
+	var all []*facts
+	byID := map[string]*facts{}
+	err := db.Events(ctx, audit.EventFilter{}, func(e audit.Event) error {
+		f := byID[e.SessionID]
+		if f == nil {
+			f = &facts{id: e.SessionID, states: map[string]bool{}, kinds: map[string]bool{}}
+			byID[e.SessionID] = f
+			all = append(all, f)
+		}
+		f.kinds[e.Kind] = true
+		var d struct {
+			User, Host, Subcommand string
+			Typed                  []string
+		}
+		json.Unmarshal(e.Data, &d)
+		switch e.Kind {
+		case audit.KindSessionStart:
+			f.user, f.host, f.start = d.User, d.Host, e.At
+		case audit.KindCommandStart:
+			f.states[e.StateKey] = true
+			f.commands = append(f.commands, strings.Join(d.Typed, " "), d.Subcommand)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.SortFunc(all, func(a, b *facts) int { return strings.Compare(a.id, b.id) })
+	want := func(q audit.SessionQuery) []string {
+		out := []string{}
+		for i := len(all) - 1; i >= 0 && (q.Limit == 0 || len(out) < q.Limit); i-- {
+			f := all[i]
+			ok := (q.User == "" || f.user == q.User) && (q.Host == "" || f.host == q.Host) &&
+				(q.State == "" || f.states[q.State]) && (q.Since.IsZero() || !f.start.Before(q.Since)) &&
+				(q.Until.IsZero() || f.start.Before(q.Until))
+			if ok && len(q.Kinds) > 0 {
+				ok = slices.ContainsFunc(q.Kinds, func(k string) bool { return f.kinds[k] })
+			}
+			if ok && q.Command != nil {
+				ok = slices.ContainsFunc(f.commands, func(c string) bool { return c != "" && q.Command.MatchString(c) })
+			}
+			if ok {
+				out = append(out, f.id)
+			}
+		}
+		slices.Reverse(out)
+		return out
+	}
+	keys, _ := db.StateKeys(ctx)
+	first, last := all[0].start, all[len(all)-1].start
+	mid := first.Add(last.Sub(first) / 2)
+	var qs []audit.SessionQuery
+	for i, k := range keys {
+		qs = append(qs, audit.SessionQuery{State: k, Limit: 1 + i%3*20})
+	}
+	for _, f := range all[:40:40] {
+		qs = append(qs, audit.SessionQuery{User: f.user, Limit: 10}, audit.SessionQuery{Host: f.host, Since: mid},
+			audit.SessionQuery{User: f.user, State: keys[len(f.id)%len(keys)]})
+	}
+	for _, k := range []string{"lock_contention", "lock_wait", "lock_orphaned", "force_unlock", "hold_placed", "integrity_check", "lock_acquired", "command_end"} {
+		qs = append(qs, audit.SessionQuery{Kinds: []string{k}, Limit: 7}, audit.SessionQuery{Kinds: []string{k, "hold_released"}, Until: mid, Limit: 50},
+			audit.SessionQuery{Kinds: []string{k}, Command: regexp.MustCompile(`^(plan|apply)`), Since: first.Add(time.Hour)})
+	}
+	for _, re := range []string{`^apply`, `^plan -input=false`, `tfplan$`, `^state (list|rm)`, `^hold`, `-lock-timeout=0s`, `^force-unlock`, `nothing-matches`} {
+		qs = append(qs, audit.SessionQuery{Command: regexp.MustCompile(re), Limit: 25}, audit.SessionQuery{Command: regexp.MustCompile(re), State: keys[0]},
+			audit.SessionQuery{Command: regexp.MustCompile(re), Since: mid, Until: mid.Add(48 * time.Hour)})
+	}
+	qs = append(qs, audit.SessionQuery{}, audit.SessionQuery{Limit: 50}, audit.SessionQuery{Since: mid, Limit: 3}, audit.SessionQuery{Until: mid})
+	for _, path := range []struct{ drive, scan int }{{20_000, 5_000}, {40, 5_000}, {0, 30}, {0, 1}} {
+		restore := audit.SetSearchLimits(path.drive, path.scan)
+		for _, q := range qs {
+			list, err := db.Sessions(ctx, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := []string{}
+			for _, s := range list {
+				got = append(got, s.ID)
+			}
+			if w := want(q); !slices.Equal(got, w) {
+				t.Errorf("limits %v, query %+v: %d sessions, want %d\n got %v\nwant %v", path, q, len(got), len(w), got, w)
+			}
+		}
+		restore()
 	}
 }
