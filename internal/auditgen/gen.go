@@ -37,12 +37,14 @@ type Options struct {
 	// Seed makes a log: the same options and seed give the same events
 	// (apart from IDs, which are random ULIDs as tfsh writes them).
 	Seed uint64
-	// Contention is the share of episodes in which commands meet a lock
-	// held by someone else (default 0.03).
+	// Contention is the share of episodes with lock trouble (default
+	// 0.03; negative for none): commands that meet a lock held by someone
+	// else and wait for it, fail at once or give up; killed applies whose
+	// orphaned lock is force-unlocked and checked; holds; crashed sessions.
 	Contention float64
 	// Output is the share of commands whose output is stored (default
-	// 0.1). Output costs generation time and space, and the chain covers
-	// only its digest.
+	// 0.1; negative for none). Output costs generation time and space, and
+	// the chain covers only its digest.
 	Output float64
 }
 

@@ -22,7 +22,6 @@ type actor struct {
 	busyUntil  time.Time
 	pid        int // the last process started
 	ticks      int64
-	jobs       int
 }
 
 // who is the Who of the locks the actor's terraform takes.
@@ -42,8 +41,6 @@ func (a *actor) nextPID(r *rand.Rand) int {
 type stateKey struct {
 	key     string // the state_key column: bucket/key for S3, the file's path for local
 	backend string // s3, local
-	env     string // prod, staging, dev, sandbox
-	app     string
 	dir     string // the configuration's directory inside a checkout
 	mechs   []lock.Mechanism
 	where   []string // where each mechanism's record lives
@@ -115,7 +112,7 @@ func newWorld(r *rand.Rand, users, keys int) ([]*actor, []*stateKey) {
 			owner := actors[(i/6)%nhuman]
 			name := []string{"sandbox", "spike", "scratch", "poc"}[(i/6)%4]
 			dir := fmt.Sprintf("/home/%s/src/%s-%d", owner.user, name, i)
-			states = append(states, &stateKey{key: dir + "/terraform.tfstate", backend: "local", env: "sandbox", app: name,
+			states = append(states, &stateKey{key: dir + "/terraform.tfstate", backend: "local",
 				dir: dir, mechs: []lock.Mechanism{lock.Local}, where: []string{dir + "/terraform.tfstate"},
 				path: "terraform.tfstate", tool: terraform157, owner: owner})
 			continue
@@ -128,7 +125,7 @@ func newWorld(r *rand.Rand, users, keys int) ([]*actor, []*stateKey) {
 		}
 		bucket := "acme-tfstate-" + env
 		key := env + "/" + app + "/terraform.tfstate"
-		k := &stateKey{key: bucket + "/" + key, backend: "s3", env: env, app: app, dir: "live/" + env + "/" + app,
+		k := &stateKey{key: bucket + "/" + key, backend: "s3", dir: "live/" + env + "/" + app,
 			path: bucket + "/" + key, tool: terraform157}
 		switch n % 7 {
 		case 3, 6:
