@@ -52,7 +52,7 @@ func TestMigrateFromSchema1(t *testing.T) {
 	if err := db.db.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&v); err != nil || v != SchemaVersion {
 		t.Fatalf("schema %d (%v), want %d", v, err, SchemaVersion)
 	}
-	_, crashed, err := db.StartSession(ctx, SessionInfo{Host: "box", PID: os.Getpid(), PIDNS: PIDNamespace()}, nil)
+	s, crashed, err := db.StartSession(ctx, SessionInfo{Host: "box", PID: os.Getpid(), PIDNS: PIDNamespace()}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,5 +61,10 @@ func TestMigrateFromSchema1(t *testing.T) {
 	}
 	if res, err := db.Verify(ctx); err != nil || !res.OK() {
 		t.Fatalf("verify after migration = %+v, %v", res, err)
+	}
+	// The indexes that finding sessions names exist.
+	list, err := db.Sessions(ctx, SessionQuery{Host: "box", Kinds: []string{KindSessionStart}, Limit: 5})
+	if err != nil || len(list) != 1 || list[0].ID != s.ID || list[0].Status != "running" {
+		t.Fatalf("sessions after migration = %+v, %v", list, err)
 	}
 }

@@ -2,7 +2,6 @@ package audit
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,74 +18,6 @@ type SessionSummary struct {
 	ExitCode *int        `json:"exit_code,omitempty"`
 	Info     SessionInfo `json:"session"`
 	Commands int         `json:"commands"`
-}
-
-// SessionQuery filters sessions; zero fields match everything.
-type SessionQuery struct {
-	User  string
-	Host  string
-	Since time.Time
-	Limit int // newest N; 0 means all
-}
-
-// Sessions lists sessions, oldest first (the newest Limit when Limit > 0).
-func (d *DB) Sessions(ctx context.Context, q SessionQuery) ([]SessionSummary, error) {
-	query := `SELECT s.session_id, s.at, s.data,
-			e.at, e.data,
-			(SELECT COUNT(*) FROM events c WHERE c.session_id = s.session_id AND c.kind = 'command_start')
-		FROM events s
-		LEFT JOIN events e ON e.session_id = s.session_id AND e.kind = 'session_end'
-		WHERE s.kind = 'session_start'`
-	var args []any
-	if !q.Since.IsZero() {
-		query += ` AND s.at >= ?`
-		args = append(args, q.Since.UnixNano())
-	}
-	query += ` ORDER BY s.seq DESC`
-	rows, err := d.db.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, fmt.Errorf("list sessions: %w", err)
-	}
-	defer rows.Close()
-	var out []SessionSummary
-	for rows.Next() {
-		var s SessionSummary
-		var start int64
-		var data string
-		var endAt sql.NullInt64
-		var endData sql.NullString
-		if err := rows.Scan(&s.ID, &start, &data, &endAt, &endData, &s.Commands); err != nil {
-			return nil, err
-		}
-		s.Start = time.Unix(0, start).UTC()
-		_ = json.Unmarshal([]byte(data), &s.Info)
-		if q.User != "" && s.Info.User != q.User || q.Host != "" && s.Info.Host != q.Host {
-			continue
-		}
-		s.Status = "running"
-		if endAt.Valid {
-			t := time.Unix(0, endAt.Int64).UTC()
-			s.End = &t
-			var end struct {
-				Status   string `json:"status"`
-				ExitCode int    `json:"exit_code"`
-			}
-			_ = json.Unmarshal([]byte(endData.String), &end)
-			s.Status = end.Status
-			s.ExitCode = &end.ExitCode
-		}
-		out = append(out, s)
-		if q.Limit > 0 && len(out) >= q.Limit {
-			break
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
-		out[i], out[j] = out[j], out[i]
-	}
-	return out, nil
 }
 
 // CommandRecord is one command of a session as the log tells it.

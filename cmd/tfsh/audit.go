@@ -9,6 +9,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
+	"regexp/syntax"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -21,8 +25,25 @@ import (
 )
 
 const auditUsage = `Usage:
-  tfsh audit sessions [--json] [--limit N] [--user U] [--host H] [--since RFC3339|DURATION]
+  tfsh audit sessions [--json] [--limit N] [FILTERS]
   tfsh audit show [--json] [--no-output] SESSION|last
+
+audit sessions lists the newest sessions that match every filter given:
+  --user USER        started by USER (exactly)
+  --host HOST        started on HOST (exactly)
+  --state KEY        with a command on this state: its key as recorded (bucket/key for S3,
+                     the state file for local state) or any part of it that names one state
+  --command REGEX    with a command whose words as typed ("apply -auto-approve") or whose
+                     subcommand ("state mv") match REGEX (Go syntax; ^apply, -target=)
+  --kind KIND        with an event of this kind (lock_contention, lock_wait, lock_orphaned,
+                     force_unlock, integrity_check, hold_placed, ...); repeat it or give a
+                     comma-separated list for any of several
+  --since TIME       started at or after TIME: RFC3339 (2026-11-25T14:00:00Z), a date or
+                     date and time in local time (2026-11-25, 2026-11-25T14:00), or how long
+                     ago (2h, 90m ago, 3d, 1w)
+  --until TIME       started before TIME (same forms)
+  --limit N          the newest N that match (default 50; 0 for all), listed oldest first
+  --json             JSON instead of the table
 `
 
 func auditCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -67,18 +88,91 @@ func openAuditForReading(ctx context.Context, path string) (*audit.DB, error) {
 	return audit.Open(ctx, path)
 }
 
-// parseSince accepts RFC3339 or a duration back from now ("2h", "2h ago").
-func parseSince(s string, now time.Time) (time.Time, error) {
+// parseTime reads the value of a time flag (--since, --until): an RFC3339
+// time, a date or a date and time without a zone (local time), or a
+// duration back from now ("2h", "90m ago", "3d", "1w"). Nonsense is a usage
+// error that says what is accepted.
+func parseTime(flagName, s string, now time.Time) (time.Time, error) {
+	s = strings.TrimSpace(s)
 	if s == "" {
 		return time.Time{}, nil
 	}
-	if t, err := time.Parse(time.RFC3339, s); err == nil {
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
 		return t, nil
 	}
-	if d, err := time.ParseDuration(strings.TrimSpace(strings.TrimSuffix(s, "ago"))); err == nil {
+	for _, layout := range []string{"2006-01-02", "2006-01-02T15:04", "2006-01-02T15:04:05", "2006-01-02 15:04", "2006-01-02 15:04:05"} {
+		if t, err := time.ParseInLocation(layout, s, time.Local); err == nil {
+			return t, nil
+		}
+	}
+	if d, ok := parseAgo(s); ok {
 		return now.Add(-d), nil
 	}
-	return time.Time{}, &usageError{fmt.Sprintf("--since %q: give an RFC3339 time or a duration such as 2h", s)}
+	return time.Time{}, &usageError{fmt.Sprintf("%s %q: give an RFC3339 time (2026-11-25T14:00:00Z), a date (2026-11-25, local time) or how long ago (2h, 90m ago, 3d)", flagName, s)}
+}
+
+// parseAgo reads a duration back from now: Go's units (h, m, s, ...) plus
+// d (24h) and w (7d), optionally followed by "ago".
+func parseAgo(s string) (time.Duration, bool) {
+	s = strings.TrimSpace(strings.TrimSuffix(s, "ago"))
+	if s == "" || strings.HasPrefix(s, "-") || strings.HasPrefix(s, "+") {
+		return 0, false
+	}
+	var total time.Duration
+	for s != "" {
+		i := strings.IndexFunc(s, func(r rune) bool { return r != '.' && (r < '0' || r > '9') })
+		if i <= 0 {
+			return 0, false
+		}
+		j := strings.IndexFunc(s[i:], func(r rune) bool { return r == '.' || r >= '0' && r <= '9' })
+		if j < 0 {
+			j = len(s) - i
+		}
+		num, unit := s[:i], s[i:i+j]
+		s = s[i+j:]
+		var day float64
+		switch unit {
+		case "d":
+			day = 24
+		case "w":
+			day = 7 * 24
+		default:
+			d, err := time.ParseDuration(num + unit)
+			if err != nil {
+				return 0, false
+			}
+			total += d
+			continue
+		}
+		n, err := strconv.ParseFloat(num, 64)
+		if err != nil {
+			return 0, false
+		}
+		total += time.Duration(n * day * float64(time.Hour))
+	}
+	return total, true
+}
+
+// kindsFlag collects --kind values, repeated or comma-separated.
+type kindsFlag []string
+
+func (k *kindsFlag) String() string { return strings.Join(*k, ",") }
+
+func (k *kindsFlag) Set(v string) error {
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			*k = append(*k, p)
+		}
+	}
+	return nil
+}
+
+// eventKinds are the kinds of event this tfsh writes (docs/audit.md).
+var eventKinds = []string{
+	audit.KindSessionStart, audit.KindSessionEnd, audit.KindCommandStart, audit.KindPolicyDecision, audit.KindCommandEnd,
+	lock.KindAcquired, lock.KindReleased, lock.KindWait, lock.KindWaitEnd, lock.KindContention, lock.KindReleaseFailed,
+	lock.KindOrphaned, lock.KindStaleInfo, lock.KindProblem, lock.KindObserved,
+	shell.KindForceUnlock, shell.KindIntegrityCheck, shell.KindHoldPlaced, shell.KindHoldReleased, shell.KindHookRun,
 }
 
 func auditSessions(ctx context.Context, args []string, stdout io.Writer) error {
@@ -88,20 +182,54 @@ func auditSessions(ctx context.Context, args []string, stdout io.Writer) error {
 	limit := fs.Int("limit", 50, "newest N sessions (0: all)")
 	user := fs.String("user", "", "only this user's sessions")
 	host := fs.String("host", "", "only sessions on this host")
-	since := fs.String("since", "", "only sessions since")
+	state := fs.String("state", "", "only sessions with a command on this state")
+	command := fs.String("command", "", "only sessions with a command that matches this regular expression")
+	var kinds kindsFlag
+	fs.Var(&kinds, "kind", "only sessions with an event of this kind")
+	since := fs.String("since", "", "only sessions started since")
+	until := fs.String("until", "", "only sessions started before")
 	if err := fs.Parse(args); err != nil {
 		return flagError("audit sessions", err)
 	}
-	t, err := parseSince(*since, time.Now())
-	if err != nil {
+	if fs.NArg() > 0 {
+		return &usageError{fmt.Sprintf("audit sessions takes no arguments (%q): filters are flags, see tfsh audit help", fs.Arg(0))}
+	}
+	now := time.Now()
+	q := audit.SessionQuery{User: *user, Host: *host, Kinds: kinds, Limit: *limit}
+	var err error
+	if q.Since, err = parseTime("--since", *since, now); err != nil {
 		return err
+	}
+	if q.Until, err = parseTime("--until", *until, now); err != nil {
+		return err
+	}
+	if !q.Since.IsZero() && !q.Until.IsZero() && !q.Since.Before(q.Until) {
+		return &usageError{fmt.Sprintf("--since (%s) is not before --until (%s): nothing can match", q.Since.Format(time.RFC3339), q.Until.Format(time.RFC3339))}
+	}
+	if *limit < 0 {
+		return &usageError{fmt.Sprintf("--limit %d: give how many of the newest sessions to show, or 0 for all", *limit)}
+	}
+	if *command != "" {
+		if q.Command, err = regexp.Compile(*command); err != nil {
+			return &usageError{fmt.Sprintf("--command %q is not a regular expression (Go syntax): %v", *command, regexpProblem(err))}
+		}
 	}
 	db, err := openAuditForReading(ctx, *dbPath)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	list, err := db.Sessions(ctx, audit.SessionQuery{User: *user, Host: *host, Since: t, Limit: *limit})
+	if len(kinds) > 0 {
+		if err := checkKinds(ctx, db, kinds); err != nil {
+			return err
+		}
+	}
+	if *state != "" {
+		if q.State, err = db.ResolveStateKey(ctx, *state); err != nil {
+			return &usageError{"--state: " + err.Error()}
+		}
+	}
+	list, err := db.Sessions(ctx, q)
 	if err != nil {
 		return err
 	}
@@ -112,7 +240,11 @@ func auditSessions(ctx context.Context, args []string, stdout io.Writer) error {
 		return writeJSON(stdout, list)
 	}
 	if len(list) == 0 {
-		fmt.Fprintln(stdout, "no sessions recorded")
+		if *user != "" || *host != "" || *state != "" || *command != "" || len(kinds) > 0 || *since != "" || *until != "" {
+			fmt.Fprintln(stdout, "no sessions match")
+		} else {
+			fmt.Fprintln(stdout, "no sessions recorded")
+		}
 		return nil
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
@@ -127,9 +259,45 @@ func auditSessions(ctx context.Context, args []string, stdout io.Writer) error {
 			status = fmt.Sprintf("%s (%d)", status, *s.ExitCode)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s@%s\t%s\t%d\t%s\t%s\n", s.ID, s.Start.Local().Format("2006-01-02 15:04:05"), dur,
-			s.Info.User, s.Info.Host, s.Info.Mode, s.Commands, status, s.Info.CWD)
+			esc(s.Info.User), esc(s.Info.Host), s.Info.Mode, s.Commands, status, esc(s.Info.CWD))
 	}
 	return tw.Flush()
+}
+
+// regexpProblem is the part of a regexp error that says what is wrong
+// (the error repeats the expression).
+func regexpProblem(err error) string {
+	var se *syntax.Error
+	if errors.As(err, &se) {
+		return fmt.Sprintf("%s in %q", se.Code, se.Expr)
+	}
+	return err.Error()
+}
+
+// checkKinds refuses an event kind that neither this tfsh writes nor the
+// log holds: a typo would otherwise match nothing, silently.
+func checkKinds(ctx context.Context, db *audit.DB, kinds []string) error {
+	var unknown []string
+	for _, k := range kinds {
+		if !slices.Contains(eventKinds, k) {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
+	inLog, err := db.Kinds(ctx)
+	if err != nil {
+		return err
+	}
+	for _, k := range unknown {
+		if !slices.Contains(inLog, k) {
+			known := slices.Clone(eventKinds)
+			sort.Strings(known)
+			return &usageError{fmt.Sprintf("--kind %q: no such event kind (kinds: %s)", k, strings.Join(known, ", "))}
+		}
+	}
+	return nil
 }
 
 // shownCommand is a command with its output, for --json.

@@ -81,7 +81,9 @@ Usage:
   tfsh hold --release [--dir D]                release it
   tfsh unlock [--yes] [--reason R] [--dir D] [ID]
                                    guarded force-unlock of the state's lock (the current one if no ID)
-  tfsh audit sessions [--json]     list recorded sessions
+  tfsh audit sessions [--json] [--user U] [--host H] [--state KEY] [--command REGEX]
+                      [--kind K] [--since T] [--until T] [--limit N]
+                                   recorded sessions: the newest that match (tfsh audit help)
   tfsh audit show [--json] ID|last show a session: commands, decisions, exit codes, output
   tfsh explain [--since T] [--state KEY] [--json] [LOCK|EVENT|SESSION|COMMAND]
                                    who held the lock, who waited, how it ended (default: the last 24h)

@@ -31,7 +31,16 @@ func main() {
 	tofu := flag.String("tofu", "", "tofu binary, for -detect")
 	promptN := flag.Int("prompt", 0, "instead: measure the go-prompt shell over this many starts per backend")
 	policyN := flag.Int("policy", 0, "instead: measure what loading policy files adds to a start, over this many paired rounds")
+	auditN := flag.Int("audit", 0, "instead: measure tfsh audit sessions on a generated log of a million events, this many runs per filter (no terraform needed)")
 	flag.Parse()
+	if *auditN > 0 {
+		a, err := filepath.Abs(*tfsh)
+		if err != nil {
+			fail(err.Error())
+		}
+		auditBench(a, *auditN)
+		return
+	}
 	if *tf == "" {
 		fail("give -terraform")
 	}

@@ -1,0 +1,10 @@
+package audit
+
+// SetSearchLimits changes how Sessions searches, for a test of each path:
+// drive is the most rows a filter may admit to drive the search, scan the
+// most of the newest sessions checked in turn first.
+func SetSearchLimits(drive, scan int) (restore func()) {
+	d, s := driveMax, scanMax
+	driveMax, scanMax = drive, scan
+	return func() { driveMax, scanMax = d, s }
+}

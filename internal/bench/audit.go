@@ -1,0 +1,100 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+
+	"github.com/tfsh/tfsh/audit"
+	"github.com/tfsh/tfsh/internal/auditgen"
+)
+
+// auditBench measures `tfsh audit sessions` end to end (start, open the
+// log, query, print) on a generated log of a million events
+// (internal/auditgen, cached under $TFSH_CACHE/bench), rounds runs per
+// filter, and prints the Markdown table of BENCHMARKS.md.
+func auditBench(tfsh string, rounds int) {
+	ctx := context.Background()
+	start := time.Now()
+	path, err := auditgen.Cached(ctx, auditgen.Options{Events: 1_000_000})
+	if err != nil {
+		fail(err.Error())
+	}
+	if d := time.Since(start); d > time.Second {
+		fmt.Fprintf(os.Stderr, "bench: generated %s in %s\n", path, d.Round(time.Second))
+	}
+	// Migrations, if any, are applied here, not in the first round.
+	db, err := audit.Open(ctx, path)
+	if err != nil {
+		fail(err.Error())
+	}
+	var events int64
+	db.SQL().QueryRowContext(ctx, `SELECT COUNT(*) FROM events`).Scan(&events)
+	db.Close()
+
+	day := auditgen.DefaultEnd.Add(-24 * time.Hour).Format(time.RFC3339)
+	week := auditgen.DefaultEnd.Add(-7 * 24 * time.Hour).Format(time.RFC3339)
+	cases := [][]string{
+		nil,
+		{"--user", "alice", "--since", day},
+		{"--host", "gha-runner-01"},
+		{"--state", "prod/network"},
+		{"--kind", "lock_contention"},
+		{"--kind", "force_unlock,lock_orphaned"},
+		{"--command", "^apply"},
+		{"--command", "^import"},
+		{"--user", "alice", "--state", "prod/dns"},
+		{"--state", "prod/network", "--kind", "lock_wait"},
+		{"--kind", "lock_acquired", "--command", "^apply", "--since", week},
+	}
+	fmt.Printf("`tfsh audit sessions` (newest 50 that match) on a generated log of %d events, %d runs each:\n\n", events, rounds)
+	fmt.Println("| filters | sessions | median (ms) | min | max | goal |")
+	fmt.Println("|---|---|---|---|---|---|")
+	for _, args := range cases {
+		argv := append([]string{tfsh, "audit", "sessions", "--audit-db", path}, args...)
+		n := countSessions(argv)
+		var ts []float64
+		for range 2 { // warm the page cache
+			timedExpect(os.Environ(), "", argv, 0)
+		}
+		for range rounds {
+			ts = append(ts, ms(timedExpect(os.Environ(), "", argv, 0)))
+		}
+		shown := "(none)"
+		if len(args) > 0 {
+			shown = "`" + shellJoin(args) + "`"
+		}
+		fmt.Printf("| %s | %d | %.1f | %.1f | %.1f | ≤ 100 |\n", shown, n, median(ts), minOf(ts), maxOf(ts))
+	}
+}
+
+// countSessions runs argv with --json and counts the sessions listed.
+func countSessions(argv []string) int {
+	cmd := exec.Command(argv[0], append(argv[1:], "--json")...)
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	if err := cmd.Run(); err != nil {
+		fail(fmt.Sprintf("%s: %v", strings.Join(argv, " "), err))
+	}
+	var list []json.RawMessage
+	if err := json.Unmarshal(out.Bytes(), &list); err != nil {
+		fail(fmt.Sprintf("%s --json: %v", strings.Join(argv, " "), err))
+	}
+	return len(list)
+}
+
+func shellJoin(args []string) string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		if strings.ContainsAny(a, "^*$ ") {
+			a = "'" + a + "'"
+		}
+		out[i] = a
+	}
+	return strings.Join(out, " ")
+}
