@@ -2,10 +2,10 @@ package audit
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -127,33 +127,4 @@ func (d *DB) Session(ctx context.Context, id string) (*SessionRecord, error) {
 		return nil, fmt.Errorf("session %s: %w", id, ErrNotFound)
 	}
 	return rec, nil
-}
-
-// StateKeys finds the state keys the log knows that equal or contain part:
-// the exact key alone when it is known, else up to limit keys that contain
-// it, sorted. It reads the state index, not the events.
-func (d *DB) StateKeys(ctx context.Context, part string, limit int) ([]string, error) {
-	var one int
-	err := d.db.QueryRowContext(ctx, `SELECT 1 FROM events WHERE state_key = ? LIMIT 1`, part).Scan(&one)
-	if err == nil {
-		return []string{part}, nil
-	}
-	if err != sql.ErrNoRows {
-		return nil, fmt.Errorf("find state %q: %w", part, err)
-	}
-	pattern := "%" + strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(part) + "%"
-	rows, err := d.db.QueryContext(ctx, `SELECT DISTINCT state_key FROM events WHERE state_key IS NOT NULL AND state_key LIKE ? ESCAPE '\' ORDER BY state_key LIMIT ?`, pattern, limit)
-	if err != nil {
-		return nil, fmt.Errorf("find state %q: %w", part, err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var k string
-		if err := rows.Scan(&k); err != nil {
-			return nil, err
-		}
-		out = append(out, k)
-	}
-	return out, rows.Err()
 }

@@ -105,23 +105,6 @@ func runExplain(ctx context.Context, args []string, stdout io.Writer, now time.T
 	return renderExplanation(stdout, x, useColor)
 }
 
-// parseTime reads RFC3339, a date, or a duration back from now.
-func parseTime(flagName, s string, now time.Time) (time.Time, error) {
-	if s == "" {
-		return time.Time{}, nil
-	}
-	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return t, nil
-	}
-	if t, err := time.ParseInLocation("2006-01-02", s, time.Local); err == nil {
-		return t, nil
-	}
-	if d, err := time.ParseDuration(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(s), "ago"))); err == nil && d >= 0 {
-		return now.Add(-d), nil
-	}
-	return time.Time{}, &usageError{fmt.Sprintf("%s %q: give an RFC3339 time (2026-11-25T14:00:00Z), a date (2026-11-25) or a duration back from now (2h, 90m ago)", flagName, s)}
-}
-
 // colorWanted decides whether to colour: auto colours a terminal unless
 // NO_COLOR is set or TERM is dumb.
 func colorWanted(mode string, w io.Writer) (bool, error) {
@@ -475,24 +458,14 @@ func plural(n int, one, many string) string {
 // resolveState turns --state into a state key the log knows: the key
 // itself, or the one key that contains what was given (prod/payments for
 // bucket/prod/payments/terraform.tfstate). Several or none is a usage
-// error that lists what there is.
+// error that names them.
 func resolveState(ctx context.Context, db *audit.DB, part string) (string, error) {
 	if part == "" {
 		return "", nil
 	}
-	keys, err := db.StateKeys(ctx, part, 11)
+	key, err := db.ResolveStateKey(ctx, part)
 	if err != nil {
-		return "", err
+		return "", &usageError{"--state: " + err.Error()}
 	}
-	switch {
-	case len(keys) == 1:
-		return keys[0], nil
-	case len(keys) == 0:
-		return "", &usageError{fmt.Sprintf("--state %q: no state in the audit log is or contains that (tfsh audit sessions --json lists them)", part)}
-	}
-	more := ""
-	if len(keys) > 10 {
-		keys, more = keys[:10], ", …"
-	}
-	return "", &usageError{fmt.Sprintf("--state %q matches several states: %s%s", part, strings.Join(keys, ", "), more)}
+	return key, nil
 }
