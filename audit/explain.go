@@ -293,16 +293,37 @@ func (d *DB) Explain(ctx context.Context, q ExplainQuery) (*Explanation, error) 
 // when it starts (a wait, an orphan), marked early.
 func (x *explainer) inRange(ctx context.Context, q ExplainQuery, addLock func(string), early map[string]bool) ([]Event, error) {
 	if !q.Since.IsZero() {
-		err := x.d.eventsInRange(ctx, []string{kindLockWait, kindLockOrphaned}, q.Since.Add(-DefaultLookback), q.Since, q.StateKey, func(e Event) error {
-			if e.LockID != "" && !early[e.LockID] {
-				early[e.LockID] = true
-				addLock(e.LockID)
-			}
-			return nil
-		})
+		// Only locks not already seen to end before the range: most waits
+		// and orphans of the week before ended long before it.
+		query := `SELECT DISTINCT w.lock_id FROM events w
+			WHERE w.kind IN ('lock_wait', 'lock_orphaned') AND w.at >= ? AND w.at < ? AND w.lock_id IS NOT NULL`
+		args := []any{q.Since.Add(-DefaultLookback).UnixNano(), q.Since.UnixNano()}
+		if q.StateKey != "" {
+			query += ` AND w.state_key = ?`
+			args = append(args, q.StateKey)
+		}
+		query += ` AND NOT EXISTS (SELECT 1 FROM events e WHERE e.lock_id = w.lock_id
+				AND +e.kind IN ('lock_released', 'force_unlock', 'hold_released') AND e.at < ?)`
+		args = append(args, q.Since.UnixNano())
+		rows, err := x.d.db.QueryContext(ctx, query, args...)
 		if err != nil {
+			return nil, fmt.Errorf("read the incidents before the range: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				return nil, err
+			}
+			if !early[id] {
+				early[id] = true
+				addLock(id)
+			}
+		}
+		if err := rows.Err(); err != nil {
 			return nil, err
 		}
+		rows.Close()
 	}
 	var loose []Event
 	err := x.d.eventsInRange(ctx, seedKinds, q.Since, q.Until, q.StateKey, func(e Event) error {

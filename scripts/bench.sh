@@ -5,7 +5,7 @@
 #                                    (and, with --detect N, lock detection too)
 #   scripts/bench.sh --detect 50     also lock detection over 50 plans per backend, and the
 #                                    go-prompt shell (start to prompt, completion)
-# Both also measure tfsh audit sessions on a generated log of a million events (generated once, two to
+# Both also measure tfsh audit sessions, explain and report on a generated log of a million events (generated once, two to
 # four minutes, and cached under $TFSH_CACHE/bench).
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -27,7 +27,7 @@ go run ./internal/bench -tfsh bin/tfsh -terraform "$TFSH_TEST_TERRAFORM" -policy
 echo
 go test ./policy -run XXX -bench 'Decide|Load' -benchmem -count 3 | grep Benchmark
 echo
-go test ./audit -run XXX -bench Sessions1M -count 3 -timeout 30m | grep Benchmark
+go test ./audit -run XXX -bench 'Sessions1M|Explain1M' -count 3 -timeout 30m | grep Benchmark
 echo
 go run ./internal/bench -tfsh bin/tfsh -audit 20
 if [ "$detect" -gt 0 ]; then

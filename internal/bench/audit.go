@@ -71,6 +71,61 @@ func auditBench(tfsh string, rounds int) {
 		}
 		fmt.Printf("| %s | %d | %.1f | %.1f | %.1f | ≤ 100 |\n", shown, n, median(ts), minOf(ts), maxOf(ts))
 	}
+
+	// Reading incidents back: explain over a day and a week, one lock,
+	// and the report of a day, end to end.
+	end := auditgen.DefaultEnd.Format(time.RFC3339)
+	lockID := ""
+	db, err = audit.Open(ctx, path)
+	if err != nil {
+		fail(err.Error())
+	}
+	db.SQL().QueryRowContext(ctx, `SELECT lock_id FROM events WHERE kind = 'lock_orphaned' AND at < ? ORDER BY at DESC LIMIT 1`, auditgen.DefaultEnd.UnixNano()).Scan(&lockID)
+	db.Close()
+	report := os.TempDir() + "/tfsh-bench-report.html"
+	defer os.Remove(report)
+	fmt.Printf("\n`tfsh explain` and `tfsh report` on the same log, %d runs each:\n\n", rounds)
+	fmt.Println("| command | incidents | median (ms) | min | max | goal |")
+	fmt.Println("|---|---|---|---|---|---|")
+	for _, c := range []struct {
+		args []string
+		goal string
+	}{
+		{[]string{"explain", "--since", day, "--until", end}, "≤ 100"},
+		{[]string{"explain", "--since", week, "--until", end}, ""},
+		{[]string{"explain", lockID}, ""},
+		{[]string{"report", "--html", report, "--since", day, "--until", end}, ""},
+	} {
+		argv := append([]string{tfsh, c.args[0], "--audit-db", path}, c.args[1:]...)
+		n := "-"
+		if c.args[0] == "explain" {
+			n = fmt.Sprint(countChains(argv))
+		}
+		var ts []float64
+		for range 2 {
+			timedExpect(os.Environ(), "", argv, 0)
+		}
+		for range rounds {
+			ts = append(ts, ms(timedExpect(os.Environ(), "", argv, 0)))
+		}
+		shown := strings.ReplaceAll(shellJoin(c.args), report, "FILE")
+		fmt.Printf("| `tfsh %s` | %s | %.1f | %.1f | %.1f | %s |\n", shown, n, median(ts), minOf(ts), maxOf(ts), c.goal)
+	}
+}
+
+// countChains runs explain with --json and counts the chains.
+func countChains(argv []string) int {
+	cmd := exec.Command(argv[0], append(argv[1:], "--json")...)
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	if err := cmd.Run(); err != nil {
+		fail(fmt.Sprintf("%s: %v", strings.Join(argv, " "), err))
+	}
+	var x struct{ Chains []json.RawMessage }
+	if err := json.Unmarshal(out.Bytes(), &x); err != nil {
+		fail(fmt.Sprintf("%s --json: %v", strings.Join(argv, " "), err))
+	}
+	return len(x.Chains)
 }
 
 // countSessions runs argv with --json and counts the sessions listed.
