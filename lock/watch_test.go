@@ -455,7 +455,7 @@ func TestWatchTwoInterrupts(t *testing.T) {
 	if n != 2 || len(views) != 1 || !views[0].Held {
 		t.Fatalf("AfterExit = %+v, %d", views, n)
 	}
-	if ev := rec.find(KindOrphaned); ev == nil || !strings.Contains(ev.Note, "two interrupts") || !strings.Contains(ev.Note, "force-unlock OURS") {
+	if ev := rec.find(KindOrphaned); ev == nil || !strings.Contains(ev.Note, "two interrupts") || !strings.Contains(ev.Note, "tfsh unlock OURS") {
 		t.Fatalf("orphan after two interrupts = %+v", ev)
 	}
 }
