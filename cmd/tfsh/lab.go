@@ -347,9 +347,9 @@ func printLab(w io.Writer, st *lab.State, status string, now time.Time) {
 	fmt.Fprintf(w, "tfsh lab: %s (pid %d, up %s since %s); its files are in %s\n\n", status, st.PID,
 		st.Uptime(now).Round(time.Second), st.StartedAt.Local().Format("15:04:05"), st.Dir)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "  S3\t%s\tbucket %s\t(gofakes3, in memory)\n", st.S3URL, st.Bucket)
+	fmt.Fprintf(tw, "  S3\t%s\tbucket %s\t(gofakes3 in the server, pid %d; in memory)\n", st.S3URL, st.Bucket, st.PID)
 	if st.DynamoDBURL != "" {
-		fmt.Fprintf(tw, "  DynamoDB\t%s\ttable %s\t(dynalite, in memory)\n", st.DynamoDBURL, st.Table)
+		fmt.Fprintf(tw, "  DynamoDB\t%s\ttable %s\t(dynalite, pid %d; in memory)\n", st.DynamoDBURL, st.Table, st.DynamoDBPID)
 	}
 	fmt.Fprintf(tw, "  state key\t%s\t\t(another: -backend-config=key=OTHER at init)\n", st.Key)
 	fmt.Fprintf(tw, "  log\t%s\n", st.Log)

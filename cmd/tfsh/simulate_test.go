@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tfsh/tfsh/audit"
+	"github.com/tfsh/tfsh/internal/lab"
+	"github.com/tfsh/tfsh/internal/lab/labtest"
+)
+
+// TestSimulate runs examples/ci/simulate.sh for real, with terraform 1.5.7 and this tfsh (the
+// test binary): tfsh lab up, three CI jobs at once against one S3 + DynamoDB state, plan and
+// apply -lock=false, explain, lab down. It checks what the script claims, from its output and
+// from the audit log it leaves: every job succeeded, jobs waited for each other's lock and
+// explain names them, apply -lock=false was refused, and no lab process is left.
+func TestSimulate(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs three CI jobs against the lab")
+	}
+	tf := labtest.Terraform(t)
+	if why := lab.DynamoMissing(); why != "" {
+		labtest.Dynamo(t) // terraform 1.5 needs DynamoDB: skips, or fails under TFSH_LAB_REQUIRED
+	}
+	tfsh, err := exec.LookPath("tfsh") // this test binary (TestMain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	work := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", filepath.Join(repoRoot(t), "examples", "ci", "simulate.sh"))
+	cmd.Env = append(withoutCI(os.Environ()), "TFSH="+tfsh, "TFSH_TERRAFORM="+tf, "SIMULATE_DIR="+work, "HOLD_SECONDS=4")
+	b, err := cmd.CombinedOutput()
+	out := string(b)
+	t.Cleanup(func() {
+		// Whatever happened, no lab server outlives the test.
+		c := exec.Command(tfsh, "lab", "down")
+		c.Env = append(os.Environ(), lab.EnvLabDir+"="+filepath.Join(work, "lab"))
+		c.Run()
+	})
+	if err != nil {
+		t.Fatalf("simulate.sh: %v\n%s", err, out)
+	}
+
+	// Every job succeeded, step by step.
+	for n := 1; n <= 3; n++ {
+		row := regexp.MustCompile(`(?m)^  deploy-` + strconv.Itoa(n) + `\s+\w+\s+0\s+exit 0 [0-9.]+s\s+exit 0 [0-9.]+s\s+added -lock-timeout=5m`)
+		if !row.MatchString(out) {
+			t.Errorf("job deploy-%d did not succeed, or tfsh added no -lock-timeout:\n%s", n, out)
+		}
+	}
+	for _, want := range []string{
+		"OK: 3 jobs, 0 failed",
+		`tfsh: warning from rule "unlocked-read" (built-in): plan runs without the state lock`,
+		`tfsh: refused by rule "no-unlocked-writes" (built-in): apply writes state, and -lock=false turns its state lock off`,
+		"exit 3 (3: refused by policy; terraform never started)",
+		"=== tfsh explain --since 10m",
+		"held by    ",
+		"waited     ",
+		"tfsh lab: stopped (pid ",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("simulate.sh did not print %q", want)
+		}
+	}
+	if t.Failed() {
+		t.Fatalf("output:\n%s", out)
+	}
+
+	// The audit log it kept: waits were recorded, and explain tells them as chains whose
+	// holders and waiters are the CI jobs.
+	db := filepath.Join(work, "audit.db")
+	waits := 0
+	adb, err := audit.Open(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = adb.Events(context.Background(), audit.EventFilter{Kinds: []string{"lock_wait"}}, func(audit.Event) error { waits++; return nil })
+	adb.Close()
+	if err != nil || waits == 0 {
+		t.Fatalf("%d lock_wait events (%v): the jobs did not contend\n%s", waits, err, out)
+	}
+	x := explainLog(t, db, audit.ExplainQuery{})
+	ownHosts := strings.Contains(out, "Each job runs on a host of its own")
+	waiters := 0
+	for _, c := range x.Chains {
+		if c.Holder.CI == nil || c.Holder.CI.Provider != "github" || !strings.HasPrefix(c.Holder.CI.Job, "deploy-") {
+			t.Errorf("chain %s: holder is not a CI job: %+v", c.LockID, c.Holder)
+		}
+		for _, w := range c.Waiters {
+			waiters++
+			if w.CI == nil || !strings.HasPrefix(w.CI.Job, "deploy-") || w.Outcome != "acquired" {
+				t.Errorf("chain %s: waiter %+v", c.LockID, w)
+			}
+		}
+		if !ownHosts {
+			continue
+		}
+		// With a host per job, every lock is attributed to the job that took it (runner-N
+		// runs deploy-N), and every lock was released normally.
+		if c.Holder.CI != nil && !strings.HasSuffix(c.Holder.Who, "@runner-"+strings.TrimPrefix(c.Holder.CI.Job, "deploy-")) {
+			t.Errorf("chain %s: holder %s is job %s", c.LockID, c.Holder.Who, c.Holder.CI.Job)
+		}
+		if c.Ending.How != "released" {
+			t.Errorf("chain %s ended %q, want released", c.LockID, c.Ending.How)
+		}
+	}
+	if waiters == 0 {
+		t.Fatalf("explain found no waiter:\n%s", out)
+	}
+
+	// The lab is down: its server and dynalite are gone, and so is its state file.
+	for _, re := range []string{`\(gofakes3 in the server, pid (\d+);`, `\(dynalite, pid (\d+);`} {
+		m := regexp.MustCompile(re).FindStringSubmatch(out)
+		if m == nil {
+			t.Fatalf("simulate.sh did not show %s:\n%s", re, out)
+		}
+		pid, _ := strconv.Atoi(m[1])
+		if (&lab.State{PID: pid}).Running() {
+			t.Errorf("pid %s (%s) still runs after simulate.sh", m[1], re)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(work, "lab", "lab.json")); !os.IsNotExist(err) {
+		t.Errorf("the lab's state file is still there: %v", err)
+	}
+}
