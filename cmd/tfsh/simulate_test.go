@@ -6,10 +6,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"gopkg.in/yaml.v2"
 
 	"github.com/tfsh/tfsh/audit"
 	"github.com/tfsh/tfsh/internal/lab"
@@ -130,5 +133,83 @@ func TestSimulate(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(work, "lab", "lab.json")); !os.IsNotExist(err) {
 		t.Errorf("the lab's state file is still there: %v", err)
+	}
+}
+
+// TestSimulateWorkflowExample: examples/ci/github-actions.yml is valid YAML with the shape of
+// a GitHub Actions workflow, and every terraform command in it goes through tfsh run, none
+// with -lock=false; the plan job saves the plan and the apply job applies it.
+func TestSimulateWorkflowExample(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(repoRoot(t), "examples", "ci", "github-actions.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	type step struct {
+		Name string            `yaml:"name"`
+		Uses string            `yaml:"uses"`
+		Run  string            `yaml:"run"`
+		With map[string]string `yaml:"with"`
+	}
+	var wf struct {
+		Name        string            `yaml:"name"`
+		Concurrency map[string]string `yaml:"concurrency"`
+		Env         map[string]string `yaml:"env"`
+		Jobs        map[string]struct {
+			Needs          string `yaml:"needs"`
+			RunsOn         string `yaml:"runs-on"`
+			TimeoutMinutes int    `yaml:"timeout-minutes"`
+			Steps          []step `yaml:"steps"`
+		} `yaml:"jobs"`
+	}
+	if err := yaml.Unmarshal(b, &wf); err != nil {
+		t.Fatalf("github-actions.yml: %v", err)
+	}
+	// YAML 1.1 (yaml.v2) reads the key "on" as true; GitHub reads it as "on".
+	var top map[any]any
+	if err := yaml.Unmarshal(b, &top); err != nil {
+		t.Fatal(err)
+	}
+	if top[true] == nil && top["on"] == nil {
+		t.Errorf("no on: triggers")
+	}
+	if wf.Name == "" || wf.Concurrency["group"] == "" || wf.Concurrency["cancel-in-progress"] == "" {
+		t.Errorf("workflow without a name or a concurrency group: %+v", wf)
+	}
+	plan, apply := wf.Jobs["plan"], wf.Jobs["apply"]
+	if plan.RunsOn == "" || apply.RunsOn == "" || apply.Needs != "plan" {
+		t.Fatalf("jobs plan and apply (needs plan) expected: %+v", wf.Jobs)
+	}
+	runs := map[string][]string{}
+	for name, job := range wf.Jobs {
+		if job.TimeoutMinutes <= 5 {
+			t.Errorf("job %s: timeout-minutes %d is not above tfsh's -lock-timeout=5m", name, job.TimeoutMinutes)
+		}
+		for _, s := range job.Steps {
+			if s.Uses == "" && s.Run == "" {
+				t.Errorf("job %s: a step with neither uses nor run: %+v", name, s)
+			}
+			for _, line := range strings.Split(strings.TrimSpace(s.Run), "\n") {
+				if line == "" {
+					continue
+				}
+				runs[name] = append(runs[name], line)
+				if f := strings.Fields(line); f[0] == "terraform" || f[0] == "tofu" {
+					t.Errorf("job %s runs terraform without tfsh: %q", name, line)
+				}
+				if strings.Contains(line, "-lock=false") {
+					t.Errorf("job %s: %q", name, line)
+				}
+			}
+		}
+	}
+	for job, want := range map[string][]string{
+		"plan":  {"tfsh run -- init -input=false", "tfsh run -- plan -input=false -out=tfplan"},
+		"apply": {"tfsh run -- init -input=false", "tfsh run -- apply -input=false tfplan"},
+	} {
+		for _, w := range want {
+			if !slices.Contains(runs[job], w) {
+				t.Errorf("job %s does not run %q: %q", job, w, runs[job])
+			}
+		}
 	}
 }
