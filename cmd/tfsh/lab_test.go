@@ -327,3 +327,28 @@ func TestLabUsage(t *testing.T) {
 		t.Fatalf("tfsh lab start: exit %d\n%s", code, errb.String())
 	}
 }
+
+// TestLabUpTwiceAtOnce: two tfsh lab up at the same moment in one dir start one server.
+func TestLabUpTwiceAtOnce(t *testing.T) {
+	l := newLabHarness(t, withoutDynalite)
+	reps := make(chan labReport, 2)
+	for range 2 {
+		go func() {
+			cmd := exec.Command("tfsh", "lab", "up", "--json")
+			cmd.Env = l.env
+			out, err := cmd.Output()
+			var rep labReport
+			if err != nil || json.Unmarshal(out, &rep) != nil {
+				t.Errorf("tfsh lab up --json: %v\n%s", err, out)
+			}
+			reps <- rep
+		}()
+	}
+	a, b := <-reps, <-reps
+	if a.Lab == nil || b.Lab == nil || a.Lab.PID != b.Lab.PID {
+		t.Fatalf("two servers (or none): %+v / %+v", a.Lab, b.Lab)
+	}
+	if got := a.Status + "+" + b.Status; got != "started+already running" && got != "already running+started" {
+		t.Fatalf("statuses %s", got)
+	}
+}
