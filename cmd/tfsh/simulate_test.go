@@ -52,6 +52,11 @@ func TestSimulate(t *testing.T) {
 	if err != nil {
 		t.Fatalf("simulate.sh: %v\n%s", err, out)
 	}
+	defer func() {
+		if t.Failed() {
+			t.Logf("simulate.sh output:\n%s", out)
+		}
+	}()
 
 	// Every job succeeded, step by step.
 	for n := 1; n <= 3; n++ {
@@ -75,7 +80,7 @@ func TestSimulate(t *testing.T) {
 		}
 	}
 	if t.Failed() {
-		t.Fatalf("output:\n%s", out)
+		t.FailNow()
 	}
 
 	// The audit log it kept: waits were recorded, and explain tells them as chains whose
@@ -95,29 +100,38 @@ func TestSimulate(t *testing.T) {
 	ownHosts := strings.Contains(out, "Each job runs on a host of its own")
 	waiters := 0
 	for _, c := range x.Chains {
-		if c.Holder.CI == nil || c.Holder.CI.Provider != "github" || !strings.HasPrefix(c.Holder.CI.Job, "deploy-") {
+		// A plan holds its lock for a few milliseconds: its own watcher can miss it while a
+		// waiter sees it (docs/locks.md, "Inferred acquisitions"), and the holder is then known
+		// only from the lock record. Every holder tfsh recorded is a CI job.
+		if c.Holder.Recorded && (c.Holder.CI == nil || c.Holder.CI.Provider != "github" || !strings.HasPrefix(c.Holder.CI.Job, "deploy-")) {
 			t.Errorf("chain %s: holder is not a CI job: %+v", c.LockID, c.Holder)
 		}
 		for _, w := range c.Waiters {
-			waiters++
-			if w.CI == nil || !strings.HasPrefix(w.CI.Job, "deploy-") || w.Outcome != "acquired" {
-				t.Errorf("chain %s: waiter %+v", c.LockID, w)
+			if w.CI == nil || !strings.HasPrefix(w.CI.Job, "deploy-") {
+				t.Errorf("chain %s: waiter is not a CI job: %+v", c.LockID, w)
+			}
+			if w.Outcome == "acquired" {
+				waiters++
 			}
 		}
 		if !ownHosts {
 			continue
 		}
 		// With a host per job, every lock is attributed to the job that took it (runner-N
-		// runs deploy-N), and every lock was released normally.
+		// runs deploy-N), and none is taken for an orphan: each was released, seen released,
+		// or (a short lock nobody saw go) unknown.
 		if c.Holder.CI != nil && !strings.HasSuffix(c.Holder.Who, "@runner-"+strings.TrimPrefix(c.Holder.CI.Job, "deploy-")) {
 			t.Errorf("chain %s: holder %s is job %s", c.LockID, c.Holder.Who, c.Holder.CI.Job)
 		}
-		if c.Ending.How != "released" {
-			t.Errorf("chain %s ended %q, want released", c.LockID, c.Ending.How)
+		if !regexp.MustCompile(`^root@runner-[123]$`).MatchString(c.Holder.Who) {
+			t.Errorf("chain %s: holder %q is none of the runners", c.LockID, c.Holder.Who)
+		}
+		if c.Ending.How == "orphaned" || c.Ending.Orphaned != nil {
+			t.Errorf("chain %s: a lock of the jobs reported orphaned: %+v", c.LockID, c.Ending)
 		}
 	}
 	if waiters == 0 {
-		t.Fatalf("explain found no waiter:\n%s", out)
+		t.Fatalf("explain found no waiter that got the lock")
 	}
 
 	// The lab is down: its server and dynalite are gone, and so is its state file.

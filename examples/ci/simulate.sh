@@ -276,7 +276,15 @@ section "tfsh explain --since 10m: who held the lock, who waited"
 # ---- verdict -----------------------------------------------------------------------------------
 section "verdict"
 ok=1
-[ "$failed" = 0 ] || { say "  FAIL: $failed of $JOBS jobs failed (logs: $work/logs; run with SIMULATE_DIR=... to keep them)"; ok=0; }
+if [ "$failed" != 0 ]; then
+	say "  FAIL: $failed of $JOBS jobs failed (logs: $work/logs; run with SIMULATE_DIR=... to keep them)"
+	for n in $(seq 1 "$JOBS"); do
+		[ "${rcs[n - 1]}" = 0 ] && continue
+		say "  --- the end of deploy-$n's log:"
+		tail -n 30 "$work/logs/job-$n.log" | sed 's/^/  | /'
+	done
+	ok=0
+fi
 [ "$waited" -ge 1 ] || { say "  FAIL: no job waited for the lock: the jobs did not contend (raise HOLD_SECONDS)"; ok=0; }
 [ "$plan_rc" = 0 ] || { say "  FAIL: plan -lock=false exited $plan_rc, want 0"; ok=0; }
 [ "$apply_rc" = 3 ] || { say "  FAIL: apply -lock=false exited $apply_rc, want 3 (refused)"; ok=0; }
