@@ -57,6 +57,8 @@ func Main(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.
 			return unlockCommand(ctx, args[1:], stdin, stdout, stderr)
 		case "hold":
 			return holdCommand(ctx, args[1:], stdin, stdout, stderr)
+		case "lab":
+			return labCommand(ctx, args[1:], stdout, stderr)
 		case "version":
 			fmt.Fprintf(stdout, "tfsh %s\n", tfshVersion())
 			return 0
@@ -91,6 +93,8 @@ Usage:
                                    one self-contained HTML file: a lock timeline per state and the incidents
   tfsh replay [--speed N] [--max-wait D] [--from OFFSET] [--no-timing] [--cast FILE] ID|last
                                    play a session or command back with its timing and lock events
+  tfsh lab up|status|down [--dir D] [--json]
+                                   loopback S3 and DynamoDB for trying remote state and locks offline
   tfsh version
 
 Flags:

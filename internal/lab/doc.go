@@ -9,6 +9,10 @@
 //   - a DynamoDB server, dynalite (Node) in memory, run as a child process by [StartDynamo] from
 //     the copy scripts/setup-lab.sh installed ([FindDynalite]).
 //
+// [StartServer] runs both for tfsh lab, with a bucket and lock table ready, and describes them in
+// a state file ([State]) with the backend settings rendered from the examples' own templates;
+// [Launch] starts such a server detached from its caller, [Stop] ends it.
+//
 // [Env] gives the environment to run terraform against them. The configurations to run live in
 // examples/lab; package labtest wraps all of this for tests.
 package lab

@@ -141,12 +141,17 @@ func freePort(ctx context.Context) (int, error) {
 // URL is the server's endpoint, http://127.0.0.1:PORT.
 func (d *Dynamo) URL() string { return d.url }
 
+// PID is dynalite's process ID (the leader of its process group).
+func (d *Dynamo) PID() int { return d.cmd.Process.Pid }
+
 // Client returns a DynamoDB client for this server: fake static credentials, region us-east-1.
-func (d *Dynamo) Client() *dynamodb.Client {
+func (d *Dynamo) Client() *dynamodb.Client { return dynamoClient(d.url) }
+
+func dynamoClient(url string) *dynamodb.Client {
 	return dynamodb.New(dynamodb.Options{
 		Region:       Region,
 		Credentials:  credentials.NewStaticCredentialsProvider(AccessKeyID, SecretAccessKey, ""),
-		BaseEndpoint: aws.String(d.url),
+		BaseEndpoint: aws.String(url),
 	})
 }
 

@@ -81,11 +81,13 @@ func (s *S3) CreateBucket(ctx context.Context, name string) error {
 
 // Client returns an S3 client for this server: path-style, fake static credentials, region
 // us-east-1, checksums only where the API requires them.
-func (s *S3) Client() *s3.Client {
+func (s *S3) Client() *s3.Client { return s3Client(s.url) }
+
+func s3Client(url string) *s3.Client {
 	return s3.New(s3.Options{
 		Region:                     Region,
 		Credentials:                credentials.NewStaticCredentialsProvider(AccessKeyID, SecretAccessKey, ""),
-		BaseEndpoint:               aws.String(s.url),
+		BaseEndpoint:               aws.String(url),
 		UsePathStyle:               true,
 		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
 		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenRequired,
