@@ -247,6 +247,22 @@ func TestFastHandoff(t *testing.T) {
 			t.Run("timeout and Ctrl-C", func(t *testing.T) {
 				a, done := holdFor(12)
 				defer done()
+				// tfsh locks names the holder as the log knows it.
+				locks := h.run(nil, "locks")
+				if locks.code != 0 || !regexp.MustCompile(`(?m)^ *held by +bob via GitHub run 1234, job deploy \([^)]*\): apply -auto-approve .*, \d+s$`).MatchString(locks.stdout) ||
+					!strings.Contains(locks.stdout, "session "+a.session+", command "+a.id) {
+					t.Fatalf("tfsh locks does not name A by its CI run and command:\n%s%s", locks.stdout, locks.stderr)
+				}
+				var rep struct {
+					Views []struct {
+						Holder *struct {
+							CommandID string `json:"command_id"`
+						} `json:"holder"`
+					} `json:"views"`
+				}
+				if lj := h.run(nil, "locks", "--json"); json.Unmarshal([]byte(lj.stdout), &rep) != nil || len(rep.Views) == 0 || rep.Views[0].Holder == nil || rep.Views[0].Holder.CommandID != a.id {
+					t.Fatalf("tfsh locks --json does not name A's command:\n%s%s", lj.stdout, lj.stderr)
+				}
 				b := h.run(waitEnv, "run", "--", "plan", "-input=false", "-lock-timeout=2s")
 				if b.code != 1 || !strings.Contains(b.stderr, "Error acquiring the state lock") {
 					t.Fatalf("B = %d, want terraform's own lock error:\n%s%s", b.code, b.stdout, b.stderr)
