@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -8,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,7 +30,7 @@ import (
 // (every 0.2 ms locally, every 2 ms remotely): the same measurement for
 // both cases. It then measures what the pre-check read adds to a command
 // when the lock is free.
-func handoffBench(tfsh, tf, tofu, examples string, n int) {
+func handoffBench(tfsh, tf, tofu, examples string, n int, only string) {
 	ctx := context.Background()
 	s3srv, err := lab.StartS3(ctx)
 	if err != nil {
@@ -64,7 +66,7 @@ func handoffBench(tfsh, tf, tofu, examples string, n int) {
 	fmt.Println("|---|---|---|---|---|---|---|---|")
 	var costs []string
 	for i, c := range cases {
-		if c.binary == "" {
+		if c.binary == "" || only != "" && !slices.Contains(strings.Split(only, ","), c.example) {
 			continue
 		}
 		c.dir, c.env, _ = prepareCase(ctx, s3srv, dyn, work, examples, 100+i, c.binary, c.example)
@@ -137,11 +139,11 @@ func handoffBench(tfsh, tf, tofu, examples string, n int) {
 		if len(pt) > 0 && len(wt) > 0 {
 			fmt.Printf("| %s | ratio tfsh / terraform | | %.3f | %.3f | | | |\n", c.name, median(wt)/median(pt), pct(wt, 95)/pct(pt, 95))
 		}
-		costs = append(costs, precheckCost(ctx, c.name, c.obs, ref, getenv, c.env, c.dir, tfsh, n))
+		costs = append(costs, precheckCost(ctx, c.name, c.obs, ref, getenv, c.env, c.dir, tfsh, c.binary, n))
 	}
 	fmt.Println()
-	fmt.Println("| backend | one read of the lock, in process: median (µs) | setting up the reader (µs) | `tfsh run -- plan`, lock free: -lock-timeout=0s (no pre-check), median (ms) | -lock-timeout=60s (pre-check), median (ms) | added by the pre-check, median of paired differences (ms) |")
-	fmt.Println("|---|---|---|---|---|---|")
+	fmt.Println("| backend | one read of the lock, in process: median (µs) | setting up the reader (µs) | `tfsh run -- plan`, lock free: -lock-timeout=0s (no pre-check), median (ms) | -lock-timeout=60s (pre-check), median (ms) | tfsh 60s − 0s, median of paired differences (ms) | plain terraform 60s − 0s, the same (ms) |")
+	fmt.Println("|---|---|---|---|---|---|---|")
 	for _, c := range costs {
 		fmt.Println(c)
 	}
@@ -156,29 +158,34 @@ func oneHandoff(obs lock.Observer, every time.Duration, env []string, dir, binar
 	defer cancel()
 	tr := &trace{done: make(chan struct{})}
 	go tr.poll(ctx, obs, every)
-	holder := start(env, dir, binary, "apply", "-auto-approve", "-input=false",
+	var holderOut bytes.Buffer
+	holder := start(&holderOut, env, dir, binary, "apply", "-auto-approve", "-input=false",
 		"-var", "hold_seconds="+strconv.FormatFloat(hold, 'f', -1, 64), "-var", "run_id="+runID)
 	first := tr.waitHeld(time.Minute)
 	if first == "" {
 		holder.Process.Kill()
-		fail("the holder's lock was never seen")
+		holder.Wait()
+		tr.mu.Lock()
+		defer tr.mu.Unlock()
+		fail(fmt.Sprintf("the holder's lock was never seen (%d reads, last problem: %v); the holder said:\n%s", tr.reads, tr.problem, holderOut.String()))
 	}
 	time.Sleep(offset)
-	w := start(env, dir, waiter[0], waiter[1:]...)
+	var waiterOut bytes.Buffer
+	w := start(&waiterOut, env, dir, waiter[0], waiter[1:]...)
 	if err := w.Wait(); err != nil {
-		fail(fmt.Sprintf("%s: %v", strings.Join(waiter, " "), err))
+		fail(fmt.Sprintf("%s: %v\n%s", strings.Join(waiter, " "), err, waiterOut.String()))
 	}
 	if err := holder.Wait(); err != nil {
-		fail(fmt.Sprintf("holder apply: %v", err))
+		fail(fmt.Sprintf("holder apply: %v\n%s", err, holderOut.String()))
 	}
 	cancel()
 	<-tr.done
 	return tr.handoff(first)
 }
 
-func start(env []string, dir, name string, args ...string) *exec.Cmd {
+func start(out *bytes.Buffer, env []string, dir, name string, args ...string) *exec.Cmd {
 	cmd := exec.Command(name, args...)
-	cmd.Dir, cmd.Env = dir, env
+	cmd.Dir, cmd.Env, cmd.Stdout, cmd.Stderr = dir, env, out, out
 	if err := cmd.Start(); err != nil {
 		fail(err.Error())
 	}
@@ -187,10 +194,11 @@ func start(env []string, dir, name string, args ...string) *exec.Cmd {
 
 // trace is what a poll of the lock saw: each change of its holders.
 type trace struct {
-	mu    sync.Mutex
-	steps []step
-	done  chan struct{}
-	reads int
+	mu      sync.Mutex
+	steps   []step
+	done    chan struct{}
+	reads   int
+	problem error // the last failed read
 }
 
 type step struct {
@@ -210,6 +218,9 @@ func (t *trace) poll(ctx context.Context, obs lock.Observer, every time.Duration
 			switch {
 			case v.Err != nil && !(v.Held && v.PID != 0):
 				bad = true
+				t.mu.Lock()
+				t.problem = v.Err
+				t.mu.Unlock()
 			case v.Held && v.Mechanism == lock.Local:
 				keys["pid:"+strconv.Itoa(v.PID)] = true
 			case v.Held && v.Info != nil:
@@ -276,39 +287,57 @@ func (t *trace) handoff(holder string) (time.Duration, bool) {
 // free: one read in process (and setting the reader up), and end to end,
 // paired runs of tfsh run -- plan without a pre-check (-lock-timeout=0s)
 // and with one (-lock-timeout=60s).
-func precheckCost(ctx context.Context, name string, obs lock.Observer, ref lock.StateRef, getenv lock.Getenv, env []string, dir, tfsh string, n int) string {
-	var reads, setups []float64
+func precheckCost(ctx context.Context, name string, obs lock.Observer, ref lock.StateRef, getenv lock.Getenv, env []string, dir, tfsh, binary string, n int) string {
+	var reads []float64
 	for range 200 {
 		t0 := time.Now()
 		obs.Observe(ctx)
 		reads = append(reads, float64(time.Since(t0).Microseconds()))
 	}
-	for range 20 {
-		t0 := time.Now()
-		if _, err := lock.NewObserver(ctx, ref, getenv); err != nil {
-			fail(err.Error())
+	setup := func() []float64 {
+		var out []float64
+		for range 20 {
+			t0 := time.Now()
+			if _, err := lock.NewObserver(ctx, ref, getenv); err != nil {
+				fail(err.Error())
+			}
+			out = append(out, float64(time.Since(t0).Microseconds()))
 		}
-		setups = append(setups, float64(time.Since(t0).Microseconds()))
+		return out
 	}
-	without := []string{tfsh, "run", "--", "plan", "-input=false", "-lock-timeout=0s"}
-	with := []string{tfsh, "run", "--", "plan", "-input=false", "-lock-timeout=60s"}
-	for range 3 {
-		timed(env, dir, without)
-		timed(env, dir, with)
+	setups := setup()
+	// The AWS SDK parses AWS_CA_BUNDLE (the process's own environment) on
+	// every client it sets up; some machines set it.
+	bare := setups
+	if ca, ok := os.LookupEnv("AWS_CA_BUNDLE"); ok {
+		os.Unsetenv("AWS_CA_BUNDLE")
+		bare = setup()
+		os.Setenv("AWS_CA_BUNDLE", ca)
 	}
-	var a, b, diff []float64
-	for range n {
-		var x, y time.Duration
-		if rand.IntN(2) == 0 {
-			x = timed(env, dir, without)
-			y = timed(env, dir, with)
-		} else {
-			y = timed(env, dir, with)
-			x = timed(env, dir, without)
+	// Paired: the same command with -lock-timeout=0s (no pre-check) and
+	// -lock-timeout=60s (pre-check), through tfsh and, to see what the
+	// flag changes in terraform itself, plain.
+	paired := func(without, with []string) (a, b, diff []float64) {
+		for range 3 {
+			timed(env, dir, without)
+			timed(env, dir, with)
 		}
-		a, b, diff = append(a, ms(x)), append(b, ms(y)), append(diff, ms(y-x))
+		for range n {
+			var x, y time.Duration
+			if rand.IntN(2) == 0 {
+				x = timed(env, dir, without)
+				y = timed(env, dir, with)
+			} else {
+				y = timed(env, dir, with)
+				x = timed(env, dir, without)
+			}
+			a, b, diff = append(a, ms(x)), append(b, ms(y)), append(diff, ms(y-x))
+		}
+		return a, b, diff
 	}
-	return fmt.Sprintf("| %s | %.0f | %.0f | %.1f | %.1f | %.1f |", name, median(reads), median(setups), median(a), median(b), median(diff))
+	a, b, diff := paired([]string{tfsh, "run", "--", "plan", "-input=false", "-lock-timeout=0s"}, []string{tfsh, "run", "--", "plan", "-input=false", "-lock-timeout=60s"})
+	_, _, tdiff := paired([]string{binary, "plan", "-input=false", "-lock-timeout=0s"}, []string{binary, "plan", "-input=false", "-lock-timeout=60s"})
+	return fmt.Sprintf("| %s | %.0f | %.0f (%.0f without AWS_CA_BUNDLE) | %.1f | %.1f | %.1f | %.1f |", name, median(reads), median(setups), median(bare), median(a), median(b), median(diff), median(tdiff))
 }
 
 func versionIf(bin string) string {

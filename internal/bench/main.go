@@ -31,6 +31,7 @@ func main() {
 	tofu := flag.String("tofu", "", "tofu binary, for -detect")
 	promptN := flag.Int("prompt", 0, "instead: measure the go-prompt shell over this many starts per backend")
 	policyN := flag.Int("policy", 0, "instead: measure what loading policy files adds to a start, over this many paired rounds")
+	backends := flag.String("backends", "", "with -handoff: only these lab examples, comma-separated (., s3-dynamodb, s3-lockfile)")
 	handoffN := flag.Int("handoff", 0, "instead: measure lock handoff (release to next acquisition), this many handoffs per waiter and backend, plain terraform against tfsh (-tofu adds the S3 lockfile; needs the lab's dynalite)")
 	flag.Parse()
 	if *tf == "" {
@@ -48,7 +49,7 @@ func main() {
 		if *tofu != "" {
 			*tofu = abs(*tofu)
 		}
-		handoffBench(*tfsh, *tf, *tofu, abs(*example), *handoffN)
+		handoffBench(*tfsh, *tf, *tofu, abs(*example), *handoffN, *backends)
 		return
 	}
 	if *policyN > 0 {
