@@ -3,12 +3,15 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/creack/pty"
 
 	"github.com/tfsh/tfsh/audit"
 	"github.com/tfsh/tfsh/internal/lab/labtest"
@@ -307,5 +310,60 @@ func TestFastHandoff(t *testing.T) {
 				}
 			})
 		})
+	}
+}
+
+// TestWaitLineAtTerminal: at a terminal, tfsh's own wait is one line
+// redrawn in place (carriage return, erase line) while terraform has not
+// started; it is erased when the lock is free. The record keeps lines, not
+// the redraws, so that a replay shows the wait.
+func TestWaitLineAtTerminal(t *testing.T) {
+	tf := labtest.Terraform(t)
+	dir := labtest.Example(t, ".", tf, nil, nil)
+	h := newHarness(t, dir, tf)
+	h.must("run", "--", "init", "-input=false")
+	holder := exec.Command(tf, "apply", "-auto-approve", "-input=false", "-var", "hold_seconds=4", "-var", "run_id=terminal")
+	holder.Dir, holder.Env = dir, h.env
+	var hout lockedBuffer
+	holder.Stdout, holder.Stderr = &hout, &hout
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Wait()
+	waitOutput(t, holder, &hout, "Provisioning with 'local-exec'")
+
+	cmd := exec.Command("tfsh", "-c", "plan -input=false -lock-timeout=60s")
+	cmd.Dir = dir
+	cmd.Env = append(append([]string(nil), h.env...), "TERM=xterm", "TFSH_WAIT_REPORT_INTERVAL=1h")
+	ptmx, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 40, Cols: 200})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ptmx.Close()
+	var scr lockedBuffer
+	go func() { _, _ = copyUntilEOF(&scr, ptmx) }()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("tfsh: %v\n%q", err, scr.String())
+		}
+	case <-time.After(2 * time.Minute):
+		cmd.Process.Kill()
+		t.Fatalf("tfsh did not finish:\n%q", scr.String())
+	}
+	screen := scr.String()
+	redraw := regexp.MustCompile(`\r\x1b\[Ktfsh: waiting for lock on \S+ held by [^\r\n]+: apply, \d+s \(pid \d+\)`)
+	if n := len(redraw.FindAllString(screen, -1)); n < 2 {
+		t.Fatalf("the wait was drawn %d times in place, want it redrawn each second:\n%q", n, screen)
+	}
+	if !regexp.MustCompile(`\r\x1b\[Ktfsh: lock on \S+ free after [0-9.]+s\r\n`).MatchString(screen) {
+		t.Fatalf("the live line was not erased and replaced by the end of the wait:\n%q", screen)
+	}
+	// The record: the line once (the interval is an hour), no redraws.
+	rp := h.run(nil, "replay", "--no-timing", "last")
+	if n := strings.Count(rp.stdout, "tfsh: waiting for lock on "); n != 1 || strings.Contains(rp.stdout, "\x1b[K") || !strings.Contains(rp.stdout, "tfsh: lock on ") {
+		t.Fatalf("replay shows the wait %d times (want once, without redraws, then its end):\n%s%s", n, rp.stdout, rp.stderr)
 	}
 }
