@@ -32,16 +32,6 @@ import (
 // when the lock is free.
 func handoffBench(tfsh, tf, tofu, examples string, n int, only string) {
 	ctx := context.Background()
-	s3srv, err := lab.StartS3(ctx)
-	if err != nil {
-		fail(err.Error())
-	}
-	defer s3srv.Close()
-	dyn, err := lab.StartDynamo(ctx)
-	if err != nil {
-		fail(err.Error())
-	}
-	defer dyn.Close()
 	work, err := os.MkdirTemp("", "tfsh-bench-handoff-")
 	if err != nil {
 		fail(err.Error())
@@ -68,6 +58,19 @@ func handoffBench(tfsh, tf, tofu, examples string, n int, only string) {
 	for i, c := range cases {
 		if c.binary == "" || only != "" && !slices.Contains(strings.Split(only, ","), c.example) {
 			continue
+		}
+		// Servers of its own for each remote case, started when it starts:
+		// a long local case before it leaves them idle for minutes.
+		var s3srv *lab.S3
+		var dyn *lab.Dynamo
+		if c.example != "." {
+			if s3srv, err = lab.StartS3(ctx); err != nil {
+				fail(err.Error())
+			}
+			if dyn, err = lab.StartDynamo(ctx); err != nil {
+				fail(err.Error())
+			}
+			labDynamo = dyn
 		}
 		c.dir, c.env, _ = prepareCase(ctx, s3srv, dyn, work, examples, 100+i, c.binary, c.example)
 		initArgs := []string{c.binary, "init", "-input=false"}
@@ -140,6 +143,11 @@ func handoffBench(tfsh, tf, tofu, examples string, n int, only string) {
 			fmt.Printf("| %s | ratio tfsh / terraform | | %.3f | %.3f | | | |\n", c.name, median(wt)/median(pt), pct(wt, 95)/pct(pt, 95))
 		}
 		costs = append(costs, precheckCost(ctx, c.name, c.obs, ref, getenv, c.env, c.dir, tfsh, c.binary, n))
+		if s3srv != nil {
+			s3srv.Close()
+			dyn.Close()
+			labDynamo = nil
+		}
 	}
 	fmt.Println()
 	fmt.Println("| backend | one read of the lock, in process: median (µs) | setting up the reader (µs) | `tfsh run -- plan`, lock free: -lock-timeout=0s (no pre-check), median (ms) | -lock-timeout=60s (pre-check), median (ms) | tfsh 60s − 0s, median of paired differences (ms) | plain terraform 60s − 0s, the same (ms) |")
@@ -148,6 +156,9 @@ func handoffBench(tfsh, tf, tofu, examples string, n int, only string) {
 		fmt.Println(c)
 	}
 }
+
+// labDynamo is the running case's DynamoDB server, for diagnostics.
+var labDynamo *lab.Dynamo
 
 // oneHandoff starts a holder apply, waits until its lock is seen, starts
 // the waiter offset later, and returns the time between the holder's
@@ -167,7 +178,11 @@ func oneHandoff(obs lock.Observer, every time.Duration, env []string, dir, binar
 		holder.Wait()
 		tr.mu.Lock()
 		defer tr.mu.Unlock()
-		fail(fmt.Sprintf("the holder's lock was never seen (%d reads, last problem: %v); the holder said:\n%s", tr.reads, tr.problem, holderOut.String()))
+		msg := fmt.Sprintf("the holder's lock was never seen (%d reads, last problem: %v); the holder said:\n%s", tr.reads, tr.problem, holderOut.String())
+		if labDynamo != nil {
+			msg += "\ndynalite said:\n" + labDynamo.Output()
+		}
+		fail(msg)
 	}
 	time.Sleep(offset)
 	var waiterOut bytes.Buffer
