@@ -422,8 +422,10 @@ func (s *Session) preWait(ctx context.Context, lw *lockWatch, pre *precheck, fin
 	if pre == nil || lw == nil || !ok || timeout <= 0 || !mayPreWait(final, ref) {
 		return preWaitResult{}
 	}
-	if _, placed := final.Argv("-lock-timeout=1s"); !placed {
-		// No place for the remaining timeout: terraform waits as typed.
+	getenv := terraform.EnvLookup(s.cfg.Env)
+	if probe, placed := final.Argv("-lock-timeout=1s"); !placed || !sameMeaning(final, terraform.ParseFor(s.cfg.Binary.Name, probe, getenv), []string{"-lock-timeout=1s"}) {
+		// No place where terraform would read the remaining timeout: it
+		// waits as typed, on its own.
 		return preWaitResult{}
 	}
 	start := s.cfg.Now()
@@ -450,7 +452,6 @@ func (s *Session) preWait(ctx context.Context, lw *lockWatch, pre *precheck, fin
 	res := lock.PreWait(ctx, pre.obs, spec)
 	lw.report.Store(nil)
 	rep.close()
-	getenv := terraform.EnvLookup(s.cfg.Env)
 	with := func(timeout string) preWaitResult {
 		argv, _ := final.Argv("-lock-timeout=" + timeout)
 		inv := terraform.ParseFor(s.cfg.Binary.Name, argv, getenv)
