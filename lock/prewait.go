@@ -39,6 +39,10 @@ const (
 	WaitTimedOut    WaitOutcome = "timed out"    // still held at the deadline
 	WaitInterrupted WaitOutcome = "interrupted"  // ctx ended (Ctrl-C, SIGTERM)
 	WaitUnobserved  WaitOutcome = "not observed" // reads failed: terraform's own retry decides
+	// WaitUnreadable: a local holder whose .lock.info stays unreadable.
+	// terraform fails at once on such a lock, without retrying (reference
+	// §1), so tfsh does not wait either.
+	WaitUnreadable WaitOutcome = "holder unreadable"
 )
 
 // WaitResult is how a pre-wait went.
@@ -71,7 +75,9 @@ const localInfoWait = 100 * time.Millisecond
 // every lock held is someone else's. Each holder is one lock_wait, and its
 // going one lock_wait_end (ended: released); a wait that stops for another
 // reason ends with the outcome's name (timed out, interrupted, not
-// observed). It never takes, holds or removes the lock.
+// observed). A local holder whose .lock.info cannot be read within 100 ms
+// ends the wait at once (holder unreadable): terraform does not wait on
+// such a lock either. It never takes, holds or removes the lock.
 func PreWait(ctx context.Context, obs Observer, spec WaitSpec) WaitResult {
 	if spec.Now == nil {
 		spec.Now = time.Now
@@ -168,6 +174,10 @@ func PreWait(ctx context.Context, obs Observer, spec WaitSpec) WaitResult {
 				if h.info == nil && now.Sub(h.first) < localInfoWait && now.Before(spec.Deadline) {
 					next = time.Millisecond // its .lock.info comes next
 					continue
+				}
+				if h.info == nil {
+					emitEnd(now, string(WaitUnreadable))
+					return finish(WaitUnreadable)
 				}
 				h.noted = true
 				spec.Emit(Event{Kind: KindWait, At: h.first, LockID: infoID(h.info), Source: SourceBackend, Mechanisms: h.mechs, Where: h.where,

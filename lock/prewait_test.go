@@ -42,6 +42,7 @@ func TestPreWait(t *testing.T) {
 		{"the first read fails: no wait", [][]View{{failed}}, time.Minute, WaitUnobserved, ""},
 		{"deadline", [][]View{{dyn(a)}}, 30 * time.Millisecond, WaitTimedOut,
 			"wait(lock-a) wait_end(lock-a timed out)"},
+		{"a local holder whose .lock.info stays unreadable: terraform fails at once, tfsh does not wait", [][]View{{{Mechanism: Local, Held: true, PID: 42, Err: errors.New("lock info is unreadable")}}}, time.Minute, WaitUnreadable, ""},
 		{"a local holder is waited for with its ID", [][]View{{local(42, nil)}, {local(42, nil)}, {local(42, a)}, {local(0, nil)}}, time.Minute, WaitReleased,
 			"wait(lock-a) wait_end(lock-a released)"},
 	} {

@@ -465,6 +465,10 @@ func (s *Session) preWait(ctx context.Context, lw *lockWatch, pre *precheck, fin
 	case res.Outcome == lock.WaitInterrupted:
 		say(fmt.Sprintf("interrupted while waiting for the lock on %s: terraform did not start", ref.Key))
 		return preWaitResult{interrupted: true}
+	case res.Outcome == lock.WaitUnreadable:
+		// terraform fails at once on a lock whose holder it cannot read,
+		// without retrying: as typed, it does so now.
+		return preWaitResult{}
 	case res.Outcome == lock.WaitTimedOut:
 		out := with("0s")
 		if out.argv != nil {
