@@ -221,6 +221,10 @@ func TestFastHandoff(t *testing.T) {
 					t.Fatalf("command_end %+v, want run with -lock-timeout=%s last", bc.end, added[1])
 				}
 
+				if show := h.run(nil, "audit", "show", bc.session); !strings.Contains(show.stdout, "    then ran   plan -input=false -lock-timeout=60s -lock-timeout="+added[1]+" (tfsh waited") {
+					t.Fatalf("tfsh audit show does not say what terraform was started with:\n%s%s", show.stdout, show.stderr)
+				}
+
 				// explain reads the handoff as before: B waited on A's lock,
 				// it was released, B acquired its own shortly after.
 				ex := h.run(nil, "explain", "--json", bc.id)
