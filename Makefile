@@ -11,4 +11,4 @@ build:
 	go build -o bin/tfsh ./cmd/tfsh
 
 bench:          ## the figures in BENCHMARKS.md
-	@bash scripts/bench.sh --detect 50
+	@bash scripts/bench.sh --detect 50 --handoff 20

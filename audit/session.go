@@ -229,6 +229,10 @@ type CommandEnd struct {
 	// OutputWithheld says why the output was not stored (only its length).
 	OutputWithheld string `json:"output_withheld,omitempty"`
 	Reason         string `json:"reason,omitempty"`
+	// Run is the argv terraform was started with when it differs from
+	// command_start's run: tfsh waited for the lock itself and gave
+	// terraform what was left of the -lock-timeout (redacted).
+	Run []string `json:"run,omitempty"`
 }
 
 // End flushes the recorded output and writes command_end with its digest.

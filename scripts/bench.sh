@@ -5,17 +5,24 @@
 #                                    (and, with --detect N, lock detection too)
 #   scripts/bench.sh --detect 50     also lock detection over 50 plans per backend, and the
 #                                    go-prompt shell (start to prompt, completion)
-# Both also measure tfsh audit sessions, explain and report on a generated log of a million events (generated once, two to
-# four minutes, and cached under $TFSH_CACHE/bench).
+#   scripts/bench.sh --handoff 20    also lock handoff: 20 handoffs per backend for plain
+#                                    terraform -lock-timeout and for tfsh, interleaved, and what
+#                                    the pre-check read adds on a free lock (about 10 minutes)
+# Every form also measures tfsh audit sessions, explain and report on a generated log of a million
+# events (generated once, two to four minutes, and cached under $TFSH_CACHE/bench).
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
 detect=0
-if [ "${1:-}" = "--detect" ]; then
-  detect=${2:?--detect takes a number of plans}
-  shift 2
-fi
-if [ "$detect" -gt 0 ]; then
+handoff=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+  --detect) detect=${2:?--detect takes a number of plans}; shift 2 ;;
+  --handoff) handoff=${2:?--handoff takes a number of handoffs}; shift 2 ;;
+  *) break ;;
+  esac
+done
+if [ "$detect" -gt 0 ] || [ "$handoff" -gt 0 ]; then
   eval "$(scripts/setup-lab.sh --print-env)"
 else
   eval "$(scripts/setup-lab.sh --only terraform --print-env)"
@@ -37,4 +44,8 @@ if [ "$detect" -gt 0 ]; then
   go run ./internal/bench -tfsh bin/tfsh -terraform "$TFSH_TEST_TERRAFORM" -prompt 20
   echo
   go test ./shell -run XXX -bench CompleteAddresses10k -benchtime 2s | grep Benchmark
+fi
+if [ "$handoff" -gt 0 ]; then
+  echo
+  go run ./internal/bench -tfsh bin/tfsh -terraform "$TFSH_TEST_TERRAFORM" -tofu "$TFSH_TEST_TOFU" -handoff "$handoff"
 fi

@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/tfsh/tfsh/audit"
 	"github.com/tfsh/tfsh/lock"
 	"github.com/tfsh/tfsh/terraform"
 )
@@ -21,6 +22,9 @@ type LocksOptions struct {
 	All  bool // every lock of the table, bucket or local workspaces
 	JSON bool
 	Now  func() time.Time
+	// Audit, when set, names the holder of a lock a tfsh session with
+	// this log took: its CI run and command.
+	Audit *audit.DB
 }
 
 // LockReport is `tfsh locks --json`.
@@ -48,6 +52,9 @@ type ReportView struct {
 	Alive      *bool    `json:"alive,omitempty"` // local holder process alive
 	Args       []string `json:"args,omitempty"`  // local holder's command line, redacted
 	Problem    string   `json:"problem,omitempty"`
+	// Holder is who took the lock, when the audit log recorded it: the
+	// session (user@host, CI run) and the command.
+	Holder *audit.Party `json:"holder,omitempty"`
 }
 
 // errLocksProblem makes `tfsh locks` exit 4 after printing what it could.
@@ -74,6 +81,14 @@ func Locks(ctx context.Context, opts LocksOptions, out io.Writer) error {
 		return err
 	}
 	problem := false
+	holders := newHolderCache(opts.Audit)
+	reportView := func(v lock.View, now time.Time) ReportView {
+		rv := reportView(v, now)
+		if v.Held && v.Info != nil {
+			rv.Holder = holders.get(ctx, v.Info.ID)
+		}
+		return rv
+	}
 	if obs != nil {
 		for _, v := range obs.Observe(ctx) {
 			rv := reportView(v, opts.Now())
@@ -177,7 +192,12 @@ func renderView(tw io.Writer, v ReportView, named bool) {
 			fmt.Fprintf(tw, "%swho\t%s\n", label, i.Who)
 			fmt.Fprintf(tw, "%soperation\t%s\n", label, lock.OperationName(i.Operation))
 			fmt.Fprintf(tw, "%screated\t%s\n", label, i.Created.Local().Format(time.RFC3339))
-			fmt.Fprintf(tw, "%sage\t%s\n", label, time.Duration(v.AgeSeconds*float64(time.Second)).Round(time.Second).String())
+			age := time.Duration(v.AgeSeconds * float64(time.Second)).Round(time.Second).String()
+			fmt.Fprintf(tw, "%sage\t%s\n", label, age)
+			if h := v.Holder; h != nil {
+				fmt.Fprintf(tw, "%sheld by\t%s, %s\n", label, h.Line(), age)
+				fmt.Fprintf(tw, "%srecorded\tsession %s, command %s (tfsh audit show %s)\n", label, h.SessionID, h.CommandID, h.SessionID)
+			}
 			if i.Path != "" {
 				fmt.Fprintf(tw, "%spath\t%s\n", label, i.Path)
 			}

@@ -289,7 +289,7 @@ func (s *Session) showHistory(args []string) Outcome {
 }
 
 func (s *Session) locks(ctx context.Context, args []string) Outcome {
-	opts := LocksOptions{Dir: s.dir, Env: s.cfg.Env, Now: s.cfg.Now}
+	opts := LocksOptions{Dir: s.dir, Env: s.cfg.Env, Now: s.cfg.Now, Audit: s.cfg.Audit}
 	for _, a := range args {
 		switch a {
 		case "--all", "-all":

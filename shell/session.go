@@ -98,7 +98,8 @@ type Session struct {
 	ci        ci.Info
 	observers observers
 	hooks     hooksCache
-	history   *History // nil: lines typed are not kept
+	history   *History      // nil: lines typed are not kept
+	waitEvery time.Duration // how often a wait for a lock is reported in lines
 }
 
 // SetHistory keeps the lines typed at the prompt in h (redacted).
@@ -120,7 +121,7 @@ func NewSession(ctx context.Context, cfg Config, info audit.SessionInfo) (*Sessi
 		return nil, nil, fmt.Errorf("audit log %s cannot be written: %w", cfg.Audit.Path(), err)
 	}
 	s := &Session{cfg: cfg, rec: rec, red: red, dir: cfg.Dir, stop: make(chan struct{}), who: LockWho(),
-		user: info.User, host: info.Host, ci: ci.Detect(terraform.EnvLookup(cfg.Env))}
+		user: info.User, host: info.Host, ci: ci.Detect(terraform.EnvLookup(cfg.Env)), waitEvery: waitEvery(terraform.EnvLookup(cfg.Env))}
 	if cfg.Signals != nil {
 		go s.route()
 	}
@@ -207,6 +208,10 @@ func (s *Session) Run(ctx context.Context, argv []string, line string) Outcome {
 
 	dir := commandDir(s.dir, inv.Chdir)
 	ref, derr := commandState(dir, inv, getenv)
+	// A command that may wait for the lock reads it once, beside the
+	// policy and the audit record (see preWait).
+	pre := s.startPrecheck(ctx, inv, ref, lock.Getenv(getenv))
+	defer pre.stop()
 
 	pol, perr := s.policyFor(dir)
 	if perr != nil {
@@ -320,9 +325,12 @@ func (s *Session) Run(ctx context.Context, argv []string, line string) Outcome {
 	if reason := withholdReason(final, env); reason != "" {
 		c.Withhold(reason)
 	}
+	// A wait for the lock before terraform starts is one line updated in
+	// place at a terminal; other messages go above it.
+	live := newLiveLine(s.cfg.Err, getenv)
 	say := func(msg string) {
 		line := "tfsh: " + msg + "\n"
-		io.WriteString(s.cfg.Err, line)
+		live.interrupt(func() { io.WriteString(s.cfg.Err, line) })
 		c.Output(audit.Note).Write([]byte(line))
 	}
 	ch := s.newCommandHooks(hr, c, info, say)
@@ -389,7 +397,23 @@ func (s *Session) Run(ctx context.Context, argv []string, line string) Outcome {
 			return out
 		}
 	}
-	lw := s.watchLocks(c, final, ref, lock.Getenv(getenv), s.cfg.Now(), say, ch)
+	lw := s.newLockWatch(c, final, ref, lock.Getenv(getenv), say, ch)
+	var ranArgv []string // the arguments, when tfsh's own wait changed them
+	if pre != nil {
+		wctx, stop := untilSignal(ctx, sigs)
+		pw := s.preWait(wctx, lw, pre, final, ref, say, live)
+		if stop() || pw.interrupted || ctx.Err() != nil {
+			ch.end()
+			hctx, stop := untilSignal(context.WithoutCancel(ctx), sigs)
+			ch.wait(hctx)
+			stop()
+			return s.end(c, audit.CommandEnd{Status: "interrupted", ExitCode: ExitInterrupted, Reason: "interrupted while waiting for the lock, before terraform started"})
+		}
+		if pw.argv != nil {
+			runArgv, final, ranArgv = pw.argv, pw.inv, terraform.RedactArgs(pw.argv)
+		}
+	}
+	lw.watch(final, s.cfg.Now())
 	res := terraform.Run(ctx, terraform.RunSpec{
 		Path:    s.cfg.Binary.Path,
 		Args:    runArgv,
@@ -412,7 +436,7 @@ func (s *Session) Run(ctx context.Context, argv []string, line string) Outcome {
 		},
 	})
 
-	end := audit.CommandEnd{ExitCode: res.ExitCode, Signal: res.Signal}
+	end := audit.CommandEnd{ExitCode: res.ExitCode, Signal: res.Signal, Run: ranArgv}
 	switch {
 	case !res.Started && errors.Is(res.Err, context.Canceled):
 		end.Status, end.ExitCode, end.Reason = "interrupted", ExitInterrupted, "interrupted before terraform started"

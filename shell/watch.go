@@ -73,16 +73,26 @@ func locksForSure(inv *terraform.Invocation) bool {
 	return takesLock(inv) && (inv.Spec.Locks == terraform.LockAlways || inv.Spec.Locks == terraform.LockSession)
 }
 
-// lockWatch ties one command's lock watcher to its audit record and to the
-// output scanners.
+// lockWatch ties one command's lock watcher (and tfsh's own wait before
+// terraform starts) to its audit record and to the output scanners.
 type lockWatch struct {
+	s        *Session
+	c        *audit.Command
+	ref      lock.StateRef
+	getenv   lock.Getenv
+	ch       *commandHooks
+	holders  *holderCache
 	w        *lock.Watcher
 	scanners []*terraform.DiagScanner
 	child    atomic.Int64 // terraform's PID
 	ending   atomic.Bool  // terraform exited: events go with command_end
 	// releasing: an expired hold the command waits on is being released.
 	releasing atomic.Bool
-	say       func(string)
+	// say shows and records a message; while terraform runs on a pty it
+	// ends lines with \r\n (our terminal is raw).
+	say func(string)
+	// report shows a wait for someone else's lock while it lasts.
+	report atomic.Pointer[waitReport]
 }
 
 // started is RunSpec.Started.
@@ -94,20 +104,113 @@ func (lw *lockWatch) started(pid int) {
 	lw.w.Started(pid)
 }
 
-// watchLocks starts observing the command's state lock, if it takes one.
-// It never delays the command: clients are set up in the watcher's
-// goroutine, and every problem is recorded and shown once.
-func (s *Session) watchLocks(c *audit.Command, inv *terraform.Invocation, ref lock.StateRef, getenv lock.Getenv, start time.Time, say func(string), ch *commandHooks) *lockWatch {
+// newLockWatch prepares to record the lock events of a command that takes
+// the lock; nil for one that does not.
+func (s *Session) newLockWatch(c *audit.Command, inv *terraform.Invocation, ref lock.StateRef, getenv lock.Getenv, say func(string), ch *commandHooks) *lockWatch {
 	if !takesLock(inv) {
 		return nil
 	}
-	waits := false
-	if d, ok := inv.LockTimeoutValue(); ok && d > 0 && inv.Spec.LockTimeoutHonoured {
-		waits = true
+	lw := &lockWatch{s: s, c: c, ref: ref, getenv: getenv, ch: ch, holders: newHolderCache(s.cfg.Audit), say: say}
+	if s.cfg.PTY {
+		// While terraform runs on the pty our terminal is raw: end lines
+		// with \r\n, or they staircase.
+		lw.say = func(msg string) {
+			if lw.child.Load() != 0 && !lw.ending.Load() {
+				msg += "\r"
+			}
+			say(msg)
+		}
 	}
+	return lw
+}
+
+// note records a message of tfsh's in the command's output (stream 4)
+// without showing it: what a live line showed in place.
+func (lw *lockWatch) note(msg string) {
+	lw.c.Output(audit.Note).Write([]byte("tfsh: " + msg + "\n"))
+}
+
+// waitRecord is a lock_wait's data: the event, and who took the lock as
+// the audit log knows it.
+type waitRecord struct {
+	lock.Event
+	Holder *audit.Party `json:"holder,omitempty"`
+}
+
+// emit records a lock event, fires its hooks and shows what it means. It
+// serves the watcher and tfsh's own wait before terraform starts.
+func (lw *lockWatch) emit(ev lock.Event) {
+	s, c, ref := lw.s, lw.c, lw.ref
+	if ev.PID != 0 && int64(ev.PID) != lw.child.Load() && lock.IsTerraform(ev.PID) {
+		// Only a terraform's command line, redacted like ours: the
+		// PID of an unrelated process (NFS, reuse) says nothing here.
+		ev.Args = terraform.RedactArgs(lock.ProcessArgs(ev.PID))
+	}
+	var data any = ev
+	var holder *audit.Party
+	if ev.Kind == lock.KindWait {
+		if holder = lw.holders.get(context.Background(), ev.LockID); holder != nil {
+			data = waitRecord{Event: ev, Holder: holder}
+		}
+	}
+	if lw.ending.Load() {
+		c.Later(ev.At, ev.Kind, ev.LockID, data)
+	} else if err := appendNow(c, ev.At, ev.Kind, ev.LockID, data); err != nil {
+		s.sayOnce("audit:"+err.Error(), lw.say, fmt.Sprintf("could not record %s in %s: %v", ev.Kind, s.cfg.Audit.Path(), err))
+	}
+	if name := lockHookEvent(ev.Kind); name != "" {
+		lw.ch.async(name, map[string]any{"lock": data})
+	}
+	switch ev.Kind {
+	case lock.KindWait:
+		lw.report.Load().started(ev, holder)
+	case lock.KindWaitEnd:
+		lw.report.Load().ended(ev)
+	}
+	if ev.Kind == lock.KindWait && ref.Backend == "s3" {
+		// Waiting on a change-freeze hold whose time is up: release it
+		// now, and terraform's next retry (or tfsh's own wait) takes the
+		// lock.
+		if until, ok := holdExpiry(ev.Info); ok && !s.cfg.Now().Before(until) && lw.releasing.CompareAndSwap(false, true) {
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				if ed, err := lock.NewEditor(ctx, ref, lw.getenv); err == nil {
+					if recs, err := ed.Records(ctx); err == nil {
+						if _, err := s.releaseExpired(ctx, c, ed, recs, lw.say); err != nil {
+							lw.say(err.Error())
+						}
+					}
+				}
+			}()
+		}
+	}
+	switch ev.Kind {
+	case lock.KindOrphaned:
+		if strings.HasPrefix(ev.Note, "unknown") {
+			lw.say(fmt.Sprintf("could not check whether lock %s was released (the last read failed): run tfsh locks", ev.LockID))
+		} else {
+			lw.say(fmt.Sprintf("lock %s is still held after terraform exited (orphaned): once nothing uses the state, run: %s", ev.LockID, unlockLine(lw.ref.Dir, ev.LockID)))
+		}
+	case lock.KindProblem:
+		s.sayOnce("problem:"+ev.Note, lw.say, "cannot observe the state lock: "+ev.Note+" (terraform runs unaffected)")
+	}
+}
+
+// watch starts observing the command's state lock when terraform starts.
+// It never delays the command: clients are set up in the watcher's
+// goroutine, and every problem is recorded and shown once. A wait for
+// someone else's lock while terraform runs is shown in lines.
+func (lw *lockWatch) watch(inv *terraform.Invocation, start time.Time) {
+	if lw == nil {
+		return
+	}
+	s, ref := lw.s, lw.ref
+	timeout, ok := inv.LockTimeoutValue()
+	waits := ok && timeout > 0 && inv.Spec.LockTimeoutHonoured
 	spec := lock.WatchSpec{
 		Open: func(ctx context.Context) (lock.Observer, error) {
-			return s.observers.open(ctx, ref, getenv)
+			return s.observers.open(ctx, ref, lw.getenv)
 		},
 		Backend:     ref.Backend,
 		Subcommand:  inv.Command,
@@ -116,69 +219,18 @@ func (s *Session) watchLocks(c *audit.Command, inv *terraform.Invocation, ref lo
 		Waits:       waits,
 		Conditional: inv.Spec.Locks == terraform.LockConditional,
 		Now:         s.cfg.Now,
+		Emit:        lw.emit,
 	}
 	mechs := []lock.Mechanism{lock.Local}
 	if ref.Backend != "local" {
 		mechs = nil
 	}
 	spec.Polling = lock.DefaultPolling(mechs)
-	lw := &lockWatch{}
-	if s.cfg.PTY {
-		// While terraform runs on the pty our terminal is raw: end lines
-		// with \r\n, or they staircase.
-		plain := say
-		say = func(msg string) {
-			if !lw.ending.Load() {
-				msg += "\r"
-			}
-			plain(msg)
-		}
-	}
-	spec.Emit = func(ev lock.Event) {
-		if ev.PID != 0 && int64(ev.PID) != lw.child.Load() && lock.IsTerraform(ev.PID) {
-			// Only a terraform's command line, redacted like ours: the
-			// PID of an unrelated process (NFS, reuse) says nothing here.
-			ev.Args = terraform.RedactArgs(lock.ProcessArgs(ev.PID))
-		}
-		if lw.ending.Load() {
-			c.Later(ev.At, ev.Kind, ev.LockID, ev)
-		} else if err := appendNow(c, ev); err != nil {
-			s.sayOnce("audit:"+err.Error(), say, fmt.Sprintf("could not record %s in %s: %v", ev.Kind, s.cfg.Audit.Path(), err))
-		}
-		if name := lockHookEvent(ev.Kind); name != "" {
-			ch.async(name, map[string]any{"lock": ev})
-		}
-		if ev.Kind == lock.KindWait && ref.Backend == "s3" {
-			// Waiting on a change-freeze hold whose time is up: release it
-			// now, and terraform's next retry takes the lock.
-			if until, ok := holdExpiry(ev.Info); ok && !s.cfg.Now().Before(until) && lw.releasing.CompareAndSwap(false, true) {
-				go func() {
-					ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-					defer cancel()
-					if ed, err := lock.NewEditor(ctx, ref, getenv); err == nil {
-						if recs, err := ed.Records(ctx); err == nil {
-							if _, err := s.releaseExpired(ctx, c, ed, recs, say); err != nil {
-								say(err.Error())
-							}
-						}
-					}
-				}()
-			}
-		}
-		switch ev.Kind {
-		case lock.KindOrphaned:
-			if strings.HasPrefix(ev.Note, "unknown") {
-				say(fmt.Sprintf("could not check whether lock %s was released (the last read failed): run tfsh locks", ev.LockID))
-			} else {
-				say(fmt.Sprintf("lock %s is still held after terraform exited (orphaned): once nothing uses the state, run: %s", ev.LockID, unlockLine(ref.Dir, ev.LockID)))
-			}
-		case lock.KindProblem:
-			s.sayOnce("problem:"+ev.Note, say, "cannot observe the state lock: "+ev.Note+" (terraform runs unaffected)")
-		}
+	if waits {
+		lw.report.Store(&waitReport{key: ref.Key, timeout: timeout, every: s.waitEvery, now: s.cfg.Now, line: lw.say,
+			note: lw.note, waits: map[string]*shownWait{}})
 	}
 	lw.w = lock.Watch(spec)
-	lw.say = say
-	return lw
 }
 
 // unlockLine is the command that removes an orphaned lock, to be copied
@@ -190,10 +242,10 @@ func unlockLine(dir, lockID string) string {
 
 // appendNow records a lock event while terraform runs: at once, so that it
 // survives if tfsh is killed.
-func appendNow(c *audit.Command, ev lock.Event) error {
+func appendNow(c *audit.Command, at time.Time, kind, lockID string, data any) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	return c.AppendAt(ctx, ev.At, ev.Kind, ev.LockID, ev)
+	return c.AppendAt(ctx, at, kind, lockID, data)
 }
 
 // sayOnce shows a message the first time its key comes up in the session.
@@ -232,6 +284,7 @@ func (lw *lockWatch) finish(ok, locked bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	lw.w.Finish(ctx, lock.Exit{OK: ok, Locked: locked})
+	lw.report.Swap(nil).close()
 	if views, n := lw.w.AfterExit(); n >= 2 && views != nil && lw.say != nil {
 		// terraform exited at once: say where the lock stands (an orphan
 		// has already been named with the force-unlock line to run).

@@ -395,6 +395,11 @@ func renderSession(w io.Writer, rec *audit.SessionRecord, frames func(string) ([
 		if ran := shell.Quote(c.Info.Run); len(c.Info.Run) > 0 && ran != shell.Quote(c.Info.Typed) {
 			fmt.Fprintf(w, "    ran        %s\n", esc(ran))
 		}
+		if e := c.End; e != nil && len(e.Run) > 0 {
+			// tfsh waited for the lock itself and gave terraform the rest
+			// of its -lock-timeout.
+			fmt.Fprintf(w, "    then ran   %s (tfsh waited for the lock, then gave terraform the rest of its -lock-timeout)\n", esc(shell.Quote(e.Run)))
+		}
 		if eff := shell.Quote(c.Info.Effective); len(c.Info.Env) > 0 {
 			fmt.Fprintf(w, "    effective  %s\n", esc(eff))
 			for k, v := range c.Info.Env {
@@ -568,6 +573,13 @@ func lockEventDetail(ev audit.Event, clock func(time.Time) string, self string) 
 		if op != "" {
 			b.WriteString(" (" + op + ")")
 		}
+	}
+	var recorded struct {
+		Holder *audit.Party `json:"holder"`
+	}
+	if json.Unmarshal(ev.Data, &recorded) == nil && recorded.Holder != nil {
+		// A lock_wait names who took the lock, as the log knew it.
+		b.WriteString(", taken by " + recorded.Holder.Line())
 	}
 	if d.PID != 0 && ev.Kind != lock.KindAcquired {
 		fmt.Fprintf(&b, " pid %d", d.PID)

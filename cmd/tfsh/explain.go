@@ -151,36 +151,10 @@ func dur(ms int64) string {
 
 func clock(t time.Time) string { return t.Local().Format("15:04:05.000") }
 
-// ciNames are the CI providers as their users write them.
-var ciNames = map[string]string{"github": "GitHub", "gitlab": "GitLab", "jenkins": "Jenkins", "buildkite": "Buildkite", "circleci": "CircleCI", "ci": "CI"}
-
 // partyLine is who, from where, running what: "bob via GitHub run 1234,
 // job deploy (root@runner-7): plan".
 func partyLine(p audit.Party) string {
-	s := esc(p.Who)
-	if ci := p.CI; ci != nil {
-		name := ciNames[ci.Provider]
-		if name == "" {
-			name = ci.Provider
-		}
-		via := esc(name)
-		if ci.RunID != "" {
-			via += " run " + esc(ci.RunID)
-		}
-		if ci.Job != "" {
-			via += ", job " + esc(ci.Job)
-		}
-		if ci.Actor != "" {
-			s = esc(ci.Actor) + " via " + via + " (" + s + ")"
-		} else {
-			s += " via " + via
-		}
-	}
-	if p.Command != "" {
-		s += ": " + esc(p.Command)
-	} else if p.Operation != "" {
-		s += ": " + esc(p.Operation)
-	}
+	s := p.Line()
 	if !p.Recorded {
 		s += " (not recorded by tfsh: from the lock's own record)"
 	}

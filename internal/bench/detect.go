@@ -49,33 +49,7 @@ func detect(tfsh, tf, tofu, examples string, n int) {
 		if c.binary == "" {
 			continue
 		}
-		dir := filepath.Join(work, fmt.Sprintf("case%d", i))
-		copyConfig(filepath.Join(examples, c.example), dir)
-		kind := "terraform"
-		if strings.Contains(filepath.Base(c.binary), "tofu") {
-			kind = "tofu"
-		}
-		env := lab.Env(benchEnv(work, c.binary), "TFSH_AUDIT_DB="+filepath.Join(dir, "audit.db"))
-		initArgs := []string{c.binary, "init", "-input=false"}
-		if c.example != "." {
-			tmpl, err := os.ReadFile(filepath.Join(examples, c.example, kind+".tfbackend.tmpl"))
-			if err != nil {
-				fail(err.Error())
-			}
-			bucket, table := fmt.Sprintf("bench-%d", i), fmt.Sprintf("bench-locks-%d", i)
-			if err := s3srv.CreateBucket(ctx, bucket); err != nil {
-				fail(err.Error())
-			}
-			if err := dyn.CreateLockTable(ctx, table); err != nil {
-				fail(err.Error())
-			}
-			vars := map[string]string{"BUCKET": bucket, "KEY": "lab/terraform.tfstate", "TABLE": table, "S3_ENDPOINT": s3srv.URL(), "DYNAMODB_ENDPOINT": dyn.URL()}
-			hcl := os.Expand(string(tmpl), func(k string) string { return vars[k] })
-			if err := os.WriteFile(filepath.Join(dir, "backend.hcl"), []byte(hcl), 0o600); err != nil {
-				fail(err.Error())
-			}
-			initArgs = append(initArgs, "-backend-config=backend.hcl")
-		}
+		dir, env, initArgs := prepareCase(ctx, s3srv, dyn, work, examples, i, c.binary, c.example)
 		run(env, dir, initArgs...)
 		run(env, dir, c.binary, "apply", "-auto-approve", "-input=false")
 		for range n {
@@ -145,4 +119,39 @@ func pct(xs []float64, p float64) float64 {
 	sort.Float64s(s)
 	i := int(float64(len(s))*p/100+0.999999) - 1
 	return s[max(0, min(i, len(s)-1))]
+}
+
+// prepareCase copies a lab example (".", "s3-dynamodb", "s3-lockfile") to a
+// directory of its own, with its own audit log and, for S3, its own bucket
+// and lock table on the lab servers; it returns the directory, the
+// environment and the init command to run there.
+func prepareCase(ctx context.Context, s3srv *lab.S3, dyn *lab.Dynamo, work, examples string, i int, binary, example string) (dir string, env, initArgs []string) {
+	dir = filepath.Join(work, fmt.Sprintf("case%d", i))
+	copyConfig(filepath.Join(examples, example), dir)
+	kind := "terraform"
+	if strings.Contains(filepath.Base(binary), "tofu") {
+		kind = "tofu"
+	}
+	env = lab.Env(benchEnv(work, binary), "TFSH_AUDIT_DB="+filepath.Join(dir, "audit.db"))
+	initArgs = []string{binary, "init", "-input=false"}
+	if example != "." {
+		tmpl, err := os.ReadFile(filepath.Join(examples, example, kind+".tfbackend.tmpl"))
+		if err != nil {
+			fail(err.Error())
+		}
+		bucket, table := fmt.Sprintf("bench-%d", i), fmt.Sprintf("bench-locks-%d", i)
+		if err := s3srv.CreateBucket(ctx, bucket); err != nil {
+			fail(err.Error())
+		}
+		if err := dyn.CreateLockTable(ctx, table); err != nil {
+			fail(err.Error())
+		}
+		vars := map[string]string{"BUCKET": bucket, "KEY": "lab/terraform.tfstate", "TABLE": table, "S3_ENDPOINT": s3srv.URL(), "DYNAMODB_ENDPOINT": dyn.URL()}
+		hcl := os.Expand(string(tmpl), func(k string) string { return vars[k] })
+		if err := os.WriteFile(filepath.Join(dir, "backend.hcl"), []byte(hcl), 0o600); err != nil {
+			fail(err.Error())
+		}
+		initArgs = append(initArgs, "-backend-config=backend.hcl")
+	}
+	return dir, env, initArgs
 }

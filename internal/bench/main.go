@@ -32,6 +32,8 @@ func main() {
 	promptN := flag.Int("prompt", 0, "instead: measure the go-prompt shell over this many starts per backend")
 	policyN := flag.Int("policy", 0, "instead: measure what loading policy files adds to a start, over this many paired rounds")
 	auditN := flag.Int("audit", 0, "instead: measure tfsh audit sessions on a generated log of a million events, this many runs per filter (no terraform needed)")
+	backends := flag.String("backends", "", "with -handoff: only these lab examples, comma-separated (., s3-dynamodb, s3-lockfile)")
+	handoffN := flag.Int("handoff", 0, "instead: measure lock handoff (release to next acquisition), this many handoffs per waiter and backend, plain terraform against tfsh (-tofu adds the S3 lockfile; needs the lab's dynalite)")
 	flag.Parse()
 	if *auditN > 0 {
 		a, err := filepath.Abs(*tfsh)
@@ -52,6 +54,13 @@ func main() {
 		return a
 	}
 	*tfsh, *tf = abs(*tfsh), abs(*tf)
+	if *handoffN > 0 {
+		if *tofu != "" {
+			*tofu = abs(*tofu)
+		}
+		handoffBench(*tfsh, *tf, *tofu, abs(*example), *handoffN, *backends)
+		return
+	}
 	if *policyN > 0 {
 		policyBench(*tfsh, *tf, abs(*example), *policyN)
 		return
