@@ -51,7 +51,10 @@ type SummaryLock struct {
 
 // SummaryWait is one wait for another's lock.
 type SummaryWait struct {
-	Holder   SummaryHolder `json:"holder"`
+	Holder SummaryHolder `json:"holder"`
+	// By is who took the lock, as this audit log recorded it (CI run,
+	// command), when it did.
+	By       *Party `json:"by,omitempty"`
 	WaitedMS int64         `json:"waited_ms"`
 	Ended    string        `json:"ended,omitempty"` // released, command ended
 }
@@ -121,7 +124,14 @@ func (d *DB) Summary(ctx context.Context, commandID string) (*CommandSummary, er
 		case kindLockWait:
 			_ = json.Unmarshal(e.Data, &ld)
 			waits[e.LockID] = len(s.Waited)
-			s.Waited = append(s.Waited, SummaryWait{Holder: holder(e.LockID, ld)})
+			w := SummaryWait{Holder: holder(e.LockID, ld)}
+			var hd struct {
+				Holder *Party `json:"holder"`
+			}
+			if json.Unmarshal(e.Data, &hd) == nil && hd.Holder != nil {
+				w.By = hd.Holder
+			}
+			s.Waited = append(s.Waited, w)
 		case kindLockWaitEnd:
 			_ = json.Unmarshal(e.Data, &ld)
 			if i, ok := waits[e.LockID]; ok {
