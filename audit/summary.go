@@ -55,8 +55,8 @@ type SummaryWait struct {
 	// By is who took the lock, as this audit log recorded it (CI run,
 	// command), when it did.
 	By       *Party `json:"by,omitempty"`
-	WaitedMS int64         `json:"waited_ms"`
-	Ended    string        `json:"ended,omitempty"` // released, command ended
+	WaitedMS int64  `json:"waited_ms"`
+	Ended    string `json:"ended,omitempty"` // released, command ended
 }
 
 // SummaryHolder is who held a lock, as its record says.
