@@ -76,7 +76,9 @@ Usage:
   tfsh [flags]                     interactive shell in the current directory (or a script on stdin)
   tfsh [flags] -c 'LINE'           run one command line, e.g. tfsh -c 'apply -auto-approve'
   tfsh [flags] -f FILE [-k]        run a script, one command per line; -k keeps going after a failure
-  tfsh run [flags] -- ARGS...      the CI form: terraform's arguments given directly
+  tfsh run [flags] [--json] -- ARGS...
+                                   the CI form: terraform's arguments given directly; --json ends
+                                   stderr with a summary (decision, exit, lock held, waits)
   tfsh locks [--all] [--json]      the lock of this directory's state, read where it lives
   tfsh policy [show|check|explain|test]  the lock policy in effect; for policy authors (tfsh policy help)
   tfsh hold --reason R [--for 2h] [--dir D]   a change-freeze hold: terraform and tofu are refused
