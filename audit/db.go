@@ -131,11 +131,14 @@ func (d *DB) Close() error { return d.db.Close() }
 // SQL exposes the underlying handle for read-only tooling and tests.
 func (d *DB) SQL() *sql.DB { return d.db }
 
+// synchronous is SQLite's synchronous setting. NORMAL is durable against
+// process crashes (kill -9) in WAL mode; see docs/design.md "Audit
+// durability". Benchmarks change it to measure FULL.
+var synchronous = "NORMAL"
+
 func dsn(path string) string {
 	esc := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
-	// NORMAL is durable against process crashes (kill -9) in WAL mode; see
-	// docs/design.md "Audit durability".
-	return "file:" + esc + "?_journal_mode=WAL&_busy_timeout=10000&_foreign_keys=on&_txlock=immediate&_synchronous=NORMAL"
+	return "file:" + esc + "?_journal_mode=WAL&_busy_timeout=10000&_foreign_keys=on&_txlock=immediate&_synchronous=" + synchronous
 }
 
 // prepareFile creates the directory and an empty 0600 file, or checks that
