@@ -214,7 +214,8 @@ func TestConcurrentProcessesKeepOneChain(t *testing.T) {
 
 // TestKilledProcessesLoseNothingCommitted kills helper processes with
 // SIGKILL at random points, 200 times, each kill's successor opening the
-// same log: the chain stays valid, every command whose command_end was
+// same log while two other writers keep appending: those writers see no
+// error, the chain stays valid, every command whose command_end was
 // reported committed is present with all its events, no command ends
 // without a start, and every command left open is closed as crashed by a
 // later session.
@@ -235,6 +236,41 @@ func TestKilledProcessesLoseNothingCommitted(t *testing.T) {
 	// Kill at a random point between start and maxDelay: about half the
 	// runs die before or while opening the log, the rest inside commands.
 	const maxDelay = 60 * time.Millisecond
+	// Meanwhile two writers append without pause, each a new process
+	// every 50 commands: a kill in the middle of a transaction, and the
+	// recovery of the WAL after it, must never reach them as an error.
+	stop := make(chan struct{})
+	writers := make(chan error, 2)
+	var wmu sync.Mutex
+	for w := 0; w < 2; w++ {
+		go func() {
+			for {
+				select {
+				case <-stop:
+					writers <- nil
+					return
+				default:
+				}
+				cmd := helperCmd(t, path, 50)
+				out, err := cmd.Output()
+				if err != nil {
+					var stderr []byte
+					if ee, ok := err.(*exec.ExitError); ok {
+						stderr = ee.Stderr
+					}
+					writers <- fmt.Errorf("writer beside the kills: %v: %s", err, stderr)
+					return
+				}
+				wmu.Lock()
+				for _, l := range strings.Split(string(out), "\n") {
+					if id, ok := strings.CutPrefix(l, "committed "); ok {
+						committed[id] = true
+					}
+				}
+				wmu.Unlock()
+			}
+		}()
+	}
 	for k := 0; k < kills; k++ {
 		cmd := helperCmd(t, path, 0)
 		stdout, err := cmd.StdoutPipe()
@@ -259,6 +295,7 @@ func TestKilledProcessesLoseNothingCommitted(t *testing.T) {
 		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
+		wmu.Lock()
 		for _, l := range <-lines {
 			if id, ok := strings.CutPrefix(l, "committed "); ok {
 				committed[id] = true
@@ -267,12 +304,19 @@ func TestKilledProcessesLoseNothingCommitted(t *testing.T) {
 				sessions[id] = true
 			}
 		}
+		wmu.Unlock()
 		err = cmd.Wait()
 		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() {
 			t.Fatalf("helper %d ended by itself (%v): %s", k, err, stderr.String())
 		}
 		if stderr.Len() > 0 {
 			t.Fatalf("helper %d: %s", k, stderr.String())
+		}
+	}
+	close(stop)
+	for w := 0; w < 2; w++ {
+		if err := <-writers; err != nil {
+			t.Fatal(err)
 		}
 	}
 	ctx := context.Background()
