@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -33,7 +34,7 @@ func TestMain(m *testing.M) {
 
 // helperMain appends commands to $TFSH_AUDIT_DB: $TFSH_AUDIT_COMMANDS of
 // them, or until killed if that is 0. After each command's command_end is
-// committed it prints "committed <command ID>" on stdout; errors go to
+// committed it prints "committed <command ID> <µs it took>" on stdout; errors go to
 // stderr with exit status 1.
 func helperMain(mode string) int {
 	ctx := context.Background()
@@ -53,11 +54,12 @@ func helperMain(mode string) int {
 	}
 	fmt.Printf("session %s\n", s.ID)
 	for i := 0; n == 0 || i < n; i++ {
+		t0 := time.Now()
 		id, err := helperCommand(ctx, s, i)
 		if err != nil {
 			return fail(err)
 		}
-		fmt.Printf("committed %s\n", id)
+		fmt.Printf("committed %s %d\n", id, time.Since(t0).Microseconds())
 	}
 	if err := s.End(ctx, audit.SessionEnd{Status: "ok", Commands: n}); err != nil {
 		return fail(err)
@@ -145,6 +147,7 @@ func TestConcurrentProcessesKeepOneChain(t *testing.T) {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	committed := map[string]bool{}
+	var durations []time.Duration
 	var failures []string
 	for p := 0; p < procs; p++ {
 		cmd := helperCmd(t, path, commands)
@@ -162,9 +165,13 @@ func TestConcurrentProcessesKeepOneChain(t *testing.T) {
 			defer wg.Done()
 			sc := bufio.NewScanner(stdout)
 			var ids []string
+			var took []time.Duration
 			for sc.Scan() {
-				if id, ok := strings.CutPrefix(sc.Text(), "committed "); ok {
+				if rest, ok := strings.CutPrefix(sc.Text(), "committed "); ok {
+					id, us, _ := strings.Cut(rest, " ")
+					n, _ := strconv.ParseInt(us, 10, 64)
 					ids = append(ids, id)
+					took = append(took, time.Duration(n)*time.Microsecond)
 				}
 			}
 			err := cmd.Wait()
@@ -173,6 +180,7 @@ func TestConcurrentProcessesKeepOneChain(t *testing.T) {
 			for _, id := range ids {
 				committed[id] = true
 			}
+			durations = append(durations, took...)
 			if err != nil || stderr.Len() > 0 {
 				failures = append(failures, fmt.Sprintf("%v: %s", err, stderr.String()))
 			}
@@ -208,8 +216,11 @@ func TestConcurrentProcessesKeepOneChain(t *testing.T) {
 			t.Fatalf("command %s has events %v", id, k)
 		}
 	}
-	t.Logf("%d processes × %d commands: %d events in %v (%.0f commands/s)", procs, commands, res.Events, elapsed.Round(time.Millisecond),
-		float64(procs*commands)/elapsed.Seconds())
+	slices.Sort(durations)
+	q := func(p float64) time.Duration { return durations[int(p*float64(len(durations)-1))] }
+	t.Logf("%d processes × %d commands: %d events in %v (%.0f commands/s); one command's 4 transactions took %v median, %v p99, %v max",
+		procs, commands, res.Events, elapsed.Round(time.Millisecond), float64(procs*commands)/elapsed.Seconds(),
+		q(0.5), q(0.99), durations[len(durations)-1])
 }
 
 // TestKilledProcessesLoseNothingCommitted kills helper processes with
@@ -263,7 +274,8 @@ func TestKilledProcessesLoseNothingCommitted(t *testing.T) {
 				}
 				wmu.Lock()
 				for _, l := range strings.Split(string(out), "\n") {
-					if id, ok := strings.CutPrefix(l, "committed "); ok {
+					if rest, ok := strings.CutPrefix(l, "committed "); ok {
+						id, _, _ := strings.Cut(rest, " ")
 						committed[id] = true
 					}
 				}
@@ -297,7 +309,8 @@ func TestKilledProcessesLoseNothingCommitted(t *testing.T) {
 		}
 		wmu.Lock()
 		for _, l := range <-lines {
-			if id, ok := strings.CutPrefix(l, "committed "); ok {
+			if rest, ok := strings.CutPrefix(l, "committed "); ok {
+				id, _, _ := strings.Cut(rest, " ")
 				committed[id] = true
 			}
 			if id, ok := strings.CutPrefix(l, "session "); ok {
