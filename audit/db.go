@@ -83,9 +83,11 @@ func DefaultPath() (string, error) {
 
 var sqliteHeader = []byte("SQLite format 3\x00")
 
-// Open opens the audit log at path, creating it (mode 0600, directory 0700)
-// if it does not exist, and applies pending migrations. A file that is not an
-// SQLite database, or one from a newer tfsh, is an error and is left as is.
+// Open opens the audit log at path, creating it (mode 0600, directory 0700;
+// 0660 and 0770 with TFSH_AUDIT_SHARED=group) if it does not exist, and
+// applies pending migrations. A file that is not an SQLite database, one
+// from a newer tfsh, or one owned by another user (see ForeignOwnerError) is
+// an error and is left as is.
 func Open(ctx context.Context, path string) (*DB, error) {
 	shared, err := sharedMode()
 	if err != nil {
