@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	sqlite3 "github.com/mattn/go-sqlite3"
@@ -82,11 +83,17 @@ func DefaultPath() (string, error) {
 
 var sqliteHeader = []byte("SQLite format 3\x00")
 
-// Open opens the audit log at path, creating it (mode 0600, directory 0700)
-// if it does not exist, and applies pending migrations. A file that is not an
-// SQLite database, or one from a newer tfsh, is an error and is left as is.
+// Open opens the audit log at path, creating it (mode 0600, directory 0700;
+// 0660 and 0770 with TFSH_AUDIT_SHARED=group) if it does not exist, and
+// applies pending migrations. A file that is not an SQLite database, one
+// from a newer tfsh, or one owned by another user (see ForeignOwnerError) is
+// an error and is left as is.
 func Open(ctx context.Context, path string) (*DB, error) {
-	if err := prepareFile(path); err != nil {
+	shared, err := sharedMode()
+	if err != nil {
+		return nil, err
+	}
+	if err := prepareFile(path, shared); err != nil {
 		return nil, err
 	}
 	db, err := sql.Open("sqlite3", dsn(path))
@@ -115,8 +122,8 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	// SQLite creates -wal and -shm with the database's mode; make sure of it
 	// even if they pre-existed with wider permissions.
 	for _, suffix := range []string{"-wal", "-shm"} {
-		if fi, err := os.Stat(path + suffix); err == nil && fi.Mode().Perm()&0o077 != 0 {
-			_ = os.Chmod(path+suffix, 0o600)
+		if fi, err := os.Stat(path + suffix); err == nil && fi.Mode().Perm()&^shared.perm() != 0 {
+			_ = os.Chmod(path+suffix, fi.Mode().Perm()&shared.perm())
 		}
 	}
 	return d, nil
@@ -131,39 +138,141 @@ func (d *DB) Close() error { return d.db.Close() }
 // SQL exposes the underlying handle for read-only tooling and tests.
 func (d *DB) SQL() *sql.DB { return d.db }
 
+// synchronous is SQLite's synchronous setting. NORMAL is durable against
+// process crashes (kill -9) in WAL mode; see docs/design.md "Audit
+// durability". Benchmarks change it to measure FULL.
+var synchronous = "NORMAL"
+
 func dsn(path string) string {
 	esc := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
-	// NORMAL is durable against process crashes (kill -9) in WAL mode; see
-	// docs/design.md "Audit durability".
-	return "file:" + esc + "?_journal_mode=WAL&_busy_timeout=10000&_foreign_keys=on&_txlock=immediate&_synchronous=NORMAL"
+	return "file:" + esc + "?_journal_mode=WAL&_busy_timeout=10000&_foreign_keys=on&_txlock=immediate&_synchronous=" + synchronous
 }
 
-// prepareFile creates the directory and an empty 0600 file, or checks that
-// an existing file looks like SQLite before SQLite touches it.
-func prepareFile(path string) error {
+// Sharing says who may use an audit log besides its owner.
+type Sharing int
+
+const (
+	// Private, the default: files 0600, directory 0700, and a log owned
+	// by another user is refused.
+	Private Sharing = iota
+	// Group (TFSH_AUDIT_SHARED=group): files 0660, directory 0770, and a
+	// log owned by another user is used if its group is one of ours: one
+	// log for the engineers of a shared bastion.
+	Group
+)
+
+// sharedMode reads $TFSH_AUDIT_SHARED: unset or empty for Private, "group"
+// for Group; anything else is an error rather than a guess.
+func sharedMode() (Sharing, error) {
+	switch v := os.Getenv("TFSH_AUDIT_SHARED"); v {
+	case "":
+		return Private, nil
+	case "group":
+		return Group, nil
+	default:
+		return Private, fmt.Errorf(`TFSH_AUDIT_SHARED=%q: the only shared mode is "group" (unset it for a private audit log)`, v)
+	}
+}
+
+// perm is the widest mode the log's files may have.
+func (s Sharing) perm() fs.FileMode {
+	if s == Group {
+		return 0o660
+	}
+	return 0o600
+}
+
+func (s Sharing) dirPerm() fs.FileMode {
+	if s == Group {
+		return 0o770
+	}
+	return 0o700
+}
+
+// ForeignOwnerError reports an audit log owned by another user. Writing to
+// it would leave files its owner cannot open (SQLite's -wal and -shm) and
+// mix two people's sessions in one chain, so it takes an explicit
+// TFSH_AUDIT_SHARED=group.
+type ForeignOwnerError struct {
+	Path     string
+	UID, GID int
+	Shared   Sharing
+}
+
+func (e *ForeignOwnerError) Error() string {
+	if e.Shared == Group {
+		return fmt.Sprintf("audit log %s belongs to uid %d and group %d, which is not one of your groups: a shared log must be in a group of every user of it", e.Path, e.UID, e.GID)
+	}
+	return fmt.Sprintf("audit log %s belongs to another user (uid %d, you are %d): point --audit-db at your own log, or set TFSH_AUDIT_SHARED=group to share it through its group (gid %d)", e.Path, e.UID, os.Geteuid(), e.GID)
+}
+
+// checkOwner refuses a file owned by another user, unless it is shared
+// through one of our groups.
+func checkOwner(path string, fi fs.FileInfo, shared Sharing) error {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return nil // no owners to compare on this system
+	}
+	uid, gid := int(st.Uid), int(st.Gid)
+	if uid == os.Geteuid() {
+		return nil
+	}
+	if shared == Group && inGroup(gid) {
+		return nil
+	}
+	return &ForeignOwnerError{Path: path, UID: uid, GID: gid, Shared: shared}
+}
+
+func inGroup(gid int) bool {
+	if gid == os.Getegid() {
+		return true
+	}
+	groups, _ := os.Getgroups()
+	for _, g := range groups {
+		if g == gid {
+			return true
+		}
+	}
+	return false
+}
+
+// prepareFile creates the directory and an empty file (0600, or 0660 when
+// shared), or checks that an existing file is ours (or shared with us) and
+// looks like SQLite before SQLite touches it.
+func prepareFile(path string, shared Sharing) error {
 	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.MkdirAll(dir, shared.dirPerm()); err != nil {
 		return fmt.Errorf("create audit log directory %s: %w", dir, err)
 	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, shared.perm())
 	if err == nil {
-		return f.Close()
+		defer f.Close()
+		// The umask may have taken group bits a shared log needs.
+		if err := f.Chmod(shared.perm()); err != nil {
+			return fmt.Errorf("set the mode of audit log %s: %w", path, err)
+		}
+		return nil
 	}
 	if !errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("create audit log %s: %w", path, err)
 	}
-	f, err = os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		return fmt.Errorf("open audit log %s: %w", path, err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
+	// Stat before opening: a FIFO or another user's file is refused
+	// without touching it.
+	fi, err := os.Stat(path)
 	if err != nil {
 		return fmt.Errorf("stat audit log %s: %w", path, err)
 	}
 	if !fi.Mode().IsRegular() {
 		return fmt.Errorf("audit log %s is not a regular file", path)
 	}
+	if err := checkOwner(path, fi, shared); err != nil {
+		return err
+	}
+	f, err = os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("open audit log %s: %w", path, err)
+	}
+	defer f.Close()
 	if fi.Size() == 0 {
 		return nil
 	}
@@ -171,10 +280,10 @@ func prepareFile(path string) error {
 	if _, err := io.ReadFull(f, head); err != nil || !bytes.Equal(head, sqliteHeader) {
 		return &CorruptError{Path: path, Err: errors.New("no SQLite header")}
 	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		// Tighten, never loosen; a shared-log mode is a later, explicit choice.
-		if err := f.Chmod(0o600); err != nil {
-			return fmt.Errorf("restrict audit log %s to 0600: %w", path, err)
+	if fi.Mode().Perm()&^shared.perm() != 0 {
+		// Tighten, never loosen.
+		if err := f.Chmod(fi.Mode().Perm() & shared.perm()); err != nil {
+			return fmt.Errorf("restrict audit log %s to %v: %w", path, shared.perm(), err)
 		}
 	}
 	return nil

@@ -8,3 +8,11 @@ func SetSearchLimits(drive, scan int) (restore func()) {
 	driveMax, scanMax = drive, scan
 	return func() { driveMax, scanMax = d, s }
 }
+
+// SetSynchronous changes SQLite's synchronous setting for logs opened
+// afterwards, for a benchmark of its cost.
+func SetSynchronous(mode string) (restore func()) {
+	old := synchronous
+	synchronous = mode
+	return func() { synchronous = old }
+}

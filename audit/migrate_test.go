@@ -15,7 +15,7 @@ import (
 func TestMigrateFromSchema1(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "audit.db")
-	if err := prepareFile(path); err != nil {
+	if err := prepareFile(path, Private); err != nil {
 		t.Fatal(err)
 	}
 	raw, err := sql.Open("sqlite3", dsn(path))

@@ -154,6 +154,10 @@ func (h *History) rewrite() error {
 	if err := os.WriteFile(tmp, []byte(strings.Join(h.entries, "\n")+"\n"), 0o600); err != nil {
 		return fmt.Errorf("rewrite history: %w", err)
 	}
+	// A stale temporary file keeps its mode through WriteFile.
+	if err := os.Chmod(tmp, 0o600); err != nil {
+		return fmt.Errorf("rewrite history: %w", err)
+	}
 	if err := os.Rename(tmp, h.path); err != nil {
 		return fmt.Errorf("rewrite history: %w", err)
 	}

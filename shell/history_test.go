@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -85,5 +86,29 @@ func TestHistoryTrims(t *testing.T) {
 	raw, _ := os.ReadFile(path)
 	if n := strings.Count(string(raw), "\n"); n != historyMax {
 		t.Fatalf("file has %d lines after trimming, want %d", n, historyMax)
+	}
+}
+
+// TestHistoryRewriteIsPrivate: the trimmed file is 0600 even over a stale
+// world-readable temporary file, with umask 0.
+func TestHistoryRewriteIsPrivate(t *testing.T) {
+	old := syscall.Umask(0)
+	defer syscall.Umask(old)
+	path := filepath.Join(t.TempDir(), "history")
+	var b strings.Builder
+	for i := range historyMax + 1 {
+		fmt.Fprintf(&b, "plan -var n=%d\n", i)
+	}
+	os.WriteFile(path, []byte(b.String()), 0o644)
+	os.WriteFile(path+".tmp", nil, 0o666)
+	if _, err := OpenHistory(path); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if perm := fi.Mode().Perm(); perm != 0o600 {
+		t.Fatalf("history mode %v after rewrite, want 0600", perm)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -54,7 +55,29 @@ func TestScripts(t *testing.T) {
 			e.Setenv("XDG_STATE_HOME", filepath.Join(e.WorkDir, ".state"))
 			return copyDir(filepath.Join(root, "examples", "lab"), filepath.Join(e.WorkDir, "lab"))
 		},
+		// [root]: the script may give files to other users.
+		Condition: func(cond string) (bool, error) {
+			if cond == "root" {
+				return os.Geteuid() == 0, nil
+			}
+			return false, fmt.Errorf("unknown condition %q", cond)
+		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			// chown UID:GID FILE (numbers; GID "egid" is ours).
+			"chown": func(ts *testscript.TestScript, neg bool, args []string) {
+				if len(args) != 2 {
+					ts.Fatalf("usage: chown UID:GID FILE")
+				}
+				u, g, _ := strings.Cut(args[0], ":")
+				uid, err := strconv.Atoi(u)
+				ts.Check(err)
+				gid := os.Getegid()
+				if g != "egid" {
+					gid, err = strconv.Atoi(g)
+					ts.Check(err)
+				}
+				ts.Check(os.Chown(ts.MkAbs(args[1]), uid, gid))
+			},
 			// holdlock FILE: this test process takes FILE's fcntl lock, as
 			// terraform's local backend does, and writes its .lock.info
 			// (ID 11111111-2222-3333-4444-555555555555, apply, by
