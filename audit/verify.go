@@ -1,15 +1,36 @@
 package audit
 
 import (
+	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
+	"sort"
+	"time"
 )
+
+// Kinds of problem Verify reports.
+const (
+	ProblemEdited       = "edited"            // a row's content no longer matches its hash
+	ProblemDeleted      = "deleted"           // rows are missing (a gap in seq, or a row follows one that is gone)
+	ProblemInserted     = "inserted"          // rows were added between two events
+	ProblemReordered    = "reordered"         // a row follows an event other than the one before it
+	ProblemTruncated    = "truncated"         // the newest events are gone (found through anchors)
+	ProblemRewritten    = "rewritten"         // an anchored event's hash differs (the chain was recomputed)
+	ProblemOutput       = "output changed"    // a command's output no longer matches its digest
+	ProblemOutputBroken = "output unreadable" // a command's output cannot be read back
+	ProblemAnchor       = "anchor"            // an anchor is unsigned, badly signed or unreadable
+)
+
+// maxProblems bounds the list Verify keeps: a renumbering can make every
+// later row a problem, and the first ones say what happened.
+const maxProblems = 1000
 
 // Problem is one place where the log is not what was written.
 type Problem struct {
 	Seq       int64  `json:"seq"`
-	Kind      string `json:"kind"` // edited, deleted, inserted or reordered, output changed, output unreadable
+	Kind      string `json:"kind"` // one of the Problem* constants
 	CommandID string `json:"command_id,omitempty"`
 	Detail    string `json:"detail"`
 }
@@ -17,24 +38,62 @@ type Problem struct {
 // VerifyResult summarises a full check of the chain and of every output
 // digest.
 type VerifyResult struct {
-	Events   int64     `json:"events"`
-	Head     string    `json:"head"`
-	Commands int       `json:"commands_checked"`
+	Events   int64  `json:"events"`
+	Head     string `json:"head"`
+	HeadSeq  int64  `json:"head_seq"`
+	Commands int    `json:"commands_checked"`
+	// Anchors is how many anchors were checked (VerifyAnchors).
+	Anchors int `json:"anchors_checked"`
+	// First is the first broken place in the log (lowest seq), nil when
+	// the log is intact.
+	First    *Problem  `json:"first_problem,omitempty"`
 	Problems []Problem `json:"problems"`
+	// More counts the problems found beyond the listed ones.
+	More int `json:"more_problems,omitempty"`
 }
 
 // OK reports whether nothing was found.
 func (r *VerifyResult) OK() bool { return len(r.Problems) == 0 }
 
+func (r *VerifyResult) add(p Problem) {
+	if len(r.Problems) >= maxProblems {
+		r.More++
+		return
+	}
+	r.Problems = append(r.Problems, p)
+}
+
+// finish orders the problems by place and names the first.
+func (r *VerifyResult) finish() {
+	sort.SliceStable(r.Problems, func(i, j int) bool { return r.Problems[i].Seq < r.Problems[j].Seq })
+	r.First = nil
+	if len(r.Problems) > 0 {
+		r.First = &r.Problems[0]
+	}
+}
+
+// link is a row whose prev_hash is not its predecessor's hash, classified
+// once the whole log has been read.
+type link struct {
+	seq      int64
+	prevHash string
+	at       int // index of its placeholder problem
+}
+
 // Verify recomputes the hash chain from the first event and the digest of
 // every command's recorded output. It reads the log once, streaming.
 //
 // A row whose content no longer matches its hash is "edited"; a gap in the
-// sequence is "deleted"; a row whose prev_hash is not its predecessor's hash
-// is "inserted or reordered". Rewriting the whole chain consistently is not
-// caught here: that is what anchors outside the database are for.
+// sequence, or a row that follows an event no longer in the log, is
+// "deleted"; a row that follows an event which another row already
+// follows, the rows between them being a chain of their own, marks those
+// rows "inserted"; a row that follows some other event than the one before
+// it is "reordered". Renumbering rows to hide an insertion or deletion
+// changes their seq, so each is also "edited". Deleting the newest events,
+// or rewriting the whole chain consistently, is not caught here: that is
+// what anchors outside the database are for (VerifyAnchors).
 func (d *DB) Verify(ctx context.Context) (*VerifyResult, error) {
-	res := &VerifyResult{Head: GenesisHash}
+	res := &VerifyResult{Head: GenesisHash, Problems: []Problem{}}
 	prevSeq := int64(0)
 	type ended struct {
 		seq    int64
@@ -42,42 +101,127 @@ func (d *DB) Verify(ctx context.Context) (*VerifyResult, error) {
 		digest string
 	}
 	var ends []ended
-	err := d.Events(ctx, EventFilter{}, func(e Event) error {
+	var links []link
+	commandEnd := []byte(KindCommandEnd)
+	rows, err := d.db.QueryContext(ctx, `SELECT `+eventColumns+` FROM events ORDER BY seq`)
+	if err != nil {
+		return nil, fmt.Errorf("read audit events: %w", err)
+	}
+	defer rows.Close()
+	var e Event
+	var at int64
+	var data, kind []byte
+	for rows.Next() {
+		if err := rows.Scan(&e.Seq, &e.ID, &at, &e.SessionID, &e.CommandID, &kind, &e.StateKey, &e.LockID, &data, &e.PrevHash, &e.Hash); err != nil {
+			return nil, fmt.Errorf("read audit event: %w", err)
+		}
+		e.Kind = string(kind)
+		e.Data = data
+		e.At = time.Unix(0, at)
 		res.Events++
 		if e.Seq != prevSeq+1 {
-			res.Problems = append(res.Problems, Problem{Seq: e.Seq, Kind: "deleted",
+			res.add(Problem{Seq: e.Seq, Kind: ProblemDeleted,
 				Detail: fmt.Sprintf("events %d..%d are missing", prevSeq+1, e.Seq-1)})
 		} else if e.PrevHash != res.Head {
-			res.Problems = append(res.Problems, Problem{Seq: e.Seq, Kind: "inserted or reordered",
-				Detail: fmt.Sprintf("prev_hash %.12s… does not match event %d's hash %.12s…", e.PrevHash, prevSeq, res.Head)})
+			links = append(links, link{seq: e.Seq, prevHash: e.PrevHash, at: len(res.Problems)})
+			res.add(Problem{Seq: e.Seq, Kind: ProblemReordered})
 		}
 		if want := rowHash(e.PrevHash, &e); want != e.Hash {
-			res.Problems = append(res.Problems, Problem{Seq: e.Seq, Kind: "edited", CommandID: e.CommandID,
+			res.add(Problem{Seq: e.Seq, Kind: ProblemEdited, CommandID: e.CommandID,
 				Detail: fmt.Sprintf("%s event content does not match its hash", e.Kind)})
 		}
-		if e.Kind == KindCommandEnd {
-			var end CommandEnd
-			if json.Unmarshal(e.Data, &end) == nil && end.OutputSHA256 != "" {
+		if bytes.Equal(kind, commandEnd) {
+			var end struct {
+				OutputSHA256 string `json:"output_sha256"`
+			}
+			if json.Unmarshal(data, &end) == nil && end.OutputSHA256 != "" {
 				ends = append(ends, ended{seq: e.Seq, id: e.CommandID, digest: end.OutputSHA256})
 			}
 		}
 		prevSeq = e.Seq
 		res.Head = e.Hash
-		return nil
-	})
-	if err != nil {
-		return nil, err
+		res.HeadSeq = e.Seq
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read audit events: %w", err)
+	}
+	rows.Close()
+	for _, l := range links {
+		if l.at >= len(res.Problems) {
+			continue // beyond the listed problems
+		}
+		p, err := d.classifyLink(ctx, l)
+		if err != nil {
+			return nil, err
+		}
+		res.Problems[l.at] = p
 	}
 	for _, c := range ends {
 		res.Commands++
 		got, _, _, err := d.OutputDigest(ctx, c.id)
 		switch {
 		case err != nil:
-			res.Problems = append(res.Problems, Problem{Seq: c.seq, Kind: "output unreadable", CommandID: c.id, Detail: err.Error()})
+			res.add(Problem{Seq: c.seq, Kind: ProblemOutputBroken, CommandID: c.id, Detail: err.Error()})
 		case got != c.digest:
-			res.Problems = append(res.Problems, Problem{Seq: c.seq, Kind: "output changed", CommandID: c.id,
+			res.add(Problem{Seq: c.seq, Kind: ProblemOutput, CommandID: c.id,
 				Detail: fmt.Sprintf("recorded output hashes to %.12s…, command_end says %.12s…", got, c.digest)})
 		}
 	}
+	res.finish()
 	return res, nil
+}
+
+// classifyLink says why row l.seq does not follow the row before it, from
+// the row its prev_hash names.
+func (d *DB) classifyLink(ctx context.Context, l link) (Problem, error) {
+	var named int64
+	err := d.db.QueryRowContext(ctx, `SELECT seq FROM events WHERE hash = ?`, l.prevHash).Scan(&named)
+	switch {
+	case err == sql.ErrNoRows:
+		return Problem{Seq: l.seq, Kind: ProblemDeleted,
+			Detail: fmt.Sprintf("event %d follows an event (hash %.12s…) that is no longer in the log", l.seq, l.prevHash)}, nil
+	case err != nil:
+		return Problem{}, fmt.Errorf("read audit events: %w", err)
+	case named >= l.seq:
+		return Problem{Seq: l.seq, Kind: ProblemReordered,
+			Detail: fmt.Sprintf("event %d follows event %d, which comes after it", l.seq, named)}, nil
+	}
+	// The row names an earlier event. If the rows between that event and
+	// this one chain from it, they were put in between: inserted.
+	prev := l.prevHash
+	chained := true
+	err = d.eachBetween(ctx, named, l.seq, func(prevHash, hash string) {
+		if prevHash != prev {
+			chained = false
+		}
+		prev = hash
+	})
+	if err != nil {
+		return Problem{}, err
+	}
+	if chained {
+		n := l.seq - named - 1
+		return Problem{Seq: named + 1, Kind: ProblemInserted,
+			Detail: fmt.Sprintf("%d event(s) %d..%d were put between events %d and %d (originally consecutive)", n, named+1, l.seq-1, named, l.seq)}, nil
+	}
+	return Problem{Seq: l.seq, Kind: ProblemReordered,
+		Detail: fmt.Sprintf("event %d follows event %d, not event %d", l.seq, named, l.seq-1)}, nil
+}
+
+// eachBetween calls fn with prev_hash and hash of the rows strictly between
+// seqs from and to.
+func (d *DB) eachBetween(ctx context.Context, from, to int64, fn func(prevHash, hash string)) error {
+	rows, err := d.db.QueryContext(ctx, `SELECT prev_hash, hash FROM events WHERE seq > ? AND seq < ? ORDER BY seq`, from, to)
+	if err != nil {
+		return fmt.Errorf("read audit events: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var p, h string
+		if err := rows.Scan(&p, &h); err != nil {
+			return fmt.Errorf("read audit events: %w", err)
+		}
+		fn(p, h)
+	}
+	return rows.Err()
 }

@@ -27,6 +27,7 @@ import (
 const auditUsage = `Usage:
   tfsh audit sessions [--json] [--limit N] [FILTERS]
   tfsh audit show [--json] [--no-output] SESSION|last
+  tfsh audit verify [--json]
 
 audit sessions lists the newest sessions that match every filter given:
   --user USER        started by USER (exactly)
@@ -44,6 +45,12 @@ audit sessions lists the newest sessions that match every filter given:
   --until TIME       started before TIME (same forms)
   --limit N          the newest N that match (default 50; 0 for all), listed oldest first
   --json             JSON instead of the table
+
+audit verify recomputes the hash chain and every command's output digest and reports
+the first broken place and its kind (edited, deleted, inserted, reordered, truncated,
+output changed), then every problem found. It exits 0 when the log is intact,
+1 when it is not, 4 when it cannot be read.
+  --json             JSON instead of text
 `
 
 func auditCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -57,11 +64,16 @@ func auditCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		err = auditSessions(ctx, args[1:], stdout)
 	case "show":
 		err = auditShow(ctx, args[1:], stdout)
+	case "verify":
+		err = auditVerify(ctx, args[1:], stdout)
+		if errors.Is(err, errLogBroken) {
+			return exitLogBroken
+		}
 	case "-h", "--help", "help":
 		io.WriteString(stdout, auditUsage)
 		return 0
 	default:
-		err = &usageError{fmt.Sprintf("unknown audit command %q (sessions, show)", args[0])}
+		err = &usageError{fmt.Sprintf("unknown audit command %q (sessions, show, verify)", args[0])}
 	}
 	if errors.Is(err, flag.ErrHelp) {
 		io.WriteString(stdout, auditUsage)
