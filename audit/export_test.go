@@ -8,3 +8,6 @@ func SetSearchLimits(drive, scan int) (restore func()) {
 	driveMax, scanMax = drive, scan
 	return func() { driveMax, scanMax = d, s }
 }
+
+// RowHash is the hash a row with this content has after prev.
+func RowHash(prev string, e *Event) string { return rowHash(prev, e) }

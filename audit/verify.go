@@ -3,7 +3,9 @@ package audit
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"database/sql"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -93,7 +95,45 @@ type link struct {
 // or rewriting the whole chain consistently, is not caught here: that is
 // what anchors outside the database are for (VerifyAnchors).
 func (d *DB) Verify(ctx context.Context) (*VerifyResult, error) {
+	return d.VerifyWith(ctx, VerifyOptions{})
+}
+
+// VerifyOptions adds checks against anchors to Verify.
+type VerifyOptions struct {
+	// Anchors, if set, are checked against the log: every anchored event
+	// must be in the log with the anchored hash ("rewritten" if not: the
+	// chain was recomputed), and the log must reach the newest anchor
+	// ("truncated").
+	Anchors AnchorSource
+	// PublicKey, if set, must have signed every anchor.
+	PublicKey ed25519.PublicKey
+}
+
+// VerifyWith is Verify, plus the checks opt asks for.
+func (d *DB) VerifyWith(ctx context.Context, opt VerifyOptions) (*VerifyResult, error) {
 	res := &VerifyResult{Head: GenesisHash, Problems: []Problem{}}
+	anchored := map[int64][]Anchor{}
+	if opt.Anchors != nil {
+		as, err := opt.Anchors.ReadAnchors(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, a := range as {
+			res.Anchors++
+			if opt.PublicKey != nil {
+				sig, err := base64.StdEncoding.DecodeString(a.Sig)
+				switch {
+				case a.Sig == "":
+					res.add(Problem{Seq: a.Seq, Kind: ProblemAnchor, Detail: fmt.Sprintf("the anchor of event %d written at %s is not signed", a.Seq, a.At.Format(time.RFC3339))})
+					continue
+				case err != nil || !ed25519.Verify(opt.PublicKey, a.SignedBytes(), sig):
+					res.add(Problem{Seq: a.Seq, Kind: ProblemAnchor, Detail: fmt.Sprintf("the anchor of event %d written at %s has a bad signature", a.Seq, a.At.Format(time.RFC3339))})
+					continue
+				}
+			}
+			anchored[a.Seq] = append(anchored[a.Seq], a)
+		}
+	}
 	prevSeq := int64(0)
 	type ended struct {
 		seq    int64
@@ -138,6 +178,15 @@ func (d *DB) Verify(ctx context.Context) (*VerifyResult, error) {
 				ends = append(ends, ended{seq: e.Seq, id: e.CommandID, digest: end.OutputSHA256})
 			}
 		}
+		if as, ok := anchored[e.Seq]; ok {
+			for _, a := range as {
+				if a.Hash != e.Hash {
+					res.add(Problem{Seq: e.Seq, Kind: ProblemRewritten, CommandID: e.CommandID,
+						Detail: fmt.Sprintf("event %d hashes to %.12s…, its anchor written at %s says %.12s…: the log was rewritten", e.Seq, e.Hash, a.At.Format(time.RFC3339), a.Hash)})
+				}
+			}
+			delete(anchored, e.Seq)
+		}
 		prevSeq = e.Seq
 		res.Head = e.Hash
 		res.HeadSeq = e.Seq
@@ -146,6 +195,15 @@ func (d *DB) Verify(ctx context.Context) (*VerifyResult, error) {
 		return nil, fmt.Errorf("read audit events: %w", err)
 	}
 	rows.Close()
+	for seq, as := range anchored {
+		if seq > res.HeadSeq {
+			res.add(Problem{Seq: seq, Kind: ProblemTruncated,
+				Detail: fmt.Sprintf("the log ends at event %d, but event %d was anchored at %s", res.HeadSeq, seq, as[0].At.Format(time.RFC3339))})
+		} else {
+			res.add(Problem{Seq: seq, Kind: ProblemDeleted,
+				Detail: fmt.Sprintf("anchored event %d is not in the log", seq)})
+		}
+	}
 	for _, l := range links {
 		if l.at >= len(res.Problems) {
 			continue // beyond the listed problems
