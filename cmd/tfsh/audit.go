@@ -27,7 +27,7 @@ import (
 const auditUsage = `Usage:
   tfsh audit sessions [--json] [--limit N] [FILTERS]
   tfsh audit show [--json] [--no-output] SESSION|last
-  tfsh audit verify [--json]
+  tfsh audit verify [--json] [--anchors] [--pubkey KEY]
 
 audit sessions lists the newest sessions that match every filter given:
   --user USER        started by USER (exactly)
@@ -48,8 +48,13 @@ audit sessions lists the newest sessions that match every filter given:
 
 audit verify recomputes the hash chain and every command's output digest and reports
 the first broken place and its kind (edited, deleted, inserted, reordered, truncated,
-output changed), then every problem found. It exits 0 when the log is intact,
+rewritten, output changed), then every problem found. It exits 0 when the log is intact,
 1 when it is not, 4 when it cannot be read.
+  --anchors          also check the log against its anchors (AUDIT_DB.anchors): catches a
+                     truncated tail and a whole rewrite with a recomputed chain (default:
+                     on when the anchor file exists; --anchors=false to skip them)
+  --pubkey KEY       ed25519 public key (base64) the anchors must be signed with (default
+                     $TFSH_ANCHOR_PUBKEY); unsigned or badly signed anchors are problems
   --json             JSON instead of text
 `
 
