@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"database/sql"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -134,6 +136,11 @@ func (d *DB) VerifyWith(ctx context.Context, opt VerifyOptions) (*VerifyResult, 
 			anchored[a.Seq] = append(anchored[a.Seq], a)
 		}
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	outputs := make(chan outputDigests, 1)
+	go func() { outputs <- d.outputDigests(ctx) }() // beside the chain: two cores
+
 	prevSeq := int64(0)
 	type ended struct {
 		seq    int64
@@ -148,53 +155,62 @@ func (d *DB) VerifyWith(ctx context.Context, opt VerifyOptions) (*VerifyResult, 
 		return nil, fmt.Errorf("read audit events: %w", err)
 	}
 	defer rows.Close()
-	var e Event
-	var at int64
-	var data, kind []byte
+	// Columns are read as sql.RawBytes, valid until the next row, and
+	// hashed in place: no copies for a row that is as it was written.
+	var (
+		seq, at                                                int64
+		id, sessionID, commandID, kind, stateKey, lockID, data sql.RawBytes
+		prevHash, hash                                         sql.RawBytes
+		buf                                                    []byte
+		sum                                                    [sha256.Size]byte
+		hexSum                                                 [2 * sha256.Size]byte
+	)
+	head := []byte(GenesisHash)
+	h := sha256.New()
 	for rows.Next() {
-		if err := rows.Scan(&e.Seq, &e.ID, &at, &e.SessionID, &e.CommandID, &kind, &e.StateKey, &e.LockID, &data, &e.PrevHash, &e.Hash); err != nil {
+		if err := rows.Scan(&seq, &id, &at, &sessionID, &commandID, &kind, &stateKey, &lockID, &data, &prevHash, &hash); err != nil {
 			return nil, fmt.Errorf("read audit event: %w", err)
 		}
-		e.Kind = string(kind)
-		e.Data = data
-		e.At = time.Unix(0, at)
 		res.Events++
-		if e.Seq != prevSeq+1 {
-			res.add(Problem{Seq: e.Seq, Kind: ProblemDeleted,
-				Detail: fmt.Sprintf("events %d..%d are missing", prevSeq+1, e.Seq-1)})
-		} else if e.PrevHash != res.Head {
-			links = append(links, link{seq: e.Seq, prevHash: e.PrevHash, at: len(res.Problems)})
-			res.add(Problem{Seq: e.Seq, Kind: ProblemReordered})
+		if seq != prevSeq+1 {
+			res.add(Problem{Seq: seq, Kind: ProblemDeleted,
+				Detail: fmt.Sprintf("events %d..%d are missing", prevSeq+1, seq-1)})
+		} else if !bytes.Equal(prevHash, head) {
+			links = append(links, link{seq: seq, prevHash: string(prevHash), at: len(res.Problems)})
+			res.add(Problem{Seq: seq, Kind: ProblemReordered})
 		}
-		if want := rowHash(e.PrevHash, &e); want != e.Hash {
-			res.add(Problem{Seq: e.Seq, Kind: ProblemEdited, CommandID: e.CommandID,
-				Detail: fmt.Sprintf("%s event content does not match its hash", e.Kind)})
+		buf = appendCanonical(buf[:0], seq, id, at, sessionID, commandID, kind, stateKey, lockID, data)
+		h.Reset()
+		h.Write(prevHash)
+		h.Write(buf)
+		hex.Encode(hexSum[:], h.Sum(sum[:0]))
+		if !bytes.Equal(hexSum[:], hash) {
+			res.add(Problem{Seq: seq, Kind: ProblemEdited, CommandID: string(commandID),
+				Detail: fmt.Sprintf("%s event content does not match its hash", kind)})
 		}
 		if bytes.Equal(kind, commandEnd) {
-			var end struct {
-				OutputSHA256 string `json:"output_sha256"`
-			}
-			if json.Unmarshal(data, &end) == nil && end.OutputSHA256 != "" {
-				ends = append(ends, ended{seq: e.Seq, id: e.CommandID, digest: end.OutputSHA256})
+			if digest := outputSHA256(data); digest != "" {
+				ends = append(ends, ended{seq: seq, id: string(commandID), digest: digest})
 			}
 		}
-		if as, ok := anchored[e.Seq]; ok {
+		if as, ok := anchored[seq]; ok {
 			for _, a := range as {
-				if a.Hash != e.Hash {
-					res.add(Problem{Seq: e.Seq, Kind: ProblemRewritten, CommandID: e.CommandID,
-						Detail: fmt.Sprintf("event %d hashes to %.12s…, its anchor written at %s says %.12s…: the log was rewritten", e.Seq, e.Hash, a.At.Format(time.RFC3339), a.Hash)})
+				if a.Hash != string(hash) {
+					res.add(Problem{Seq: seq, Kind: ProblemRewritten, CommandID: string(commandID),
+						Detail: fmt.Sprintf("event %d hashes to %.12s…, its anchor written at %s says %.12s…: the log was rewritten", seq, hash, a.At.Format(time.RFC3339), a.Hash)})
 				}
 			}
-			delete(anchored, e.Seq)
+			delete(anchored, seq)
 		}
-		prevSeq = e.Seq
-		res.Head = e.Hash
-		res.HeadSeq = e.Seq
+		prevSeq = seq
+		head = append(head[:0], hash...)
+		res.HeadSeq = seq
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read audit events: %w", err)
 	}
 	rows.Close()
+	res.Head = string(head)
 	for seq, as := range anchored {
 		if seq > res.HeadSeq {
 			res.add(Problem{Seq: seq, Kind: ProblemTruncated,
@@ -214,10 +230,18 @@ func (d *DB) VerifyWith(ctx context.Context, opt VerifyOptions) (*VerifyResult, 
 		}
 		res.Problems[l.at] = p
 	}
+	out := <-outputs
+	if out.err != nil {
+		return nil, out.err
+	}
 	for _, c := range ends {
 		res.Commands++
-		got, _, _, err := d.OutputDigest(ctx, c.id)
-		switch {
+		sum, ok := out.sums[c.id]
+		if !ok {
+			sum = sha256.Sum256(nil) // no output
+		}
+		got := hex.EncodeToString(sum[:])
+		switch err := out.errs[c.id]; {
 		case err != nil:
 			res.add(Problem{Seq: c.seq, Kind: ProblemOutputBroken, CommandID: c.id, Detail: err.Error()})
 		case got != c.digest:
@@ -282,4 +306,85 @@ func (d *DB) eachBetween(ctx context.Context, from, to int64, fn func(prevHash, 
 		fn(p, h)
 	}
 	return rows.Err()
+}
+
+// outputDigests is the SHA-256 of every command's recorded output, or why
+// it could not be read.
+type outputDigests struct {
+	sums map[string][sha256.Size]byte
+	errs map[string]error
+	err  error
+}
+
+// outputDigests reads all output once, in key order, and hashes each
+// command's chunks as OutputDigest does.
+func (d *DB) outputDigests(ctx context.Context) outputDigests {
+	res := outputDigests{sums: map[string][sha256.Size]byte{}, errs: map[string]error{}}
+	rows, err := d.db.QueryContext(ctx, `SELECT command_id, seq, raw_len, frames FROM output_chunks ORDER BY command_id, seq`)
+	if err != nil {
+		res.err = fmt.Errorf("read output: %w", err)
+		return res
+	}
+	defer rows.Close()
+	var (
+		in     inflater
+		cur    string
+		bad    bool
+		id, z  sql.RawBytes
+		seq, n int
+		h      = sha256.New()
+		sum    [sha256.Size]byte
+	)
+	flush := func() {
+		if cur != "" && !bad {
+			res.sums[cur] = [sha256.Size]byte(h.Sum(sum[:0]))
+		}
+	}
+	for rows.Next() {
+		if err := rows.Scan(&id, &seq, &n, &z); err != nil {
+			res.err = fmt.Errorf("read output: %w", err)
+			return res
+		}
+		if string(id) != cur {
+			flush()
+			cur, bad = string(id), false
+			h.Reset()
+		}
+		if bad {
+			continue
+		}
+		raw, err := in.chunk(cur, seq, n, z)
+		if err != nil {
+			res.errs[cur], bad = err, true
+			continue
+		}
+		h.Write(raw)
+	}
+	if err := rows.Err(); err != nil {
+		res.err = fmt.Errorf("read output: %w", err)
+		return res
+	}
+	flush()
+	return res
+}
+
+var outputSHA256Key = []byte(`"output_sha256":"`)
+
+// outputSHA256 is command_end's output_sha256. The data is as
+// json.Marshal wrote it, so the key is found as written, without decoding
+// the whole object; anything else is decoded.
+func outputSHA256(data []byte) string {
+	if i := bytes.Index(data, outputSHA256Key); i >= 0 {
+		v := data[i+len(outputSHA256Key):]
+		if len(v) > 2*sha256.Size && v[2*sha256.Size] == '"' {
+			return string(v[:2*sha256.Size])
+		}
+	}
+	var end struct {
+		OutputSHA256 string `json:"output_sha256"`
+	}
+	if json.Unmarshal(data, &end) != nil {
+		return ""
+	}
+	return end.OutputSHA256
 }
