@@ -50,9 +50,10 @@ audit verify recomputes the hash chain and every command's output digest and rep
 the first broken place and its kind (edited, deleted, inserted, reordered, truncated,
 rewritten, output changed), then every problem found. It exits 0 when the log is intact,
 1 when it is not, 4 when it cannot be read.
-  --anchors          also check the log against its anchors (AUDIT_DB.anchors): catches a
-                     truncated tail and a whole rewrite with a recomputed chain (default:
-                     on when the anchor file exists; --anchors=false to skip them)
+  --anchors          also check the log against its anchors (AUDIT_DB.anchors, and the stores
+                     $TFSH_ANCHOR_S3 and $TFSH_ANCHOR_DYNAMODB name): catches a truncated
+                     tail and a whole rewrite with a recomputed chain (default: on when there
+                     are any; --anchors=false to skip them)
   --pubkey KEY       ed25519 public key (base64) the anchors must be signed with (default
                      $TFSH_ANCHOR_PUBKEY); unsigned or badly signed anchors are problems
   --json             JSON instead of text

@@ -9,6 +9,7 @@ import (
 	"os"
 
 	"github.com/tfsh/tfsh/audit"
+	"github.com/tfsh/tfsh/internal/anchor"
 )
 
 // exitLogBroken is audit verify's exit status when the log is not what was
@@ -46,11 +47,24 @@ func auditVerify(ctx context.Context, args []string, stdout io.Writer) error {
 	anchorFile := audit.AnchorPath(db.Path())
 	anchorsGiven := false
 	fs.Visit(func(f *flag.Flag) { anchorsGiven = anchorsGiven || f.Name == "anchors" })
-	switch {
-	case *anchors && !fileExists(anchorFile):
-		return fmt.Errorf("no anchors at %s: tfsh writes them at the end of every session", anchorFile)
-	case *anchors || (!anchorsGiven && fileExists(anchorFile)):
-		opt.Anchors = audit.FileAnchors{Path: anchorFile}
+	if *anchors || !anchorsGiven {
+		var srcs []audit.AnchorSource
+		if fileExists(anchorFile) {
+			srcs = append(srcs, audit.FileAnchors{Path: anchorFile})
+		}
+		stores, err := anchor.FromEnv(ctx, os.Getenv)
+		if err != nil {
+			return err
+		}
+		for _, s := range stores {
+			srcs = append(srcs, s)
+		}
+		if *anchors && len(srcs) == 0 {
+			return fmt.Errorf("no anchors at %s, and neither TFSH_ANCHOR_S3 nor TFSH_ANCHOR_DYNAMODB is set: tfsh writes anchors at the end of every session", anchorFile)
+		}
+		if len(srcs) > 0 {
+			opt.Anchors = anchor.All(srcs...)
+		}
 	}
 	res, err := db.VerifyWith(ctx, opt)
 	if err != nil {
@@ -88,9 +102,11 @@ func renderVerify(w io.Writer, path string, res *audit.VerifyResult) {
 }
 
 // setupAnchors signs the session's anchors with $TFSH_ANCHOR_KEY, if set,
-// and warns of an anchor that could not be written. Neither stops the
-// session: it is recorded all the same.
-func setupAnchors(db *audit.DB, getenv func(string) string, stderr io.Writer) {
+// adds the stores $TFSH_ANCHOR_S3 and $TFSH_ANCHOR_DYNAMODB name (not for
+// a scratch log: its anchors would not match the real one), and warns of
+// an anchor that could not be written. None of it stops the session: it is
+// recorded all the same.
+func setupAnchors(ctx context.Context, db *audit.DB, remote bool, getenv func(string) string, stderr io.Writer) {
 	db.OnAnchorError = func(err error) {
 		fmt.Fprintf(stderr, "tfsh: warning: the session is recorded, but its anchor was not kept: %v\n", err)
 	}
@@ -98,8 +114,19 @@ func setupAnchors(db *audit.DB, getenv func(string) string, stderr io.Writer) {
 		key, err := audit.ParseAnchorKey(k)
 		if err != nil {
 			fmt.Fprintf(stderr, "tfsh: warning: TFSH_ANCHOR_KEY: %v: anchors are written unsigned\n", err)
-			return
+		} else {
+			db.AnchorKey = key
 		}
-		db.AnchorKey = key
+	}
+	if !remote {
+		return
+	}
+	stores, err := anchor.FromEnv(ctx, getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "tfsh: warning: %v: anchors are kept beside the log only\n", err)
+		return
+	}
+	for _, s := range stores {
+		db.Anchors = append(db.Anchors, s)
 	}
 }
