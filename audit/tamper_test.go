@@ -231,3 +231,29 @@ func TestAnchorFailureKeepsTheSession(t *testing.T) {
 		t.Fatalf("session %+v (%v): want it ended", rec, err)
 	}
 }
+
+// TestAnchorAfterCrashedSessions: closing a crashed session anchors its end.
+func TestAnchorAfterCrashedSessions(t *testing.T) {
+	ctx := context.Background()
+	db := MustOpenDB(t)
+	dead := testInfo()
+	dead.PID = deadPID(t)
+	if _, _, err := db.StartSession(ctx, dead, nil); err != nil {
+		t.Fatal(err)
+	}
+	_, crashed, err := db.StartSession(ctx, testInfo(), nil)
+	if err != nil || len(crashed) != 1 {
+		t.Fatalf("crashed sessions %v (%v), want one", crashed, err)
+	}
+	as, err := audit.FileAnchors{Path: audit.AnchorPath(db.Path())}.ReadAnchors(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := db.VerifyWith(ctx, audit.VerifyOptions{Anchors: audit.FileAnchors{Path: audit.AnchorPath(db.Path())}})
+	if err != nil || !res.OK() {
+		t.Fatalf("verify: %+v (%v)", res, err)
+	}
+	if len(as) != 1 || as[0].Seq != res.HeadSeq || as[0].Hash != res.Head {
+		t.Fatalf("anchors %+v, want one at the head (%d, %s)", as, res.HeadSeq, res.Head)
+	}
+}
