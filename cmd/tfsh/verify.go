@@ -90,7 +90,7 @@ func renderVerify(w io.Writer, path string, res *audit.VerifyResult) {
 		return
 	}
 	f := res.First
-	fmt.Fprintf(w, "%s: BROKEN: first at event %d: %s: %s\n", path, f.Seq, f.Kind, f.Detail)
+	fmt.Fprintf(w, "%s: BROKEN: first at event %d: %s: %s\n", path, f.Seq, f.Kind, esc(f.Detail))
 	fmt.Fprintf(w, "%d events, %d command outputs, %d anchors checked; %d problems:\n",
 		res.Events, res.Commands, res.Anchors, len(res.Problems)+res.More)
 	for _, p := range res.Problems {
