@@ -139,7 +139,7 @@ func TestVerifyFindsTampering(t *testing.T) {
 		{"edit state key", `UPDATE events SET state_key = 'other' WHERE seq = 2`, 2, "edited"},
 		{"white space in data", `UPDATE events SET data = data || ' ' WHERE seq = 3`, 3, "edited"},
 		{"delete", `DELETE FROM events WHERE seq = 3`, 4, "deleted"},
-		{"reorder", `UPDATE events SET seq = 100 WHERE seq = 2; UPDATE events SET seq = 2 WHERE seq = 3; UPDATE events SET seq = 3 WHERE seq = 100`, 2, "inserted or reordered"},
+		{"reorder", `UPDATE events SET seq = 100 WHERE seq = 2; UPDATE events SET seq = 2 WHERE seq = 3; UPDATE events SET seq = 3 WHERE seq = 100`, 2, "reordered"},
 		{"output length", `UPDATE output_chunks SET raw_len = raw_len - 1`, 4, "output unreadable"},
 	}
 	for _, tt := range tests {

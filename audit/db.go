@@ -3,6 +3,7 @@ package audit
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"database/sql"
 	"embed"
 	"errors"
@@ -40,6 +41,14 @@ type DB struct {
 	path string
 	// Now is the clock used for event times; tests inject it.
 	Now func() time.Time
+	// Anchors receive the chain head at every session end; Open sets the
+	// file beside the log (FileAnchors at AnchorPath). Nil writes none.
+	Anchors []AnchorSink
+	// AnchorKey, when set, signs every anchor.
+	AnchorKey ed25519.PrivateKey
+	// OnAnchorError hears of an anchor that could not be written; the
+	// session is recorded all the same.
+	OnAnchorError func(error)
 }
 
 // NewerSchemaError reports an audit log written by a newer tfsh.
@@ -100,7 +109,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open audit log %s: %w", path, err)
 	}
-	d := &DB{db: db, path: path, Now: time.Now}
+	d := &DB{db: db, path: path, Now: time.Now, Anchors: []AnchorSink{FileAnchors{Path: AnchorPath(path)}}}
 	// Several tfsh starting at once on a new file race to switch it to WAL,
 	// which SQLite answers with SQLITE_BUSY at once, past busy_timeout: try
 	// again rather than show "database is locked".

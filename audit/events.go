@@ -47,14 +47,26 @@ type Event struct {
 // stored bytes preceded by its length as a uvarint. Empty stands for NULL.
 // Exact bytes: even white space inside data, or invalid UTF-8, is covered.
 func canonical(e *Event) []byte {
-	fields := []string{strconv.FormatInt(e.Seq, 10), e.ID, strconv.FormatInt(e.At.UnixNano(), 10),
-		e.SessionID, e.CommandID, e.Kind, e.StateKey, e.LockID, string(e.Data)}
-	var b []byte
-	for _, f := range fields {
-		b = binary.AppendUvarint(b, uint64(len(f)))
-		b = append(b, f...)
+	return appendCanonical(nil, e.Seq, e.ID, e.At.UnixNano(), e.SessionID, e.CommandID, e.Kind, e.StateKey, e.LockID, string(e.Data))
+}
+
+// appendCanonical appends canonical's bytes for these columns to b: one
+// definition for rows being written (strings) and rows being verified
+// (bytes as read, without copies).
+func appendCanonical[T ~string | ~[]byte](b []byte, seq int64, id T, at int64, sessionID, commandID, kind, stateKey, lockID, data T) []byte {
+	var num [20]byte
+	b = appendField(b, strconv.AppendInt(num[:0], seq, 10))
+	b = appendField(b, id)
+	b = appendField(b, strconv.AppendInt(num[:0], at, 10))
+	for _, f := range [...]T{sessionID, commandID, kind, stateKey, lockID, data} {
+		b = appendField(b, f)
 	}
 	return b
+}
+
+func appendField[T ~string | ~[]byte](b []byte, f T) []byte {
+	b = binary.AppendUvarint(b, uint64(len(f)))
+	return append(b, f...)
 }
 
 func rowHash(prev string, e *Event) string {

@@ -16,3 +16,6 @@ func SetSynchronous(mode string) (restore func()) {
 	synchronous = mode
 	return func() { synchronous = old }
 }
+
+// RowHash is the hash a row with this content has after prev.
+func RowHash(prev string, e *Event) string { return rowHash(prev, e) }

@@ -64,6 +64,9 @@ func (d *DB) StartSession(ctx context.Context, info SessionInfo, red *Redactor) 
 	if err != nil {
 		return nil, nil, err
 	}
+	if len(crashed) > 0 {
+		d.anchorHead(ctx, s.ID) // the crashed sessions' ends
+	}
 	return s, crashed, nil
 }
 
@@ -75,7 +78,7 @@ type SessionEnd struct {
 	Commands   int    `json:"commands"`
 }
 
-// End writes session_end.
+// End writes session_end, then anchors it (DB.Anchors).
 func (s *Session) End(ctx context.Context, end SessionEnd) error {
 	now := s.db.Now().UTC()
 	end.DurationMS = now.Sub(s.Start).Milliseconds()
@@ -83,13 +86,18 @@ func (s *Session) End(ctx context.Context, end SessionEnd) error {
 	if err != nil {
 		return err
 	}
-	return s.db.inTx(ctx, "end audit session", func(tx *sql.Tx) error {
+	err = s.db.inTx(ctx, "end audit session", func(tx *sql.Tx) error {
 		if err := chainAndInsert(ctx, tx, evs); err != nil {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, `DELETE FROM live_sessions WHERE session_id = ?`, s.ID)
 		return err
 	})
+	if err != nil {
+		return err
+	}
+	s.db.anchor(ctx, evs[0].Seq, evs[0].Hash, s.ID)
+	return nil
 }
 
 // CommandInfo is what command_start records. Argv fields must already be

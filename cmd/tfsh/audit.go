@@ -27,6 +27,7 @@ import (
 const auditUsage = `Usage:
   tfsh audit sessions [--json] [--limit N] [FILTERS]
   tfsh audit show [--json] [--no-output] SESSION|last
+  tfsh audit verify [--json] [--anchors] [--pubkey KEY]
 
 audit sessions lists the newest sessions that match every filter given:
   --user USER        started by USER (exactly)
@@ -44,6 +45,18 @@ audit sessions lists the newest sessions that match every filter given:
   --until TIME       started before TIME (same forms)
   --limit N          the newest N that match (default 50; 0 for all), listed oldest first
   --json             JSON instead of the table
+
+audit verify recomputes the hash chain and every command's output digest and reports
+the first broken place and its kind (edited, deleted, inserted, reordered, truncated,
+rewritten, output changed), then every problem found. It exits 0 when the log is intact,
+1 when it is not, 4 when it cannot be read.
+  --anchors          also check the log against its anchors (AUDIT_DB.anchors, and the stores
+                     $TFSH_ANCHOR_S3 and $TFSH_ANCHOR_DYNAMODB name): catches a truncated
+                     tail and a whole rewrite with a recomputed chain (default: on when there
+                     are any; --anchors=false to skip them)
+  --pubkey KEY       ed25519 public key (base64) the anchors must be signed with (default
+                     $TFSH_ANCHOR_PUBKEY); unsigned or badly signed anchors are problems
+  --json             JSON instead of text
 `
 
 func auditCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -57,11 +70,16 @@ func auditCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		err = auditSessions(ctx, args[1:], stdout)
 	case "show":
 		err = auditShow(ctx, args[1:], stdout)
+	case "verify":
+		err = auditVerify(ctx, args[1:], stdout)
+		if errors.Is(err, errLogBroken) {
+			return exitLogBroken
+		}
 	case "-h", "--help", "help":
 		io.WriteString(stdout, auditUsage)
 		return 0
 	default:
-		err = &usageError{fmt.Sprintf("unknown audit command %q (sessions, show)", args[0])}
+		err = &usageError{fmt.Sprintf("unknown audit command %q (sessions, show, verify)", args[0])}
 	}
 	if errors.Is(err, flag.ErrHelp) {
 		io.WriteString(stdout, auditUsage)

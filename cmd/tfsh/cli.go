@@ -589,6 +589,7 @@ func setup(ctx context.Context, c common, mode string, args []string, stdin, ask
 			return nil, err
 		}
 	}
+	setupAnchors(ctx, db, scratch == "", getenv, stderr)
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 
