@@ -89,6 +89,8 @@ Usage:
                       [--kind K] [--since T] [--until T] [--limit N]
                                    recorded sessions: the newest that match (tfsh audit help)
   tfsh audit show [--json] ID|last show a session: commands, decisions, exit codes, output
+  tfsh audit verify [--json] [--anchors] [--pubkey KEY]
+                                   recompute the chain, the output digests and the anchors (exit 1 if broken)
   tfsh explain [--since T] [--state KEY] [--json] [LOCK|EVENT|SESSION|COMMAND]
                                    who held the lock, who waited, how it ended (default: the last 24h)
   tfsh report --html FILE [--since T] [--until T] [--state KEY]
