@@ -38,6 +38,14 @@ type RunSpec struct {
 	// PTY runs the child on a pseudo-terminal with our terminal in raw mode.
 	PTY bool
 
+	// Typed, if set, receives each line the user types to the child in PTY
+	// mode: an answer at terraform's variable prompt may be a secret, and
+	// the terminal echoes it. While a line is being typed, the recording of
+	// the output is held back; Typed gets the line before the held output
+	// (its echo, and whatever terraform printed meanwhile) reaches Record's
+	// writer.
+	Typed func(line string)
+
 	// Signals delivers the signals tfsh receives while the command runs.
 	// Each is passed on once, SIGHUP as SIGTERM (terraform handles only
 	// INT and TERM; HUP would kill it and leak a remote lock). SIGINT is not
@@ -237,17 +245,18 @@ func runPTY(spec RunSpec) Result {
 	defer wake.Close()
 	defer wakeW.Close()
 
+	gate := &typedGate{typed: spec.Typed, rec: recorder(spec, "tty")}
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		copyInput(ptmx, inFd, int(wake.Fd()))
+		copyInput(&gatedInput{gate: gate, pty: ptmx}, inFd, int(wake.Fd()))
 	}()
 	outDone := make(chan struct{})
 	go func() {
 		defer close(outDone)
 		// Ends with EIO once the child and its descendants close the pty.
-		io.Copy(&tee{user: spec.Stdout, rec: recorder(spec, "tty")}, ptmx)
+		io.Copy(&tee{user: spec.Stdout, rec: gate}, ptmx)
 	}()
 
 	waitErr := make(chan error, 1)
@@ -277,7 +286,92 @@ loop:
 	}
 	wakeW.Write([]byte{0})
 	wg.Wait()
+	gate.close()
 	return exitResult(cmd, werr, start, fwd)
+}
+
+// typedGate stands between a PTY child's output and its recorder. While the
+// user has typed part of a line, the output (which includes the terminal's
+// echo of it) is held; when the line ends, the line goes to typed first and
+// the held output to the recorder after, so that a redactor that learns the
+// line from typed removes it from the echo and from what terraform prints
+// with it. Lines are edited as the terminal's line discipline would for the
+// common keys (erase, kill, interrupt), and a line given up with ^C or ^U
+// counts as typed too: its echo is on the screen.
+type typedGate struct {
+	typed func(string)
+	rec   io.Writer
+
+	mu   sync.Mutex
+	line []byte // typed since the last end of line
+	held []byte
+}
+
+func (g *typedGate) input(p []byte) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, b := range p {
+		switch b {
+		case '\r', '\n', 0x03, 0x15, 0x04: // end of line, ^C, ^U, ^D
+			g.endLine()
+		case 0x7f, '\b':
+			// Erase one character: drop UTF-8 continuation bytes with it.
+			n := len(g.line)
+			for n > 0 && g.line[n-1]&0xc0 == 0x80 {
+				n--
+			}
+			if n > 0 {
+				n--
+			}
+			g.line = g.line[:n]
+		default:
+			g.line = append(g.line, b)
+		}
+	}
+}
+
+// endLine passes on the line, then the output held while it was typed.
+func (g *typedGate) endLine() {
+	if len(g.line) > 0 && g.typed != nil {
+		g.typed(string(g.line))
+	}
+	g.line = g.line[:0]
+	if len(g.held) > 0 && g.rec != nil {
+		g.rec.Write(g.held)
+	}
+	g.held = nil
+}
+
+func (g *typedGate) Write(p []byte) (int, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	switch {
+	case g.rec == nil:
+	case len(g.line) > 0:
+		g.held = append(g.held, p...)
+	default:
+		g.rec.Write(p)
+	}
+	return len(p), nil
+}
+
+// close ends an unfinished line, as if it were entered.
+func (g *typedGate) close() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.endLine()
+}
+
+// gatedInput tells the gate what the user types before the child gets it,
+// so that the echo can never reach the recorder first.
+type gatedInput struct {
+	gate *typedGate
+	pty  io.Writer
+}
+
+func (w *gatedInput) Write(p []byte) (int, error) {
+	w.gate.input(p)
+	return w.pty.Write(p)
 }
 
 // copyInput copies the terminal to the pty until wake becomes readable. It
