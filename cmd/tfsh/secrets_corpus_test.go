@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -207,6 +208,7 @@ func TestSecretsCorpus(t *testing.T) {
 		secrets = append(secrets, s)
 		secretFor[s] = name
 	}
+	open := map[string][]byte{}
 	screen := corpusShell(t, &ph, func(typeLine func(string), waitFor func(string)) {
 		prompt := `tfsh [^ ]+ \[default · local\]> `
 		waitFor(prompt)
@@ -223,6 +225,13 @@ func TestSecretsCorpus(t *testing.T) {
 		typeLine(`plan -input=false -var ticket=x -var ticket_pw=y -var 'tags=["` + typedList + `"]'` + "\n")
 		waitFor(`Plan:`)
 		waitFor(prompt)
+		// The shell still has the log open: its WAL holds this session's
+		// pages now, and is checkpointed away when tfsh exits.
+		for _, suffix := range []string{"", "-wal", "-shm"} {
+			if b, err := os.ReadFile(h.db + suffix); err == nil {
+				open["audit.db"+suffix+" (while tfsh runs)"] = b
+			}
+		}
 		typeLine("exit\n")
 	})
 	for _, s := range []string{typedPrompt, typedVar, typedList} {
@@ -234,7 +243,10 @@ func TestSecretsCorpus(t *testing.T) {
 	if len(secrets) < 15 {
 		t.Fatalf("corpus has %d secrets, want at least 15", len(secrets))
 	}
-	checkNoSecrets(t, h, secrets, secretFor)
+	if len(open["audit.db-wal (while tfsh runs)"]) == 0 {
+		t.Errorf("no WAL while the shell ran")
+	}
+	checkNoSecrets(t, h, secrets, secretFor, open)
 }
 
 // corpusShell runs tfsh's interactive shell on a pty in h's directory and
@@ -277,7 +289,7 @@ func corpusShell(t *testing.T, h *harness, script func(typeLine func(string), wa
 // the audit log's files and the history file, and in what the log gives
 // back (events and decompressed output), and requires that the log does
 // hold redaction markers (so that redaction, not luck, kept them out).
-func checkNoSecrets(t *testing.T, h *harness, secrets []string, secretFor map[string]string) {
+func checkNoSecrets(t *testing.T, h *harness, secrets []string, secretFor map[string]string, files map[string][]byte) {
 	t.Helper()
 	ctx := context.Background()
 	db, err := audit.Open(ctx, h.db)
@@ -312,7 +324,7 @@ func checkNoSecrets(t *testing.T, h *harness, secrets []string, secretFor map[st
 	}
 	h.verify()
 
-	files := map[string][]byte{"read back from the log": readBack.Bytes()}
+	files["read back from the log"] = readBack.Bytes()
 	for _, p := range []string{h.db, h.db + "-wal", h.db + "-shm", filepath.Join(h.stateHome(), "tfsh", "history")} {
 		b, err := os.ReadFile(p)
 		if errors.Is(err, os.ErrNotExist) {
@@ -331,7 +343,11 @@ func checkNoSecrets(t *testing.T, h *harness, secrets []string, secretFor map[st
 		total += len(b)
 		for _, s := range secrets {
 			js, _ := json.Marshal(s)
-			for _, form := range []string{s, string(js[1 : len(js)-1]), hex.EncodeToString([]byte(s)), base64.StdEncoding.EncodeToString([]byte(s)), base64.RawURLEncoding.EncodeToString([]byte(s))} {
+			forms := []string{s, string(js[1 : len(js)-1]), hex.EncodeToString([]byte(s)), base64.StdEncoding.EncodeToString([]byte(s)), base64.RawURLEncoding.EncodeToString([]byte(s))}
+			for i, form := range forms {
+				if slices.Contains(forms[:i], form) {
+					continue
+				}
 				if n := bytes.Count(b, []byte(form)); n > 0 {
 					t.Errorf("%s (%s) occurs %d times in %s as %q", s, secretFor[s], n, name, form)
 				}
