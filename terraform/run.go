@@ -139,8 +139,22 @@ func runPipes(spec RunSpec) Result {
 		cmd.Stdin = spec.Stdin
 		foreground = term.IsTerminal(int(spec.Stdin.Fd()))
 	}
-	cmd.Stdout = &tee{user: spec.Stdout, rec: recorder(spec, "stdout")}
-	cmd.Stderr = &tee{user: spec.Stderr, rec: recorder(spec, "stderr")}
+	gate := &typedGate{typed: spec.Typed}
+	cmd.Stdout = &tee{user: spec.Stdout, rec: gate.output(recorder(spec, "stdout"))}
+	cmd.Stderr = &tee{user: spec.Stderr, rec: gate.output(recorder(spec, "stderr"))}
+	// Input that is not a terminal (a pipe, a file) may answer terraform's
+	// prompts: it goes through the gate like typing on a pty. A terminal is
+	// given to the child itself (it must read it in the foreground), so
+	// what is typed there is not seen.
+	var input *pipedInput
+	if spec.Stdin != nil && !foreground && spec.Typed != nil {
+		var err error
+		if input, err = pipeInput(spec.Stdin, gate); err != nil {
+			return Result{Err: err, ExitCode: -1}
+		}
+		cmd.Stdin = input.r
+		defer input.stop()
+	}
 	// Without a terminal on stdin, the child gets its own process group:
 	// signals reach it only through tfsh, exactly once. With one, it must
 	// stay in the foreground group, or reading the terminal (an approval
@@ -183,7 +197,57 @@ func runPipes(spec RunSpec) Result {
 	err := cmd.Wait()
 	close(stop)
 	wg.Wait()
+	if input != nil {
+		input.stop()
+	}
+	gate.close()
 	return exitResult(cmd, err, start, fwd)
+}
+
+// pipedInput copies tfsh's non-terminal stdin to the child through a pipe,
+// telling the gate what passes.
+type pipedInput struct {
+	r, w    *os.File
+	wake    *os.File
+	wakeW   *os.File
+	done    chan struct{}
+	stopped bool
+}
+
+func pipeInput(in *os.File, gate *typedGate) (*pipedInput, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("pipe terraform's input: %w", err)
+	}
+	wake, wakeW, err := os.Pipe()
+	if err != nil {
+		r.Close()
+		w.Close()
+		return nil, fmt.Errorf("pipe terraform's input: %w", err)
+	}
+	p := &pipedInput{r: r, w: w, wake: wake, wakeW: wakeW, done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		// Polls, so that it stops when the child is gone instead of
+		// blocking in read; closing w at EOF gives the child its EOF.
+		copyInput(&gatedInput{gate: gate, pty: w}, int(in.Fd()), int(wake.Fd()))
+		w.Close()
+	}()
+	return p, nil
+}
+
+// stop ends the copy once the child has exited; a copy blocked on a full
+// pipe ends when the read end closes.
+func (p *pipedInput) stop() {
+	if p.stopped {
+		return
+	}
+	p.stopped = true
+	p.r.Close()
+	p.wakeW.Write([]byte{0})
+	<-p.done
+	p.wake.Close()
+	p.wakeW.Close()
 }
 
 // exitResult is how a started child ended.
@@ -245,7 +309,8 @@ func runPTY(spec RunSpec) Result {
 	defer wake.Close()
 	defer wakeW.Close()
 
-	gate := &typedGate{typed: spec.Typed, rec: recorder(spec, "tty")}
+	gate := &typedGate{typed: spec.Typed}
+	rec := gate.output(recorder(spec, "tty"))
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -256,7 +321,7 @@ func runPTY(spec RunSpec) Result {
 	go func() {
 		defer close(outDone)
 		// Ends with EIO once the child and its descendants close the pty.
-		io.Copy(&tee{user: spec.Stdout, rec: gate}, ptmx)
+		io.Copy(&tee{user: spec.Stdout, rec: rec}, ptmx)
 	}()
 
 	waitErr := make(chan error, 1)
@@ -290,21 +355,30 @@ loop:
 	return exitResult(cmd, werr, start, fwd)
 }
 
-// typedGate stands between a PTY child's output and its recorder. While the
+// typedGate stands between a child's output and its recorders. While the
 // user has typed part of a line, the output (which includes the terminal's
 // echo of it) is held; when the line ends, the line goes to typed first and
-// the held output to the recorder after, so that a redactor that learns the
-// line from typed removes it from the echo and from what terraform prints
-// with it. Lines are edited as the terminal's line discipline would for the
-// common keys (erase, kill, interrupt), and a line given up with ^C or ^U
-// counts as typed too: its echo is on the screen.
+// the held output to the recorders after, so that a redactor that learns
+// the line from typed removes it from the echo and from what terraform
+// prints with it. Lines are edited as the terminal's line discipline would
+// for the common keys (erase, kill, interrupt), and a line given up with ^C
+// or ^U counts as typed too: its echo is on the screen.
 type typedGate struct {
 	typed func(string)
-	rec   io.Writer
 
 	mu   sync.Mutex
 	line []byte // typed since the last end of line
-	held []byte
+	outs []*gatedOutput
+}
+
+// output returns a writer to rec (nil: nothing is recorded) that holds what
+// is written while a line is being typed.
+func (g *typedGate) output(rec io.Writer) io.Writer {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	o := &gatedOutput{g: g, rec: rec}
+	g.outs = append(g.outs, o)
+	return o
 }
 
 func (g *typedGate) input(p []byte) {
@@ -336,23 +410,12 @@ func (g *typedGate) endLine() {
 		g.typed(string(g.line))
 	}
 	g.line = g.line[:0]
-	if len(g.held) > 0 && g.rec != nil {
-		g.rec.Write(g.held)
+	for _, o := range g.outs {
+		if len(o.held) > 0 {
+			o.rec.Write(o.held)
+		}
+		o.held = nil
 	}
-	g.held = nil
-}
-
-func (g *typedGate) Write(p []byte) (int, error) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	switch {
-	case g.rec == nil:
-	case len(g.line) > 0:
-		g.held = append(g.held, p...)
-	default:
-		g.rec.Write(p)
-	}
-	return len(p), nil
 }
 
 // close ends an unfinished line, as if it were entered.
@@ -360,6 +423,25 @@ func (g *typedGate) close() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.endLine()
+}
+
+type gatedOutput struct {
+	g    *typedGate
+	rec  io.Writer
+	held []byte
+}
+
+func (o *gatedOutput) Write(p []byte) (int, error) {
+	o.g.mu.Lock()
+	defer o.g.mu.Unlock()
+	switch {
+	case o.rec == nil:
+	case len(o.g.line) > 0:
+		o.held = append(o.held, p...)
+	default:
+		o.rec.Write(p)
+	}
+	return len(p), nil
 }
 
 // gatedInput tells the gate what the user types before the child gets it,
@@ -391,7 +473,7 @@ func copyInput(dst io.Writer, in, wake int) {
 		if fds[1].Revents != 0 {
 			return
 		}
-		if fds[0].Revents&(unix.POLLIN|unix.POLLHUP|unix.POLLERR) != 0 {
+		if fds[0].Revents&(unix.POLLIN|unix.POLLHUP|unix.POLLERR|unix.POLLNVAL) != 0 {
 			n, err := unix.Read(in, buf)
 			if n > 0 {
 				if _, err := dst.Write(buf[:n]); err != nil {

@@ -15,17 +15,18 @@ func TestTypedGate(t *testing.T) {
 	g := &typedGate{typed: func(l string) {
 		lines = append(lines, l)
 		rec.WriteString("<typed>")
-	}, rec: &rec}
-	g.Write([]byte("Enter a value: "))
+	}}
+	out := g.output(&rec)
+	out.Write([]byte("Enter a value: "))
 	for _, b := range []byte("s3cX\x7fret") {
 		g.input([]byte{b})
-		g.Write([]byte{b}) // the echo
+		out.Write([]byte{b}) // the echo
 	}
 	if got := rec.String(); got != "Enter a value: " {
 		t.Fatalf("recorded while typing: %q", got)
 	}
 	g.input([]byte("\r"))
-	g.Write([]byte("\r\nPlan: s3cret\r\n"))
+	out.Write([]byte("\r\nPlan: s3cret\r\n"))
 	if got, want := strings.Join(lines, "|"), "s3cret"; got != want {
 		t.Fatalf("typed lines %q, want %q", got, want)
 	}
@@ -35,7 +36,7 @@ func TestTypedGate(t *testing.T) {
 	// A line given up with ^C, and one left unfinished, count too.
 	g.input([]byte("héé\x7fpw\x03"))
 	g.input([]byte("tail"))
-	g.Write([]byte("held"))
+	out.Write([]byte("held"))
 	g.close()
 	if got, want := strings.Join(lines, "|"), "s3cret|hépw|tail"; got != want {
 		t.Fatalf("typed lines %q, want %q", got, want)
