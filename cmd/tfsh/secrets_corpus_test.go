@@ -74,7 +74,8 @@ func newSecret(t *testing.T) string {
 }
 
 // TestSecretsCorpus runs secret-bearing invocations and environments through
-// tfsh with terraform 1.5.7 (tfsh run, tfsh -c and the interactive shell),
+// tfsh with terraform 1.5.7 (tfsh run, tfsh -c, answers to terraform's
+// prompts piped to tfsh -c, and the interactive shell),
 // each with its own secret, then requires that no secret, in any spelling
 // (raw, JSON-escaped, hex, base64), is in the bytes of the audit database,
 // its WAL and shared-memory files, the history file, or what tfsh reads
@@ -198,6 +199,20 @@ func TestSecretsCorpus(t *testing.T) {
 	ph.dir = pdir
 	ph.env = append(append([]string(nil), h.env...), "TF_INPUT=1") // the lab turns terraform's prompts off
 	ph.must("run", "--", "init", "-input=false")
+	// An answer to terraform's prompt on a piped stdin (tfsh -c). One
+	// prompt only: terraform 1.5.7 itself loses a second answer that
+	// arrives in the same read as the first.
+	pipedPrompt := newSecret(t)
+	secrets = append(secrets, pipedPrompt)
+	secretFor[pipedPrompt] = "a value piped to terraform's variable prompt"
+	piped := exec.Command("tfsh", "-c", "plan -var ticket_pw=placeholder")
+	piped.Dir = pdir
+	piped.Env = ph.env
+	piped.Stdin = strings.NewReader(pipedPrompt + "\n")
+	if out, err := piped.CombinedOutput(); err != nil || !strings.Contains(string(out), pipedPrompt) {
+		t.Errorf("tfsh -c plan with answers on stdin: %v; output:\n%s", err, out)
+	}
+
 	typedPrompt, typedPromptPw, typedVar, typedList := newSecret(t), newSecret(t), newSecret(t), newSecret(t)
 	for s, name := range map[string]string{
 		typedPrompt:   "a value typed at terraform's variable prompt",
