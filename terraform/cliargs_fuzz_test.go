@@ -55,6 +55,9 @@ func FuzzCLIArgsSplit(f *testing.F) {
 			}
 		}
 		if inv.Err == nil {
+			if eff[0] == "version" && inv.Command == "version" {
+				eff = eff[1:] // -v or -version anywhere: terraform runs version
+			}
 			n := 2
 			for _, ea := range inv.EnvArgs {
 				n += len(ea.Args)
