@@ -544,3 +544,40 @@ func TestLaterAndAppendAt(t *testing.T) {
 		t.Fatalf("verify: %+v %v", res, err)
 	}
 }
+
+// TestAddSecretsWhileRunning: a secret learned while the command runs (a
+// line typed at terraform's prompt) is redacted from output written after
+// it is added, from what was still held back, and from later events.
+func TestAddSecretsWhileRunning(t *testing.T) {
+	db := MustOpenDB(t)
+	ctx := context.Background()
+	s, _, err := db.StartSession(ctx, testInfo(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.StartCommand(ctx, audit.CommandInfo{Typed: []string{"plan"}}, audit.Decision{Action: "allow"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := c.Output(audit.TTY)
+	w.Write([]byte("Enter a value: "))
+	c.AddSecrets("typed-s3cret")
+	w.Write([]byte("typed-s3cret\r\nticket = \"typed-s3cret\"\r\n"))
+	if err := c.AppendAt(ctx, time.Time{}, "lock_observed", "", map[string]string{"note": "saw typed-s3cret"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.End(ctx, audit.CommandEnd{Status: "ok", Error: "typed-s3cret"}); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	db.Frames(ctx, c.ID, func(f audit.Frame) error { out.Write(f.Data); return nil })
+	if want := "Enter a value: [redacted]\r\nticket = \"[redacted]\"\r\n"; out.String() != want {
+		t.Fatalf("recorded output = %q, want %q", out.String(), want)
+	}
+	db.Events(ctx, audit.EventFilter{CommandID: c.ID}, func(e audit.Event) error {
+		if bytes.Contains(e.Data, []byte("typed-s3cret")) {
+			t.Fatalf("%s event holds the secret: %s", e.Kind, e.Data)
+		}
+		return nil
+	})
+}

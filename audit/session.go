@@ -211,8 +211,35 @@ func (s *Session) StartCommand(ctx context.Context, info CommandInfo, dec Decisi
 // results) at the time the fact happened (when a lock was seen), which may
 // be a little before it is written. The zero time means now.
 func (c *Command) AppendAt(ctx context.Context, at time.Time, kind, lockID string, data any) error {
-	_, err := c.s.db.append(ctx, c.red, pending{at: at, sessionID: c.s.ID, commandID: c.ID, kind: kind, stateKey: c.stateKey, lockID: lockID, data: data})
+	_, err := c.s.db.append(ctx, c.redactor(), pending{at: at, sessionID: c.s.ID, commandID: c.ID, kind: kind, stateKey: c.stateKey, lockID: lockID, data: data})
 	return err
+}
+
+// AddSecrets adds values learned while the command runs (a line the user
+// typed at one of terraform's prompts) to what the command's output and its
+// later events are redacted of. Output already written to the writers Output
+// returned is redacted of them only if still held back: call AddSecrets
+// before the output that may show them is written.
+func (c *Command) AddSecrets(secrets ...string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.red = c.red.With(secrets...)
+	if c.out == nil {
+		return
+	}
+	c.out.mu.Lock()
+	defer c.out.mu.Unlock()
+	for _, w := range c.out.writers {
+		w.mu.Lock()
+		w.red.r = c.red
+		w.mu.Unlock()
+	}
+}
+
+func (c *Command) redactor() *Redactor {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.red
 }
 
 // Later queues an event to be written in the same transaction as
@@ -265,7 +292,7 @@ func (c *Command) End(ctx context.Context, end CommandEnd) error {
 	now := c.s.db.Now().UTC()
 	end.DurationMS = now.Sub(c.Start).Milliseconds()
 	evs := append(later, pending{at: now, sessionID: c.s.ID, commandID: c.ID, kind: KindCommandEnd, stateKey: c.stateKey, data: end})
-	if _, err := c.s.db.append(ctx, c.red, evs...); err != nil {
+	if _, err := c.s.db.append(ctx, c.redactor(), evs...); err != nil {
 		return err
 	}
 	if outErr != nil {

@@ -425,6 +425,9 @@ func (s *Session) Run(ctx context.Context, argv []string, line string) Outcome {
 		PTY:     s.cfg.PTY,
 		Signals: sigs,
 		Started: lw.started,
+		// An answer at terraform's prompt may be a secret (a variable's
+		// value): every typed line is redacted from the command's record.
+		Typed: func(line string) { c.AddSecrets(line, strings.TrimSpace(line)) },
 		Record: func(stream string) io.Writer {
 			switch stream {
 			case "stderr":

@@ -38,6 +38,14 @@ type RunSpec struct {
 	// PTY runs the child on a pseudo-terminal with our terminal in raw mode.
 	PTY bool
 
+	// Typed, if set, receives each line the user types to the child in PTY
+	// mode: an answer at terraform's variable prompt may be a secret, and
+	// the terminal echoes it. While a line is being typed, the recording of
+	// the output is held back; Typed gets the line before the held output
+	// (its echo, and whatever terraform printed meanwhile) reaches Record's
+	// writer.
+	Typed func(line string)
+
 	// Signals delivers the signals tfsh receives while the command runs.
 	// Each is passed on once, SIGHUP as SIGTERM (terraform handles only
 	// INT and TERM; HUP would kill it and leak a remote lock). SIGINT is not
@@ -131,8 +139,22 @@ func runPipes(spec RunSpec) Result {
 		cmd.Stdin = spec.Stdin
 		foreground = term.IsTerminal(int(spec.Stdin.Fd()))
 	}
-	cmd.Stdout = &tee{user: spec.Stdout, rec: recorder(spec, "stdout")}
-	cmd.Stderr = &tee{user: spec.Stderr, rec: recorder(spec, "stderr")}
+	gate := &typedGate{typed: spec.Typed}
+	cmd.Stdout = &tee{user: spec.Stdout, rec: gate.output(recorder(spec, "stdout"))}
+	cmd.Stderr = &tee{user: spec.Stderr, rec: gate.output(recorder(spec, "stderr"))}
+	// Input that is not a terminal (a pipe, a file) may answer terraform's
+	// prompts: it goes through the gate like typing on a pty. A terminal is
+	// given to the child itself (it must read it in the foreground), so
+	// what is typed there is not seen.
+	var input *pipedInput
+	if spec.Stdin != nil && !foreground && spec.Typed != nil {
+		var err error
+		if input, err = pipeInput(spec.Stdin, gate); err != nil {
+			return Result{Err: err, ExitCode: -1}
+		}
+		cmd.Stdin = input.r
+		defer input.stop()
+	}
 	// Without a terminal on stdin, the child gets its own process group:
 	// signals reach it only through tfsh, exactly once. With one, it must
 	// stay in the foreground group, or reading the terminal (an approval
@@ -175,7 +197,57 @@ func runPipes(spec RunSpec) Result {
 	err := cmd.Wait()
 	close(stop)
 	wg.Wait()
+	if input != nil {
+		input.stop()
+	}
+	gate.close()
 	return exitResult(cmd, err, start, fwd)
+}
+
+// pipedInput copies tfsh's non-terminal stdin to the child through a pipe,
+// telling the gate what passes.
+type pipedInput struct {
+	r, w    *os.File
+	wake    *os.File
+	wakeW   *os.File
+	done    chan struct{}
+	stopped bool
+}
+
+func pipeInput(in *os.File, gate *typedGate) (*pipedInput, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("pipe terraform's input: %w", err)
+	}
+	wake, wakeW, err := os.Pipe()
+	if err != nil {
+		r.Close()
+		w.Close()
+		return nil, fmt.Errorf("pipe terraform's input: %w", err)
+	}
+	p := &pipedInput{r: r, w: w, wake: wake, wakeW: wakeW, done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		// Polls, so that it stops when the child is gone instead of
+		// blocking in read; closing w at EOF gives the child its EOF.
+		copyInput(&gatedInput{gate: gate, pty: w}, int(in.Fd()), int(wake.Fd()))
+		w.Close()
+	}()
+	return p, nil
+}
+
+// stop ends the copy once the child has exited; a copy blocked on a full
+// pipe ends when the read end closes.
+func (p *pipedInput) stop() {
+	if p.stopped {
+		return
+	}
+	p.stopped = true
+	p.r.Close()
+	p.wakeW.Write([]byte{0})
+	<-p.done
+	p.wake.Close()
+	p.wakeW.Close()
 }
 
 // exitResult is how a started child ended.
@@ -237,17 +309,19 @@ func runPTY(spec RunSpec) Result {
 	defer wake.Close()
 	defer wakeW.Close()
 
+	gate := &typedGate{typed: spec.Typed}
+	rec := gate.output(recorder(spec, "tty"))
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		copyInput(ptmx, inFd, int(wake.Fd()))
+		copyInput(&gatedInput{gate: gate, pty: ptmx}, inFd, int(wake.Fd()))
 	}()
 	outDone := make(chan struct{})
 	go func() {
 		defer close(outDone)
 		// Ends with EIO once the child and its descendants close the pty.
-		io.Copy(&tee{user: spec.Stdout, rec: recorder(spec, "tty")}, ptmx)
+		io.Copy(&tee{user: spec.Stdout, rec: rec}, ptmx)
 	}()
 
 	waitErr := make(chan error, 1)
@@ -277,7 +351,109 @@ loop:
 	}
 	wakeW.Write([]byte{0})
 	wg.Wait()
+	gate.close()
 	return exitResult(cmd, werr, start, fwd)
+}
+
+// typedGate stands between a child's output and its recorders. While the
+// user has typed part of a line, the output (which includes the terminal's
+// echo of it) is held; when the line ends, the line goes to typed first and
+// the held output to the recorders after, so that a redactor that learns
+// the line from typed removes it from the echo and from what terraform
+// prints with it. Lines are edited as the terminal's line discipline would
+// for the common keys (erase, kill, interrupt), and a line given up with ^C
+// or ^U counts as typed too: its echo is on the screen.
+type typedGate struct {
+	typed func(string)
+
+	mu   sync.Mutex
+	line []byte // typed since the last end of line
+	outs []*gatedOutput
+}
+
+// output returns a writer to rec (nil: nothing is recorded) that holds what
+// is written while a line is being typed.
+func (g *typedGate) output(rec io.Writer) io.Writer {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	o := &gatedOutput{g: g, rec: rec}
+	g.outs = append(g.outs, o)
+	return o
+}
+
+func (g *typedGate) input(p []byte) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, b := range p {
+		switch b {
+		case '\r', '\n', 0x03, 0x15, 0x04: // end of line, ^C, ^U, ^D
+			g.endLine()
+		case 0x7f, '\b':
+			// Erase one character: drop UTF-8 continuation bytes with it.
+			n := len(g.line)
+			for n > 0 && g.line[n-1]&0xc0 == 0x80 {
+				n--
+			}
+			if n > 0 {
+				n--
+			}
+			g.line = g.line[:n]
+		default:
+			g.line = append(g.line, b)
+		}
+	}
+}
+
+// endLine passes on the line, then the output held while it was typed.
+func (g *typedGate) endLine() {
+	if len(g.line) > 0 && g.typed != nil {
+		g.typed(string(g.line))
+	}
+	g.line = g.line[:0]
+	for _, o := range g.outs {
+		if len(o.held) > 0 {
+			o.rec.Write(o.held)
+		}
+		o.held = nil
+	}
+}
+
+// close ends an unfinished line, as if it were entered.
+func (g *typedGate) close() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.endLine()
+}
+
+type gatedOutput struct {
+	g    *typedGate
+	rec  io.Writer
+	held []byte
+}
+
+func (o *gatedOutput) Write(p []byte) (int, error) {
+	o.g.mu.Lock()
+	defer o.g.mu.Unlock()
+	switch {
+	case o.rec == nil:
+	case len(o.g.line) > 0:
+		o.held = append(o.held, p...)
+	default:
+		o.rec.Write(p)
+	}
+	return len(p), nil
+}
+
+// gatedInput tells the gate what the user types before the child gets it,
+// so that the echo can never reach the recorder first.
+type gatedInput struct {
+	gate *typedGate
+	pty  io.Writer
+}
+
+func (w *gatedInput) Write(p []byte) (int, error) {
+	w.gate.input(p)
+	return w.pty.Write(p)
 }
 
 // copyInput copies the terminal to the pty until wake becomes readable. It
@@ -297,7 +473,7 @@ func copyInput(dst io.Writer, in, wake int) {
 		if fds[1].Revents != 0 {
 			return
 		}
-		if fds[0].Revents&(unix.POLLIN|unix.POLLHUP|unix.POLLERR) != 0 {
+		if fds[0].Revents&(unix.POLLIN|unix.POLLHUP|unix.POLLERR|unix.POLLNVAL) != 0 {
 			n, err := unix.Read(in, buf)
 			if n > 0 {
 				if _, err := dst.Write(buf[:n]); err != nil {
