@@ -2,8 +2,6 @@ package audit_test
 
 import (
 	"context"
-	"io"
-	"os"
 	"path/filepath"
 	"testing"
 
@@ -21,7 +19,7 @@ func BenchmarkVerify1M(b *testing.B) {
 		b.Fatal(err)
 	}
 	path := filepath.Join(b.TempDir(), "audit.db")
-	if err := copyFile(cached, path); err != nil {
+	if err := auditgen.CopyFile(cached, path); err != nil {
 		b.Fatal(err)
 	}
 	db, err := audit.Open(ctx, path)
@@ -40,21 +38,4 @@ func BenchmarkVerify1M(b *testing.B) {
 	}
 	b.ReportMetric(float64(res.Events), "events")
 	b.ReportMetric(float64(res.Commands), "outputs")
-}
-
-func copyFile(from, to string) error {
-	in, err := os.Open(from)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }

@@ -62,7 +62,7 @@ func Cached(ctx context.Context, opt Options) (string, error) {
 		}
 	}
 	if older != "" {
-		if err := copyFile(older, file); err != nil {
+		if err := CopyFile(older, file); err != nil {
 			return "", err
 		}
 	}
@@ -95,7 +95,9 @@ func fileExists(p string) bool {
 	return err == nil
 }
 
-func copyFile(from, to string) error {
+// CopyFile copies a log to a new file (mode 0600) that must not exist: a
+// benchmark that may write works on a copy, never on the cached log.
+func CopyFile(from, to string) error {
 	in, err := os.Open(from)
 	if err != nil {
 		return err
