@@ -574,7 +574,31 @@ func TestAddSecretsWhileRunning(t *testing.T) {
 	if want := "Enter a value: [redacted]\r\nticket = \"[redacted]\"\r\n"; out.String() != want {
 		t.Fatalf("recorded output = %q, want %q", out.String(), want)
 	}
-	db.Events(ctx, audit.EventFilter{CommandID: c.ID}, func(e audit.Event) error {
+	// The session keeps it: a later command that shows the value (output,
+	// console) and the session's own end are redacted of it too.
+	c2, err := s.StartCommand(ctx, audit.CommandInfo{Typed: []string{"output", "ticket"}, Note: "ticket typed-s3cret"}, audit.Decision{Action: "allow"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2.Output(audit.Stdout).Write([]byte("\"typed-s3cret\"\n"))
+	if err := c2.End(ctx, audit.CommandEnd{Status: "ok"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Append(ctx, "note", "", "", map[string]string{"x": "typed-s3cret"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.End(ctx, audit.SessionEnd{Status: "ok"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Redactor().String("a typed-s3cret b"); got != "a [redacted] b" {
+		t.Fatalf("session redactor left %q", got)
+	}
+	out.Reset()
+	db.Frames(ctx, c2.ID, func(f audit.Frame) error { out.Write(f.Data); return nil })
+	if want := "\"[redacted]\"\n"; out.String() != want {
+		t.Fatalf("later command's output = %q, want %q", out.String(), want)
+	}
+	db.Events(ctx, audit.EventFilter{SessionID: s.ID}, func(e audit.Event) error {
 		if bytes.Contains(e.Data, []byte("typed-s3cret")) {
 			t.Fatalf("%s event holds the secret: %s", e.Kind, e.Data)
 		}

@@ -34,8 +34,26 @@ type Session struct {
 	db    *DB
 	ID    string
 	Start time.Time
-	red   *Redactor
 	info  SessionInfo
+
+	mu  sync.Mutex
+	red *Redactor // grows as commands learn secrets (AddSecrets)
+}
+
+// AddSecrets adds values to what everything the session stores from now on
+// is redacted of: its later events, commands, output and session_end.
+func (s *Session) AddSecrets(secrets ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.red = s.red.With(secrets...)
+}
+
+// Redactor is what the session's records are currently redacted of; the
+// shell redacts the lines it keeps in history with it.
+func (s *Session) Redactor() *Redactor {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.red
 }
 
 // StartSession writes session_start, and in the same transaction closes the
@@ -82,7 +100,7 @@ type SessionEnd struct {
 func (s *Session) End(ctx context.Context, end SessionEnd) error {
 	now := s.db.Now().UTC()
 	end.DurationMS = now.Sub(s.Start).Milliseconds()
-	evs, err := s.db.build(s.red, pending{at: now, sessionID: s.ID, kind: KindSessionEnd, data: end})
+	evs, err := s.db.build(s.Redactor(), pending{at: now, sessionID: s.ID, kind: KindSessionEnd, data: end})
 	if err != nil {
 		return err
 	}
@@ -187,7 +205,7 @@ type Command struct {
 // Append writes an event of the session that belongs to no one command
 // (an integrity check that spans several).
 func (s *Session) Append(ctx context.Context, kind, stateKey, lockID string, data any) error {
-	_, err := s.db.append(ctx, s.red, pending{at: s.db.Now().UTC(), sessionID: s.ID, kind: kind, stateKey: stateKey, lockID: lockID, data: data})
+	_, err := s.db.append(ctx, s.Redactor(), pending{at: s.db.Now().UTC(), sessionID: s.ID, kind: kind, stateKey: stateKey, lockID: lockID, data: data})
 	return err
 }
 
@@ -195,7 +213,7 @@ func (s *Session) Append(ctx context.Context, kind, stateKey, lockID string, dat
 // secrets are added to the session's redactor for this command.
 func (s *Session) StartCommand(ctx context.Context, info CommandInfo, dec Decision, secrets ...string) (*Command, error) {
 	now := s.db.Now().UTC()
-	red := s.red.With(secrets...)
+	red := s.Redactor().With(secrets...)
 	c := &Command{s: s, ID: newID(now), Start: now, stateKey: info.StateKey, red: red}
 	_, err := s.db.append(ctx, red,
 		pending{at: now, sessionID: s.ID, commandID: c.ID, kind: KindCommandStart, stateKey: info.StateKey, data: info},
@@ -217,10 +235,13 @@ func (c *Command) AppendAt(ctx context.Context, at time.Time, kind, lockID strin
 
 // AddSecrets adds values learned while the command runs (a line the user
 // typed at one of terraform's prompts) to what the command's output and its
-// later events are redacted of. Output already written to the writers Output
-// returned is redacted of them only if still held back: call AddSecrets
-// before the output that may show them is written.
+// later events are redacted of, and to the session's redactor, so that a
+// later command that shows the value (output, console, a plan of the same
+// variable) does not store it either. Output already written to the writers
+// Output returned is redacted of them only if still held back: call
+// AddSecrets before the output that may show them is written.
 func (c *Command) AddSecrets(secrets ...string) {
+	c.s.AddSecrets(secrets...)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.red = c.red.With(secrets...)

@@ -252,7 +252,7 @@ func (s *Session) remember(line string) {
 	if s.history == nil {
 		return
 	}
-	if l, ok := HistoryLine(line, s.red.String); ok {
+	if l, ok := HistoryLine(line, s.rec.Redactor().String); ok {
 		if err := s.history.Add(l); err != nil {
 			s.sayOnceErr("history:"+err.Error(), err)
 		}

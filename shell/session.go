@@ -81,7 +81,6 @@ type Config struct {
 type Session struct {
 	cfg   Config
 	rec   *audit.Session
-	red   *audit.Redactor
 	dir   string
 	count int
 
@@ -120,7 +119,7 @@ func NewSession(ctx context.Context, cfg Config, info audit.SessionInfo) (*Sessi
 	if err != nil {
 		return nil, nil, fmt.Errorf("audit log %s cannot be written: %w", cfg.Audit.Path(), err)
 	}
-	s := &Session{cfg: cfg, rec: rec, red: red, dir: cfg.Dir, stop: make(chan struct{}), who: LockWho(),
+	s := &Session{cfg: cfg, rec: rec, dir: cfg.Dir, stop: make(chan struct{}), who: LockWho(),
 		user: info.User, host: info.Host, ci: ci.Detect(terraform.EnvLookup(cfg.Env)), waitEvery: waitEvery(terraform.EnvLookup(cfg.Env))}
 	if cfg.Signals != nil {
 		go s.route()

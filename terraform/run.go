@@ -142,12 +142,16 @@ func runPipes(spec RunSpec) Result {
 	gate := &typedGate{typed: spec.Typed}
 	cmd.Stdout = &tee{user: spec.Stdout, rec: gate.output(recorder(spec, "stdout"))}
 	cmd.Stderr = &tee{user: spec.Stderr, rec: gate.output(recorder(spec, "stderr"))}
-	// Input that is not a terminal (a pipe, a file) may answer terraform's
-	// prompts: it goes through the gate like typing on a pty. A terminal is
-	// given to the child itself (it must read it in the foreground), so
-	// what is typed there is not seen.
+	// Input may answer terraform's prompts: it goes through the gate like
+	// typing on a pty, so that the answer is known before terraform can
+	// print it. That holds for a terminal on stdin too (its output piped,
+	// as in `tfsh -c plan | tee log`): tfsh reads the terminal, which stays
+	// in its usual line mode (the terminal echoes, erases and ends lines
+	// itself), and hands each line on. Reading a line ahead is not possible:
+	// the copy polls and stops when the child exits, so what is typed after
+	// that stays in the terminal for the next reader.
 	var input *pipedInput
-	if spec.Stdin != nil && !foreground && spec.Typed != nil {
+	if spec.Stdin != nil && spec.Typed != nil {
 		var err error
 		if input, err = pipeInput(spec.Stdin, gate); err != nil {
 			return Result{Err: err, ExitCode: -1}
@@ -156,9 +160,11 @@ func runPipes(spec RunSpec) Result {
 		defer input.stop()
 	}
 	// Without a terminal on stdin, the child gets its own process group:
-	// signals reach it only through tfsh, exactly once. With one, it must
-	// stay in the foreground group, or reading the terminal (an approval
-	// prompt) would stop it with SIGTTIN while it holds the lock.
+	// signals reach it only through tfsh, exactly once. With one, it stays
+	// in the foreground group: Ctrl-C at the terminal reaches it as it
+	// would plain terraform, and without Typed it reads the terminal
+	// itself, which from another group would stop it with SIGTTIN while it
+	// holds the lock.
 	// Pdeathsig: if tfsh dies, terraform gets the graceful stop.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: !foreground, Pdeathsig: syscall.SIGTERM}
 	// A provisioner's background process may keep the output pipes open

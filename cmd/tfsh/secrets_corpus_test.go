@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -213,12 +214,38 @@ func TestSecretsCorpus(t *testing.T) {
 		t.Errorf("tfsh -c plan with answers on stdin: %v; output:\n%s", err, out)
 	}
 
-	typedPrompt, typedPromptPw, typedVar, typedList := newSecret(t), newSecret(t), newSecret(t), newSecret(t)
+	// An answer typed at a terminal while tfsh's output goes to a pipe
+	// (tfsh -c plan | tee log): the terminal is stdin, the output is not.
+	ttyPrompt := newSecret(t)
+	secrets = append(secrets, ttyPrompt)
+	secretFor[ttyPrompt] = "a value typed at a terminal while the output is piped"
+	ptmx, tty, err := pty.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _, _ = io.Copy(io.Discard, ptmx) }() // the terminal's echo
+	// Typed ahead: the terminal holds the line until someone reads it.
+	if _, err := ptmx.Write([]byte(ttyPrompt + "\n")); err != nil {
+		t.Fatal(err)
+	}
+	teed := exec.Command("tfsh", "-c", "plan -var ticket_pw=placeholder")
+	teed.Dir = pdir
+	teed.Env = ph.env
+	teed.Stdin = tty
+	out, err := teed.CombinedOutput()
+	tty.Close()
+	ptmx.Close()
+	if err != nil || !strings.Contains(string(out), `ticket      = "`+ttyPrompt+`"`) {
+		t.Errorf("tfsh -c plan, typed at a terminal, output piped: %v; output:\n%s", err, out)
+	}
+
+	typedPrompt, typedPromptPw, typedVar, typedList, typedApply := newSecret(t), newSecret(t), newSecret(t), newSecret(t), newSecret(t)
 	for s, name := range map[string]string{
 		typedPrompt:   "a value typed at terraform's variable prompt",
 		typedPromptPw: "a value typed at terraform's prompt for a sensitive variable",
 		typedVar:      "-var typed at tfsh's prompt",
 		typedList:     "-var list typed at tfsh's prompt",
+		typedApply:    "a value typed at an apply's prompt, shown again by a later plan",
 	} {
 		secrets = append(secrets, s)
 		secretFor[s] = name
@@ -240,6 +267,20 @@ func TestSecretsCorpus(t *testing.T) {
 		typeLine(`plan -input=false -var ticket=x -var ticket_pw=y -var 'tags=["` + typedList + `"]'` + "\n")
 		waitFor(`Plan:`)
 		waitFor(prompt)
+		// A value typed at one command's prompt and shown by a later
+		// command that never saw it typed: the session keeps it secret.
+		typeLine("apply -auto-approve\n")
+		waitFor(`var\.ticket[^_][\s\S]*Enter a value:`)
+		typeLine(typedApply + "\r")
+		waitFor(`var\.ticket_pw[\s\S]*Enter a value:`)
+		typeLine("pw-at-apply\r")
+		waitFor(`Apply complete!`)
+		waitFor(prompt)
+		// (tfsh withholds the output of `output` as a whole; a plan shows
+		// the value in state as the old side of a change.)
+		typeLine("plan -input=false -var ticket=x -var ticket_pw=y\n")
+		waitFor(`ticket += "` + typedApply + `"`)
+		waitFor(prompt)
 		// The shell still has the log open: its WAL holds this session's
 		// pages now, and is checkpointed away when tfsh exits.
 		for _, suffix := range []string{"", "-wal", "-shm"} {
@@ -249,7 +290,7 @@ func TestSecretsCorpus(t *testing.T) {
 		}
 		typeLine("exit\n")
 	})
-	for _, s := range []string{typedPrompt, typedVar, typedList} {
+	for _, s := range []string{typedPrompt, typedVar, typedList, typedApply} {
 		if !strings.Contains(screen, s) {
 			t.Errorf("the user did not see %s (%s) on the screen:\n%s", s, secretFor[s], screen)
 		}
