@@ -17,8 +17,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
 	"github.com/tfsh/tfsh/audit"
 	"github.com/tfsh/tfsh/audit/audittest"
+	"github.com/tfsh/tfsh/internal/anchor"
 	"github.com/tfsh/tfsh/internal/lab"
 	"github.com/tfsh/tfsh/internal/lab/labtest"
 )
@@ -146,24 +151,54 @@ func TestAnchorKeyFromEnvironment(t *testing.T) {
 	}
 }
 
-// TestAuditVerifyS3Anchors: anchors kept in S3 catch a log whose file anchors
-// were removed and whose chain was recomputed after an edit.
-func TestAuditVerifyS3Anchors(t *testing.T) {
+// TestAuditVerifyRemoteAnchors: anchors written through the environment's
+// settings to S3 and to DynamoDB (the latter reached through the SDK's own
+// AWS_ENDPOINT_URL_DYNAMODB) catch a rewrite of the whole log with the
+// anchor file beside it gone.
+func TestAuditVerifyRemoteAnchors(t *testing.T) {
 	ctx := context.Background()
-	srv := labtest.S3(t)
-	if err := srv.CreateBucket(ctx, "anchors"); err != nil {
-		t.Fatal(err)
+	for _, store := range []string{"s3", "dynamodb"} {
+		t.Run(store, func(t *testing.T) {
+			env := map[string]string{
+				"AWS_ACCESS_KEY_ID":     lab.AccessKeyID,
+				"AWS_SECRET_ACCESS_KEY": lab.SecretAccessKey,
+				"AWS_REGION":            lab.Region,
+			}
+			switch store {
+			case "s3":
+				srv := labtest.S3(t)
+				if err := srv.CreateBucket(ctx, "anchors"); err != nil {
+					t.Fatal(err)
+				}
+				env["TFSH_ANCHOR_S3"] = "s3://anchors/box/audit"
+				env["TFSH_ANCHOR_S3_ENDPOINT"] = srv.URL()
+			case "dynamodb":
+				srv := labtest.Dynamo(t)
+				c := srv.Client()
+				if _, err := c.CreateTable(ctx, &dynamodb.CreateTableInput{
+					TableName:            aws.String("anchors"),
+					AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String(anchor.KeyAttribute), AttributeType: types.ScalarAttributeTypeS}},
+					KeySchema:            []types.KeySchemaElement{{AttributeName: aws.String(anchor.KeyAttribute), KeyType: types.KeyTypeHash}},
+					BillingMode:          types.BillingModePayPerRequest,
+				}); err != nil {
+					t.Fatal(err)
+				}
+				env["TFSH_ANCHOR_DYNAMODB"] = "anchors/box"
+				env["AWS_ENDPOINT_URL_DYNAMODB"] = srv.URL()
+			}
+			for k, v := range env {
+				t.Setenv(k, v)
+			}
+			verifyRewriteCaught(t)
+		})
 	}
-	env := map[string]string{
-		"TFSH_ANCHOR_S3":          "s3://anchors/box/audit",
-		"TFSH_ANCHOR_S3_ENDPOINT": srv.URL(),
-		"AWS_ACCESS_KEY_ID":       lab.AccessKeyID,
-		"AWS_SECRET_ACCESS_KEY":   lab.SecretAccessKey,
-		"AWS_REGION":              lab.Region,
-	}
-	for k, v := range env {
-		t.Setenv(k, v)
-	}
+}
+
+// verifyRewriteCaught records a session with the anchor stores the
+// environment names, removes the local anchor file, rewrites the whole log
+// with a recomputed chain, and requires verify to find the rewrite.
+func verifyRewriteCaught(t *testing.T) {
+	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "audit.db")
 	db, err := audit.Open(ctx, path)
 	if err != nil {
@@ -180,7 +215,7 @@ func TestAuditVerifyS3Anchors(t *testing.T) {
 		t.Fatal(err)
 	}
 	if code, out, errs := runAuditVerify(t, "--audit-db", path, "--anchors"); code != 0 || !strings.Contains(out, "1 anchors checked") {
-		t.Fatalf("intact, S3 anchors: exit %d, stdout %q, stderr %q", code, out, errs)
+		t.Fatalf("intact, remote anchors: exit %d, stdout %q, stderr %q", code, out, errs)
 	}
 
 	raw, err := sql.Open("sqlite3", path)
@@ -223,7 +258,7 @@ func TestAuditVerifyS3Anchors(t *testing.T) {
 	}
 	code, out, errs := runAuditVerify(t, "--audit-db", path)
 	if code != exitLogBroken || !strings.Contains(out, ": rewritten: ") {
-		t.Fatalf("rewritten log, S3 anchors: exit %d, stdout %q, stderr %q", code, out, errs)
+		t.Fatalf("rewritten log, remote anchors: exit %d, stdout %q, stderr %q", code, out, errs)
 	}
 }
 
