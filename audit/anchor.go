@@ -12,7 +12,9 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"runtime"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -178,4 +180,66 @@ func (d *DB) anchorHead(ctx context.Context, session string) {
 		return
 	}
 	d.anchor(ctx, seq, hash, session)
+}
+
+// checkSignatures checks the anchors' signatures against pub on every core
+// and sends which are good (all, without a key); it returns at once.
+func checkSignatures(anchors []Anchor, pub ed25519.PublicKey) <-chan []string {
+	out := make(chan []string, 1)
+	bad := make([]string, len(anchors)) // why anchor i is not to be trusted; "" if it is
+	if pub == nil {
+		out <- bad
+		return out
+	}
+	go func() {
+		workers := min(runtime.GOMAXPROCS(0), max(1, len(anchors)/256))
+		var wg sync.WaitGroup
+		for w := range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := w; i < len(anchors); i += workers {
+					a := &anchors[i]
+					sig, err := base64.StdEncoding.DecodeString(a.Sig)
+					switch {
+					case a.Sig == "":
+						bad[i] = "is not signed"
+					case err != nil || !ed25519.Verify(pub, a.SignedBytes(), sig):
+						bad[i] = "has a bad signature"
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		out <- bad
+	}()
+	return out
+}
+
+// checkAnchors adds to res what the anchors say about the log: hashes
+// holds the log's hash at each anchored place ("" where the log has no such
+// event), bad why an anchor is not trusted (its index's entry).
+func checkAnchors(res *VerifyResult, anchors []Anchor, bad []string, hashes map[int64]string) {
+	missing := map[int64]bool{} // reported once, however many stores anchored it
+	for i, a := range anchors {
+		res.Anchors++
+		if bad[i] != "" {
+			res.add(Problem{Seq: a.Seq, Kind: ProblemAnchor, Detail: fmt.Sprintf("the anchor of event %d written at %s %s", a.Seq, a.At.Format(time.RFC3339), bad[i])})
+			continue
+		}
+		switch hash := hashes[a.Seq]; {
+		case hash == "" && missing[a.Seq]:
+		case hash == "" && a.Seq > res.HeadSeq:
+			missing[a.Seq] = true
+			res.add(Problem{Seq: a.Seq, Kind: ProblemTruncated,
+				Detail: fmt.Sprintf("the log ends at event %d, but event %d was anchored at %s", res.HeadSeq, a.Seq, a.At.Format(time.RFC3339))})
+		case hash == "":
+			missing[a.Seq] = true
+			res.add(Problem{Seq: a.Seq, Kind: ProblemDeleted,
+				Detail: fmt.Sprintf("anchored event %d is not in the log", a.Seq)})
+		case hash != a.Hash:
+			res.add(Problem{Seq: a.Seq, Kind: ProblemRewritten,
+				Detail: fmt.Sprintf("event %d hashes to %.12s…, its anchor written at %s says %.12s…: the log was rewritten", a.Seq, hash, a.At.Format(time.RFC3339), a.Hash)})
+		}
+	}
 }

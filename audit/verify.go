@@ -6,12 +6,10 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"database/sql"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"sort"
-	"time"
 )
 
 // Kinds of problem Verify reports.
@@ -114,28 +112,21 @@ type VerifyOptions struct {
 // VerifyWith is Verify, plus the checks opt asks for.
 func (d *DB) VerifyWith(ctx context.Context, opt VerifyOptions) (*VerifyResult, error) {
 	res := &VerifyResult{Head: GenesisHash, Problems: []Problem{}}
-	anchored := map[int64][]Anchor{}
+	var anchors []Anchor
 	if opt.Anchors != nil {
-		as, err := opt.Anchors.ReadAnchors(ctx)
-		if err != nil {
+		var err error
+		if anchors, err = opt.Anchors.ReadAnchors(ctx); err != nil {
 			return nil, err
 		}
-		for _, a := range as {
-			res.Anchors++
-			if opt.PublicKey != nil {
-				sig, err := base64.StdEncoding.DecodeString(a.Sig)
-				switch {
-				case a.Sig == "":
-					res.add(Problem{Seq: a.Seq, Kind: ProblemAnchor, Detail: fmt.Sprintf("the anchor of event %d written at %s is not signed", a.Seq, a.At.Format(time.RFC3339))})
-					continue
-				case err != nil || !ed25519.Verify(opt.PublicKey, a.SignedBytes(), sig):
-					res.add(Problem{Seq: a.Seq, Kind: ProblemAnchor, Detail: fmt.Sprintf("the anchor of event %d written at %s has a bad signature", a.Seq, a.At.Format(time.RFC3339))})
-					continue
-				}
-			}
-			anchored[a.Seq] = append(anchored[a.Seq], a)
-		}
 	}
+	// The hashes the log holds at anchored places, collected by the chain
+	// pass and compared with the anchors after it, once their signatures
+	// (checked beside the pass, on every core) are known.
+	anchored := make(map[int64]string, len(anchors))
+	for _, a := range anchors {
+		anchored[a.Seq] = ""
+	}
+	signed := checkSignatures(anchors, opt.PublicKey)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	outputs := make(chan outputDigests, 1)
@@ -193,14 +184,8 @@ func (d *DB) VerifyWith(ctx context.Context, opt VerifyOptions) (*VerifyResult, 
 				ends = append(ends, ended{seq: seq, id: string(commandID), digest: digest})
 			}
 		}
-		if as, ok := anchored[seq]; ok {
-			for _, a := range as {
-				if a.Hash != string(hash) {
-					res.add(Problem{Seq: seq, Kind: ProblemRewritten, CommandID: string(commandID),
-						Detail: fmt.Sprintf("event %d hashes to %.12s…, its anchor written at %s says %.12s…: the log was rewritten", seq, hash, a.At.Format(time.RFC3339), a.Hash)})
-				}
-			}
-			delete(anchored, seq)
+		if _, ok := anchored[seq]; ok {
+			anchored[seq] = string(hash)
 		}
 		prevSeq = seq
 		head = append(head[:0], hash...)
@@ -211,15 +196,7 @@ func (d *DB) VerifyWith(ctx context.Context, opt VerifyOptions) (*VerifyResult, 
 	}
 	rows.Close()
 	res.Head = string(head)
-	for seq, as := range anchored {
-		if seq > res.HeadSeq {
-			res.add(Problem{Seq: seq, Kind: ProblemTruncated,
-				Detail: fmt.Sprintf("the log ends at event %d, but event %d was anchored at %s", res.HeadSeq, seq, as[0].At.Format(time.RFC3339))})
-		} else {
-			res.add(Problem{Seq: seq, Kind: ProblemDeleted,
-				Detail: fmt.Sprintf("anchored event %d is not in the log", seq)})
-		}
-	}
+	checkAnchors(res, anchors, <-signed, anchored)
 	for _, l := range links {
 		if l.at >= len(res.Problems) {
 			continue // beyond the listed problems
