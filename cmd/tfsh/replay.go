@@ -712,14 +712,17 @@ func (p *player) setSpeed(s float64, left *time.Duration) {
 func replayCast(ctx context.Context, db *audit.DB, t audit.ReplayTarget, f replayFlags, color bool, stdout io.Writer) (reached time.Duration, err error) {
 	var w io.Writer = stdout
 	if f.cast != "-" {
-		file, ferr := os.OpenFile(f.cast, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+		// Written beside and renamed into place when whole: a replay
+		// stopped half way leaves no truncated recording.
+		file, ferr := createAtomic(f.cast)
 		if ferr != nil {
-			return 0, fmt.Errorf("create %s: %w", f.cast, ferr)
+			return 0, ferr
 		}
 		defer func() {
-			if cerr := file.Close(); err == nil && cerr != nil {
-				err = fmt.Errorf("write %s: %w", f.cast, cerr)
+			if err == nil {
+				err = file.commit()
 			}
+			file.abort()
 		}()
 		w = file
 	}

@@ -466,6 +466,7 @@ func TestReplayUsageErrors(t *testing.T) {
 		{[]string{"--audit-db", filepath.Join(t.TempDir(), "none.db"), "last"}, "no audit log at"},
 		{[]string{"--bogus"}, "unknown tfsh flag -bogus"},
 		{[]string{"--audit-db", path, "--cast", filepath.Join(t.TempDir(), "no", "such.cast"), "last"}, "tfsh: replay: create "},
+		{[]string{"--audit-db", path, "--cast", t.TempDir(), "last"}, "is a directory: give a file name"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args[min(2, len(tt.args)-1):], " "), func(t *testing.T) {

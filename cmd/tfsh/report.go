@@ -124,22 +124,57 @@ func runReport(ctx context.Context, args []string, stdout io.Writer, now time.Ti
 // writeFileAtomic writes a whole new file or nothing: a report that failed
 // half way never replaces the previous one.
 func writeFileAtomic(path string, b []byte) error {
+	f, err := createAtomic(path)
+	if err != nil {
+		return err
+	}
+	defer f.abort()
+	if _, err := f.Write(b); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return f.commit()
+}
+
+// atomicFile is a new file written beside its final name (mode 0600) and
+// renamed over it only once whole: a failed or interrupted write leaves
+// whatever was there before.
+type atomicFile struct {
+	*os.File
+	path string
+	done bool
+}
+
+func createAtomic(path string) (*atomicFile, error) {
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return nil, fmt.Errorf("%s is a directory: give a file name", path)
+	}
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
-		return fmt.Errorf("write report: %w", err)
+		return nil, fmt.Errorf("create %s: %w", path, err)
 	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return fmt.Errorf("write report %s: %w", path, err)
-	}
+	return &atomicFile{File: f, path: path}, nil
+}
+
+// commit closes the file and puts it in place.
+func (f *atomicFile) commit() error {
+	f.done = true
 	if err := f.Close(); err != nil {
-		return fmt.Errorf("write report %s: %w", path, err)
+		os.Remove(f.Name())
+		return fmt.Errorf("write %s: %w", f.path, err)
 	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("write report %s: %w", path, err)
+	if err := os.Rename(f.Name(), f.path); err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("write %s: %w", f.path, err)
 	}
 	return nil
+}
+
+// abort removes the file unless it was committed.
+func (f *atomicFile) abort() {
+	if !f.done {
+		f.Close()
+		os.Remove(f.Name())
+	}
 }
 
 type reportMeta struct {

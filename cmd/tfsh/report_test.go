@@ -266,6 +266,7 @@ func TestReportEmptyRangeAndUsage(t *testing.T) {
 		{[]string{"report"}, "report needs --html FILE"},
 		{[]string{"report", "--html", "x.html", "--since", "2026-11-27", "--until", "2026-11-26"}, "--until must be after --since"},
 		{[]string{"report", "--html", "x.html", "extra"}, "report takes no arguments"},
+		{[]string{"report", "--html", t.TempDir()}, "is a directory: give a file name"},
 	} {
 		r := h.run(nil, c.args...)
 		if r.code != exitCannotRun || !strings.Contains(r.stderr, c.want) {
@@ -464,4 +465,46 @@ func hasColour(img image.Image, r, g, b uint32) bool {
 		}
 	}
 	return false
+}
+
+// TestAtomicFile: what report and replay --cast write replaces the file
+// only when whole; a write given up on leaves the earlier file as it was
+// and nothing beside it.
+func TestAtomicFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "out.cast")
+	if err := os.WriteFile(path, []byte("earlier\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := createAtomic(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write([]byte("half a recording"))
+	f.abort()
+	if b, err := os.ReadFile(path); err != nil || string(b) != "earlier\n" {
+		t.Fatalf("after abort: %q, %v; want the earlier file", b, err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Fatalf("files left after abort: %v", ents)
+	}
+	f, err = createAtomic(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write([]byte("whole\n"))
+	if err := f.commit(); err != nil {
+		t.Fatal(err)
+	}
+	f.abort() // after commit: nothing
+	fi, err := os.Stat(path)
+	if b, _ := os.ReadFile(path); err != nil || string(b) != "whole\n" || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("after commit: %q, mode %v, %v; want the new content, 0600", b, fi.Mode(), err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Fatalf("files left after commit: %v", ents)
+	}
+	if _, err := createAtomic(dir); err == nil || !strings.Contains(err.Error(), "is a directory") {
+		t.Fatalf("createAtomic(dir) = %v", err)
+	}
 }
