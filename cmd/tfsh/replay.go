@@ -126,6 +126,9 @@ func parseOffset(s string) (time.Duration, error) {
 		if ferr != nil || math.IsNaN(secs) || math.IsInf(secs, 0) {
 			return 0, &usageError{fmt.Sprintf("--from %q: give an offset such as 1m30s or 90 (seconds)", s)}
 		}
+		if secs > float64(math.MaxInt64/int64(time.Second)) {
+			return 0, &usageError{fmt.Sprintf("--from %q: longer than any recording can be", s)}
+		}
 		d = time.Duration(secs * float64(time.Second))
 	}
 	if d < 0 {
@@ -221,6 +224,10 @@ func runReplay(ctx context.Context, args []string, rio replayIO) int {
 	if err != nil {
 		fmt.Fprintf(rio.stderr, "tfsh: replay: %v\n", err)
 		return exitCannotRun
+	}
+	if f.from > at && !f.asJSON {
+		fmt.Fprintf(rio.stderr, "tfsh: --from %s is past the end of the recording (%s): all of it was shown at once\n",
+			strings.TrimPrefix(fmtOffset(f.from), "+"), fmtOffset(at))
 	}
 	return 0
 }

@@ -458,6 +458,7 @@ func TestReplayUsageErrors(t *testing.T) {
 		{[]string{"--audit-db", path, "--max-wait", "-1s", "last"}, "--max-wait takes a duration"},
 		{[]string{"--audit-db", path, "--from", "soon", "last"}, `--from "soon": give an offset`},
 		{[]string{"--audit-db", path, "--from", "-3s", "last"}, "cannot be negative"},
+		{[]string{"--audit-db", path, "--from", "1e10", "last"}, "longer than any recording can be"},
 		{[]string{"--audit-db", path, "a", "b"}, "replay takes one session or command ID"},
 		{[]string{"--audit-db", path, "--cast", "x", "--json", "last"}, "give --cast or --json, not both"},
 		{[]string{"--audit-db", path, "--cast", "x", "--no-timing", "last"}, "--no-timing is for playing"},
@@ -475,6 +476,9 @@ func TestReplayUsageErrors(t *testing.T) {
 				t.Fatalf("exit %d, stdout %q, stderr %q; want exit 4 and %q", code, out, errOut, tt.want)
 			}
 		})
+	}
+	if code, out, errOut := runReplayTest(t, nil, "--audit-db", path, "--no-timing", "--from", "100h", "last"); code != 0 || out == "" || !strings.Contains(errOut, "is past the end of the recording") {
+		t.Fatalf("--from past the end: exit %d, stdout %.80q, stderr %q; want it all shown, and said", code, out, errOut)
 	}
 	if code, out, _ := runReplayTest(t, nil, "--help"); code != 0 || !strings.Contains(out, "Usage: tfsh replay") {
 		t.Fatalf("--help: exit %d, %q", code, out)
