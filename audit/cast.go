@@ -9,6 +9,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -25,8 +26,9 @@ type CastHeader struct {
 }
 
 // CastWriter encodes an asciicast v2 recording: the header line, then one
-// JSON array per line, [time, "o", text] for output and [time, "m",
-// label] for markers, time in seconds from the start.
+// JSON array per line, [time, "o", text] for output, [time, "m", label]
+// for markers and [time, "r", "COLSxROWS"] for resizes, time in seconds
+// from the start.
 //
 // Every line is valid JSON of valid UTF-8, whatever the recorded bytes:
 // a character split across two frames of one stream is carried over and
@@ -130,6 +132,19 @@ func (c *CastWriter) EndStreams(t time.Duration) error {
 // Marker writes a marker (a point a viewer can jump to) with a label.
 func (c *CastWriter) Marker(t time.Duration, label string) error {
 	return c.event(t, "m", validUTF8([]byte(label)))
+}
+
+// Resize writes [time, "r", "COLSxROWS"]: the terminal changed size. A
+// size not of that form is not written.
+func (c *CastWriter) Resize(t time.Duration, size string) error {
+	cols, rows, ok := strings.Cut(size, "x")
+	if a, err := strconv.Atoi(cols); !ok || err != nil || a <= 0 {
+		return nil
+	}
+	if b, err := strconv.Atoi(rows); err != nil || b <= 0 {
+		return nil
+	}
+	return c.event(t, "r", []byte(size))
 }
 
 // validUTF8 returns b with every byte that is not UTF-8 replaced by U+FFFD

@@ -3,6 +3,7 @@ package audit_test
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -176,4 +177,27 @@ func ExampleCastWriter() {
 	// {"version":2,"width":120,"height":40,"timestamp":1795176000,"title":"tfsh session"}
 	// [0.100000, "o", "Acquiring state lock...\r\n"]
 	// [0.150000, "m", "lock_acquired 93c5d63a"]
+}
+
+// TestCastWriterResize: a terminal's change of size is an "r" event; a size
+// not of the form COLSxROWS is left out rather than written broken.
+func TestCastWriterResize(t *testing.T) {
+	var b strings.Builder
+	cw, err := audit.NewCastWriter(&b, audit.CastHeader{Width: 80, Height: 24})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, size := range []string{"100x30", "x30", "100x", "0x30", "wide", "120x40"} {
+		if err := cw.Resize(time.Second, size); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := cw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	want := []string{`[1.000000, "r", "100x30"]`, `[1.000000, "r", "120x40"]`}
+	if !slices.Equal(lines[1:], want) {
+		t.Fatalf("events = %q, want %q", lines[1:], want)
+	}
 }

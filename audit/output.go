@@ -28,6 +28,10 @@ const (
 	// Note is a line tfsh itself printed about the command (decisions, added
 	// arguments), recorded so replay shows what the user saw.
 	Note Stream = 4
+	// Resize is a change of the size of the terminal a command ran on (a
+	// pty), as "COLSxROWS"; the size it started with is command_start's
+	// term.
+	Resize Stream = 5
 )
 
 func (s Stream) String() string {
@@ -40,6 +44,8 @@ func (s Stream) String() string {
 		return "tty"
 	case Note:
 		return "tfsh"
+	case Resize:
+		return "resize"
 	}
 	return fmt.Sprintf("stream%d", byte(s))
 }

@@ -413,6 +413,7 @@ func (s *Session) Run(ctx context.Context, argv []string, line string) Outcome {
 		}
 	}
 	lw.watch(final, s.cfg.Now())
+	var resized io.Writer // the Resize stream, from the first change of size
 	res := terraform.Run(ctx, terraform.RunSpec{
 		Path:    s.cfg.Binary.Path,
 		Args:    runArgv,
@@ -427,6 +428,14 @@ func (s *Session) Run(ctx context.Context, argv []string, line string) Outcome {
 		// An answer at terraform's prompt may be a secret (a variable's
 		// value): every typed line is redacted from the command's record.
 		Typed: func(line string) { c.AddSecrets(line, strings.TrimSpace(line)) },
+		// Sizes go into the record, so that a replay exported as asciicast
+		// changes size where the user's terminal did.
+		Resized: func(cols, rows int) {
+			if resized == nil {
+				resized = c.Output(audit.Resize)
+			}
+			fmt.Fprintf(resized, "%dx%d", cols, rows)
+		},
 		Record: func(stream string) io.Writer {
 			switch stream {
 			case "stderr":

@@ -55,6 +55,10 @@ type RunSpec struct {
 	// own process group and gets signals only from tfsh.
 	Signals <-chan os.Signal
 
+	// Resized, if set, hears the terminal's new size each time it changes
+	// while a command runs on a pty (the child has been told already).
+	Resized func(cols, rows int)
+
 	// Started, if set, is called with the child's PID as soon as it runs
 	// (lock observers compare it with the holder of a local lock).
 	Started func(pid int)
@@ -341,6 +345,11 @@ loop:
 			break loop
 		case <-winch:
 			pty.InheritSize(spec.Stdin, ptmx)
+			if spec.Resized != nil {
+				if ws, err := pty.GetsizeFull(spec.Stdin); err == nil {
+					spec.Resized(int(ws.Cols), int(ws.Rows))
+				}
+			}
 		case sig := <-spec.Signals:
 			if to := forward(sig, true); to != nil && cmd.Process.Signal(to) == nil {
 				fwd = append(fwd, to.String())

@@ -481,7 +481,9 @@ func renderSession(w io.Writer, rec *audit.SessionRecord, frames func(string) ([
 		}
 		var text bytes.Buffer
 		for _, f := range fr {
-			text.Write(f.Data)
+			if f.Stream != audit.Resize {
+				text.Write(f.Data)
+			}
 		}
 		if text.Len() > 0 {
 			fmt.Fprintln(w, "    output:")

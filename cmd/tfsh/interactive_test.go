@@ -94,6 +94,16 @@ func TestInteractivePrompt(t *testing.T) {
 		t.Fatalf("terraform got Ctrl-C twice:\n%s", scr.String())
 	}
 
+	// The terminal changes size while a command runs: terraform's terminal
+	// follows, and the change is recorded for replay --cast.
+	type_("apply -auto-approve -var hold_seconds=3 -var run_id=resize\n")
+	at = scr.waitFor(t, at, `Provisioning with 'local-exec'`)
+	if err := pty.Setsize(ptmx, &pty.Winsize{Rows: 30, Cols: 100}); err != nil {
+		t.Fatal(err)
+	}
+	at = scr.waitFor(t, at, `Apply complete!`)
+	at = scr.waitFor(t, at, prompt)
+
 	// History: what was typed, -var values redacted, the builtin included.
 	type_("history 2\n")
 	at = scr.waitFor(t, at, `\d+  apply -auto-approve -var hold_seconds=\[redacted\] -var run_id=\[redacted\]\r?\n +\d+  history 2`)
@@ -110,6 +120,12 @@ func TestInteractivePrompt(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		cmd.Process.Kill()
 		t.Fatalf("tfsh did not exit; screen:\n%s", scr.String())
+	}
+	if r := h.run(nil, "audit", "show", "last", "--json"); r.code != 0 || !strings.Contains(r.stdout, `"stream": "resize",`) || !strings.Contains(r.stdout, `"text": "100x30"`) {
+		t.Errorf("the resize is not in the record (exit %d):\n%s", r.code, r.stdout)
+	}
+	if r := h.run(nil, "replay", "--cast", "-", "last"); r.code != 0 || !strings.Contains(r.stdout, `"r", "100x30"]`) {
+		t.Errorf("replay --cast has no resize event (exit %d):\n%s", r.code, r.stdout)
 	}
 	after, err := unix.IoctlGetTermios(int(ptmx.Fd()), unix.TCGETS)
 	if err != nil {
@@ -129,9 +145,9 @@ func TestInteractivePrompt(t *testing.T) {
 	if fi, _ := os.Stat(filepath.Join(h.stateHome(), "tfsh", "history")); fi.Mode().Perm() != 0o600 {
 		t.Fatalf("history mode %v", fi.Mode().Perm())
 	}
-	// The session was recorded as interactive, with its three commands.
+	// The session was recorded as interactive, with its commands.
 	r := h.must("audit", "sessions")
-	if !regexp.MustCompile(`interactive +4 +ok`).MatchString(r.stdout) {
+	if !regexp.MustCompile(`interactive +5 +ok`).MatchString(r.stdout) {
 		t.Fatalf("audit sessions:\n%s", r.stdout)
 	}
 	show := h.must("audit", "show", "last")

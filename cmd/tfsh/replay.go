@@ -591,6 +591,9 @@ func (p *player) play(ctx context.Context, pc piece) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if pc.stream == audit.Resize {
+		return nil // the terminal replayed on keeps its size
+	}
 	gap := p.tl.advance(pc.offset)
 	if p.timed {
 		p.pending += gap
@@ -759,6 +762,9 @@ func replayCast(ctx context.Context, db *audit.DB, t audit.ReplayTarget, f repla
 				if err := cw.Marker(at, pc.marker); err != nil {
 					return err
 				}
+			}
+			if pc.stream == audit.Resize {
+				return cw.Resize(at, string(pc.data))
 			}
 			return cw.Output(at, pc.stream, pc.data)
 		})
