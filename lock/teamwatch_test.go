@@ -21,9 +21,9 @@ import (
 // fakeTeam is an in-memory lock table and bucket for the diff logic; the
 // integration tests use the real SDK against the lab's servers.
 type fakeTeam struct {
-	items   map[string]string // LockID → Info
-	objects map[string]string // key → body
-	etags   map[string]int
+	items              map[string]string // LockID → Info
+	objects            map[string]string // key → body
+	etags              map[string]int
 	failScan, failList bool
 	failGet            map[string]bool
 	gets               int
