@@ -29,6 +29,10 @@ const (
 	kindIntegrity      = "integrity_check"
 	kindHoldPlaced     = "hold_placed"
 	kindHoldReleased   = "hold_released"
+	// sourceWatch marks the lock events tfsh watch records: evidence of a
+	// lock from outside any command. A lock ID tfsh's own commands also
+	// recorded is counted once, as theirs.
+	sourceWatch = "watch"
 )
 
 // seedKinds are the events that make a lock worth explaining: someone was
@@ -98,8 +102,12 @@ type Party struct {
 	// Recorded is false for a holder tfsh knows only from the lock's own
 	// record (plain terraform, another machine's log): Who and Operation
 	// are then what terraform wrote.
-	Recorded bool   `json:"recorded"`
-	Hold     string `json:"hold_reason,omitempty"` // a change-freeze hold's reason
+	Recorded bool `json:"recorded"`
+	// Watcher: not recorded, but seen taken by tfsh watch (plain
+	// terraform, a CI runner without tfsh); Who and Operation are from the
+	// lock's record, and the hold's times from the watcher's polls.
+	Watcher bool   `json:"watcher,omitempty"`
+	Hold    string `json:"hold_reason,omitempty"` // a change-freeze hold's reason
 }
 
 // CIRun is the CI job a session ran in.
@@ -507,13 +515,45 @@ func (f *facts) build(ctx context.Context, lockID string, evs []Event) (ch *Chai
 			created = d.Info.Created
 		}
 	}
-	for _, e := range evs {
+	// tfsh's own record wins: the watcher's events of a lock a command
+	// took (or released) add nothing but their IDs.
+	data := make([]lockData, len(evs))
+	var ownTaken, ownReleased bool
+	for i, e := range evs {
+		_ = json.Unmarshal(e.Data, &data[i])
+		own := data[i].Source != sourceWatch
+		switch e.Kind {
+		case kindLockAcquired, kindHoldPlaced:
+			ownTaken = ownTaken || own
+		case kindLockReleased:
+			ownReleased = ownReleased || own
+		}
+	}
+	for i, e := range evs {
 		if ch.StateKey == "" {
 			ch.StateKey = e.StateKey
 		}
 		ch.Events = append(ch.Events, e.ID)
-		var d lockData
-		_ = json.Unmarshal(e.Data, &d)
+		d := data[i]
+		watched := d.Source == sourceWatch
+		switch {
+		case watched && e.Kind == kindLockAcquired && (ownTaken || holderSeen):
+			continue
+		case watched && e.Kind == kindLockAcquired:
+			// Seen by the watcher only: plain terraform, or tfsh with
+			// another log. The holder is the lock's own record.
+			ch.Holder, holderSeen, acquiredAt = Party{Watcher: true}, true, e.At
+			if d.Info != nil {
+				ch.Holder.Who, ch.Holder.Operation = d.Info.Who, operationName(d.Info.Operation)
+				created = d.Info.Created
+			}
+			if d.Since != nil {
+				created = *d.Since
+			}
+			continue
+		case watched && e.Kind == kindLockReleased && ownReleased:
+			continue
+		}
 		switch e.Kind {
 		case kindLockAcquired:
 			p, err := f.party(ctx, e.SessionID, e.CommandID)

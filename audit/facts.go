@@ -63,7 +63,9 @@ type lockData struct {
 	WaitedMS int64  `json:"waited_ms"`
 	Ended    string `json:"ended"`
 	Message  string `json:"message"`
-	Source   string `json:"source"` // backend, inferred, output
+	Source   string `json:"source"` // backend, inferred, output, watch
+	// Since is when the watcher reckons the lock was taken.
+	Since *time.Time `json:"since"`
 	// force_unlock, hold_*
 	Who     string `json:"who"`
 	Reason  string `json:"reason"`
