@@ -16,6 +16,9 @@ import (
 	dtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/tfsh/tfsh/internal/lab"
+	"github.com/tfsh/tfsh/internal/lab/labtest"
 )
 
 // fakeTeam is an in-memory lock table and bucket for the diff logic; the
@@ -241,5 +244,40 @@ func TestTableWatcherPaginates(t *testing.T) {
 	}
 	if got := w.Requests(); got != 3 {
 		t.Fatalf("requests=%d, want 3 (pages of 2)", got)
+	}
+}
+
+// TestTableWatcherEnvOnly: the AWS SDK's own environment (AWS_ENDPOINT_URL_DYNAMODB,
+// AWS_ENDPOINT_URL_S3, keys, region) is enough to reach the lab's dynalite and gofakes3;
+// a lock in both mechanisms is one lock, under the state key tfsh's commands use
+// (workspace prefix included).
+func TestTableWatcherEnvOnly(t *testing.T) {
+	dyn, srv := labtest.Dynamo(t), labtest.S3(t)
+	ctx := context.Background()
+	ref, bucket, table := s3Ref(t, dyn, srv, true, true)
+	ref.Workspace = "stage"
+	ref.Key = stateKey(ref)
+	env := map[string]string{
+		"AWS_ENDPOINT_URL_DYNAMODB": dyn.URL(), "AWS_ENDPOINT_URL_S3": srv.URL(),
+		"AWS_ACCESS_KEY_ID": lab.AccessKeyID, "AWS_SECRET_ACCESS_KEY": lab.SecretAccessKey, "AWS_REGION": "us-east-1",
+	}
+	for k, v := range env {
+		t.Setenv(k, v) // the SDK reads the process environment itself
+	}
+	w, err := NewTableWatcher(ctx, TeamSpec{Table: table, Bucket: bucket}, func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if evs, probs := w.Poll(ctx); len(evs) != 0 || len(probs) != 0 {
+		t.Fatalf("empty: %s %v", events(evs), probs)
+	}
+	putItem(t, dyn, table, ref.Key, map[string]dtypes.AttributeValue{"Info": &dtypes.AttributeValueMemberS{Value: infoFor("WS-1")}})
+	putObject(t, srv, bucket, strings.TrimPrefix(ref.Key, bucket+"/")+".tflock", infoFor("WS-1"))
+	evs, probs := w.Poll(ctx)
+	if len(probs) != 0 {
+		t.Fatal(probs)
+	}
+	if got, want := events(evs), "acquired "+ref.Key+" WS-1 [dynamodb s3-lockfile]"; got != want {
+		t.Fatalf("poll: %s, want %s", got, want)
 	}
 }
