@@ -60,7 +60,9 @@ type watchRecord struct {
 	Source     string           `json:"source"` // always "watch"
 	Info       *lock.Info       `json:"info,omitempty"`
 	Mechanisms []lock.Mechanism `json:"mechanisms"`
-	Where      []string         `json:"where"`
+	// Where names the records, as lock.Event does: the DynamoDB item
+	// and/or the .tflock object, joined by " and ".
+	Where string `json:"where"`
 	// Since is when the lock was taken, as well as the watcher can tell:
 	// its Created, or when it was first seen if Created is older than the
 	// poll before (terraform waited).
@@ -316,7 +318,7 @@ func (w *watcher) poll(ctx context.Context) bool {
 
 func (w *watcher) record(ctx context.Context, e lock.TeamEvent) {
 	l := e.Lock
-	rec := watchRecord{Source: lock.SourceWatch, Info: l.Info, Mechanisms: l.Mechanisms, Where: l.Where,
+	rec := watchRecord{Source: lock.SourceWatch, Info: l.Info, Mechanisms: l.Mechanisms, Where: strings.Join(l.Where, " and "),
 		Since: l.Since.UTC(), FirstSeen: l.FirstSeen.UTC(), LastSeen: l.LastSeen.UTC(), HeldAtStart: l.AtStart, Replaced: e.Replaced}
 	kind := lock.KindAcquired
 	verb := e.Kind
@@ -389,7 +391,7 @@ func (w *watcher) heldLong(ctx context.Context, l lock.TeamLock, now time.Time) 
 		return
 	}
 	w.alerted[l.ID] = true
-	rec := watchRecord{Source: lock.SourceWatch, Info: l.Info, Mechanisms: l.Mechanisms, Where: l.Where, Since: l.Since.UTC(),
+	rec := watchRecord{Source: lock.SourceWatch, Info: l.Info, Mechanisms: l.Mechanisms, Where: strings.Join(l.Where, " and "), Since: l.Since.UTC(),
 		FirstSeen: l.FirstSeen.UTC(), LastSeen: l.LastSeen.UTC(), HeldAtStart: l.AtStart, HeldMS: held.Milliseconds(), ThresholdMS: w.alert.Milliseconds()}
 	if err := w.sess.AppendAt(ctx, now, KindLockHeldLong, l.StateKey, l.ID, rec); err != nil {
 		w.log.line("problem", fmt.Sprintf("could not record lock_held_long of %s: %v", l.ID, err), &l)
@@ -400,7 +402,7 @@ func (w *watcher) heldLong(ctx context.Context, l lock.TeamLock, now time.Time) 
 		return
 	}
 	payload := map[string]any{
-		"state_key": l.StateKey, "lock_id": l.ID, "info": l.Info, "where": l.Where,
+		"state_key": l.StateKey, "lock_id": l.ID, "info": l.Info, "where": strings.Join(l.Where, " and "),
 		"held_ms": held.Milliseconds(), "threshold_ms": w.alert.Milliseconds(),
 		"watcher": map[string]string{"user": w.who, "host": w.host, "session_id": w.sess.ID},
 	}

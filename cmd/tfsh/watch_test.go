@@ -354,3 +354,37 @@ func TestWatchReleasesExpiredHoldAndAlerts(t *testing.T) {
 	}
 	h.must("hold", "--release")
 }
+
+// TestWatchOutage: when the lock table stops answering, the watcher logs
+// the problem, keeps going, and records no release: a failed scan is not
+// every lock released. It still stops cleanly on SIGTERM.
+func TestWatchOutage(t *testing.T) {
+	tf := labtest.Terraform(t)
+	s3srv, dyn := labtest.S3(t), labtest.Dynamo(t)
+	dir := labtest.Example(t, "s3-dynamodb", tf, s3srv, dyn)
+	b := labtest.BackendOf(t, dir)
+	h := newHarness(t, dir, tf)
+	h.must("run", "--", "init", "-input=false", "-backend-config=backend.hcl")
+	h.must("hold", "--reason", "outage test")
+	w := startWatch(t, h, b, "--table", b.Table, "--interval", "200ms")
+	waitOutput(t, w.cmd, w.out, "held at start "+b.LockID())
+	dyn.Close()
+	waitOutput(t, w.cmd, w.out, "scan lock table "+b.Table)
+	time.Sleep(time.Second)
+	log := w.stop()
+	if strings.Count(log, "scan lock table") != 1 {
+		t.Fatalf("the problem should be logged once while it lasts:\n%s", log)
+	}
+	var kinds []string
+	for _, e := range h.watchEvents() {
+		kinds = append(kinds, e.Kind)
+	}
+	if strings.Join(kinds, " ") != "lock_acquired" {
+		t.Fatalf("watcher events %v, want only the hold held at start (no release while the table was down)\n%s", kinds, log)
+	}
+	r := h.must("audit", "show", "last")
+	t.Log(r.stdout)
+	if !strings.Contains(r.stdout, b.LockID()+" acquired ") || !strings.Contains(r.stdout, "held by ") {
+		t.Fatalf("audit show of the watch session:\n%s", r.stdout)
+	}
+}
