@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -45,7 +46,7 @@ func startWatch(t *testing.T, h *harness, b labtest.Backend, args ...string) *wa
 			cmd.Wait()
 		}
 	})
-	waitOutput(t, cmd, out, "tfsh watch: watching ")
+	waitOutput(t, cmd, out, "watching ") // the start line, in text or JSON
 	return p
 }
 
@@ -283,14 +284,25 @@ func TestWatchReleasesExpiredHoldAndAlerts(t *testing.T) {
 	// An expired hold: one poll releases it.
 	h.must("hold", "--reason", "short freeze", "--for", "1s")
 	time.Sleep(1500 * time.Millisecond)
-	w := startWatch(t, h, b, "--table", b.Table, "--once")
+	w := startWatch(t, h, b, "--table", b.Table, "--once", "--json")
 	if err := w.cmd.Wait(); err != nil {
 		t.Fatalf("tfsh watch --once: %v\n%s", err, w.out.String())
+	}
+	var jsonEvents []string
+	for _, line := range strings.Split(strings.TrimSpace(w.out.String()), "\n") {
+		var l struct{ Time, Event, Msg string }
+		if err := json.Unmarshal([]byte(line), &l); err != nil || l.Time == "" {
+			t.Fatalf("--json log line %q: %v", line, err)
+		}
+		jsonEvents = append(jsonEvents, l.Event)
+	}
+	if got := strings.Join(jsonEvents, " "); got != "start held_at_start hold_expired end" {
+		t.Fatalf("--json log events: %s\n%s", got, w.out.String())
 	}
 	if id, err := b.Lock()(context.Background()); err != nil || id != "" {
 		t.Fatalf("after the watcher: lock %q (%v), want the expired hold released", id, err)
 	}
-	if !strings.Contains(w.out.String(), "released the expired hold on "+b.LockID()+" (short freeze") {
+	if !strings.Contains(w.out.String(), `"msg":"released the expired hold on `+b.LockID()+" (short freeze") {
 		t.Fatalf("watch log:\n%s", w.out.String())
 	}
 	var kinds []string
@@ -386,5 +398,24 @@ func TestWatchOutage(t *testing.T) {
 	t.Log(r.stdout)
 	if !strings.Contains(r.stdout, b.LockID()+" acquired ") || !strings.Contains(r.stdout, "held by ") {
 		t.Fatalf("audit show of the watch session:\n%s", r.stdout)
+	}
+}
+
+func TestWatchUsage(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "watch needs --table"},
+		{[]string{"--prefix", "x", "--table", "t"}, "--prefix is a key prefix in --bucket"},
+		{[]string{"--table", "t", "--interval", "10ms"}, "--interval 10ms is too short"},
+		{[]string{"--table", "t", "extra"}, "watch takes no arguments"},
+	} {
+		cmd := exec.Command("tfsh", append([]string{"watch"}, tc.args...)...)
+		out, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 4 || !strings.Contains(string(out), tc.want) {
+			t.Errorf("tfsh watch %q: %v\n%s\nwant exit 4 and %q", tc.args, err, out, tc.want)
+		}
 	}
 }
