@@ -519,6 +519,7 @@ func (f *facts) build(ctx context.Context, lockID string, evs []Event) (ch *Chai
 	// took (or released) add nothing but their IDs.
 	data := make([]lockData, len(evs))
 	var ownTaken, ownReleased bool
+	var watcherSession string // the watcher session a watcher-only holder was seen by
 	for i, e := range evs {
 		_ = json.Unmarshal(e.Data, &data[i])
 		own := data[i].Source != sourceWatch
@@ -543,6 +544,7 @@ func (f *facts) build(ctx context.Context, lockID string, evs []Event) (ch *Chai
 			// Seen by the watcher only: plain terraform, or tfsh with
 			// another log. The holder is the lock's own record.
 			ch.Holder, holderSeen, acquiredAt = Party{Watcher: true}, true, e.At
+			watcherSession = e.SessionID
 			if d.Info != nil {
 				ch.Holder.Who, ch.Holder.Operation = d.Info.Who, operationName(d.Info.Operation)
 				created = d.Info.Created
@@ -691,6 +693,15 @@ func (f *facts) build(ctx context.Context, lockID string, evs []Event) (ch *Chai
 			if ch.Ending.How == "" {
 				ch.Ending.How = "orphaned"
 			}
+		}
+	}
+	// A lock only the watcher saw is still held while the watcher that
+	// saw it runs and has not seen it go.
+	if watcherSession != "" && releasedAt.IsZero() && ch.Ending.How == "" && ch.Ending.ForceUnlock == nil {
+		if live, err := f.live(ctx, watcherSession); err != nil {
+			return nil, false, err
+		} else if live {
+			ch.Ending.How = "still held"
 		}
 	}
 	if orphan != nil {

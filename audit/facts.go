@@ -160,6 +160,17 @@ func (f *facts) party(ctx context.Context, sessionID, commandID string) (Party, 
 	return p, nil
 }
 
+// live reports whether a session has not ended (running, or killed and not
+// yet closed as crashed): one indexed lookup.
+func (f *facts) live(ctx context.Context, sessionID string) (bool, error) {
+	var n int
+	err := f.d.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM events WHERE session_id = ? AND kind = '`+KindSessionEnd+`' LIMIT 1)`, sessionID).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("read the end of session %s: %w", sessionID, err)
+	}
+	return n == 0, nil
+}
+
 // nextAcquisition is when a lock other than lockID was next taken on the
 // state after t (a hold counts), read through the state index; zero if
 // none was before limit.

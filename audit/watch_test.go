@@ -137,3 +137,21 @@ func TestWaiterBlockedByWatchedHolder(t *testing.T) {
 		t.Fatalf("holds = %v", holds)
 	}
 }
+
+// A lock the watcher saw taken and not released is still held while the
+// watcher runs; once it stopped, its end is unknown.
+func TestWatcherOnlyHoldStillHeld(t *testing.T) {
+	l := newIncidentLog(t)
+	w := l.watcher(0)
+	l.watched(w, 2*time.Second, "lock_acquired", "b/prod", "tf-2", "carol@ws", time.Second)
+	if h := timeline(t, l.db).States[0].Holds[0]; h.Ending != "still held" || !h.Open {
+		t.Fatalf("while the watcher runs: %+v", h)
+	}
+	l.at(5 * time.Second)
+	if err := w.End(context.Background(), audit.SessionEnd{Status: "ok"}); err != nil {
+		t.Fatal(err)
+	}
+	if h := timeline(t, l.db).States[0].Holds[0]; h.Ending != "unknown" {
+		t.Fatalf("after the watcher stopped: %+v", h)
+	}
+}
