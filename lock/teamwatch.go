@@ -90,8 +90,8 @@ type TableWatcher struct {
 	now    func() time.Time
 
 	requests atomic.Int64
-	polls    int
-	lastPoll time.Time
+	primed   bool      // a poll has read every mechanism
+	lastGood time.Time // the last poll that read every mechanism
 	// The last good reading of each mechanism: a failed read keeps it.
 	items   map[string]record   // by DynamoDB LockID
 	objects map[string]s3Cached // by object key
@@ -182,8 +182,11 @@ func (w *TableWatcher) Poll(ctx context.Context) ([]TeamEvent, []error) {
 	if w.spec.Bucket != "" {
 		problems = append(problems, w.listObjects(ctx)...)
 	}
-	first := w.polls == 0
-	w.polls++
+	// Until one poll has read everything, what is there was there at
+	// start; and Created is judged against the last poll that read
+	// everything, not one that missed a mechanism.
+	readAll := len(problems) == 0
+	first := !w.primed
 	seen := map[lockKey]*TeamLock{}
 	add := func(m Mechanism, r record) {
 		if r.info == nil {
@@ -214,14 +217,16 @@ func (w *TableWatcher) Poll(ctx context.Context) ([]TeamEvent, []error) {
 	var evs []TeamEvent
 	// Releases first: on a state whose lock changed hands between two
 	// polls, the release comes before the acquisition.
+	goneAt := map[string]bool{} // states where a lock ID went
+	for k := range w.locks {
+		if seen[k] == nil {
+			goneAt[k.state] = true
+		}
+	}
 	replaced := map[string]bool{}
 	for k := range seen {
-		if _, ok := w.locks[k]; !ok {
-			for pk := range w.locks {
-				if pk.state == k.state && seen[pk] == nil {
-					replaced[k.state] = true
-				}
-			}
+		if _, ok := w.locks[k]; !ok && goneAt[k.state] {
+			replaced[k.state] = true
 		}
 	}
 	var gone []lockKey
@@ -260,7 +265,7 @@ func (w *TableWatcher) Poll(ctx context.Context) ([]TeamEvent, []error) {
 		l.Since = now
 		switch created := l.Info.Created; {
 		case created.IsZero():
-		case first, !created.Before(w.lastPoll.Add(-staleCreatedSlack)):
+		case first, !created.Before(w.lastGood.Add(-staleCreatedSlack)):
 			l.Since = created
 		}
 		fresh = append(fresh, k)
@@ -276,7 +281,9 @@ func (w *TableWatcher) Poll(ctx context.Context) ([]TeamEvent, []error) {
 		evs = append(evs, TeamEvent{Kind: kind, Lock: *seen[k], At: now, Replaced: replaced[k.state]})
 	}
 	w.locks = seen
-	w.lastPoll = now
+	if readAll {
+		w.primed, w.lastGood = true, now
+	}
 	return evs, problems
 }
 

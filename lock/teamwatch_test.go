@@ -281,3 +281,23 @@ func TestTableWatcherEnvOnly(t *testing.T) {
 		t.Fatalf("poll: %s, want %s", got, want)
 	}
 }
+
+// A watcher whose first polls fail has seen no start yet: what it first
+// reads was there at start, not taken then.
+func TestTableWatcherFailedStart(t *testing.T) {
+	f := newFakeTeam()
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	w := newTableWatcher(TeamSpec{Table: "locks"}, f, nil)
+	w.now = func() time.Time { return now }
+	f.failScan = true
+	if evs, probs := w.Poll(context.Background()); len(evs) != 0 || len(probs) != 1 {
+		t.Fatalf("failed first poll: %s %v", events(evs), probs)
+	}
+	f.failScan = false
+	f.items["b/k"] = infoJSON("OLD", "a@h", now.Add(-time.Hour))
+	now = now.Add(time.Second)
+	evs := must(w.Poll(context.Background()))
+	if len(evs) != 1 || evs[0].Kind != TeamHeldAtStart || !evs[0].Lock.Since.Equal(now.Add(-time.Hour-time.Second)) {
+		t.Fatalf("first good poll: %s, since %v", events(evs), evs[0].Lock.Since)
+	}
+}
