@@ -58,8 +58,9 @@ type TeamLock struct {
 	// the lock later), then FirstSeen. For a lock present at the first
 	// poll, Created.
 	Since time.Time
-	// AtStart: present at the watcher's first poll, so when it was taken
-	// is known only from Created.
+	// AtStart: present when the watcher started (at the first poll that
+	// read every mechanism, or before it), so when it was taken is known
+	// only from Created.
 	AtStart bool
 }
 
