@@ -147,14 +147,18 @@ type Ending struct {
 	// hold released, hold expired, still held, unknown.
 	How string     `json:"how"`
 	At  *time.Time `json:"at,omitempty"`
-	// SeenBy says who saw a release when the holder is not recorded (a
-	// waiter whose wait ended because the lock went away).
+	// SeenBy says who saw a release when the holder is not recorded: a
+	// waiter whose wait ended because the lock went away, or
+	// SeenByWatcher (whichever saw it first).
 	SeenBy      string       `json:"seen_by,omitempty"`
 	Orphaned    *Orphaning   `json:"orphaned,omitempty"`
 	ForceUnlock *ForceUnlock `json:"force_unlock,omitempty"`
 	// ReleaseFailed is terraform's message when its unlock failed.
 	ReleaseFailed string `json:"release_failed,omitempty"`
 }
+
+// SeenByWatcher is Ending.SeenBy when tfsh watch saw the release.
+const SeenByWatcher = "tfsh watch"
 
 // Orphaning is a lock left behind by a command that ended.
 type Orphaning struct {
@@ -584,8 +588,11 @@ func (f *facts) build(ctx context.Context, lockID string, evs []Event) (ch *Chai
 			}
 			ch.Holder, holderSeen, acquiredAt = p, true, e.At
 		case kindLockReleased, kindHoldReleased:
-			if releasedAt.IsZero() {
+			if releasedAt.IsZero() || watched && e.At.Before(releasedAt) {
 				releasedAt = e.At
+				if watched && watcherSession != "" {
+					seenBy = SeenByWatcher
+				}
 			}
 			if e.Kind == kindHoldReleased {
 				ch.Ending.How = "hold released"
@@ -619,7 +626,9 @@ func (f *facts) build(ctx context.Context, lockID string, evs []Event) (ch *Chai
 				w.Outcome = "acquired"
 				// A holder tfsh did not record is known to have let go
 				// when the first waiter saw the lock go away.
-				if !holderSeen && (releasedAt.IsZero() || e.At.Before(releasedAt)) {
+				// So is one only the watcher saw: a waiter polls more
+				// often than the watcher.
+				if (!holderSeen || watcherSession != "") && (releasedAt.IsZero() || e.At.Before(releasedAt)) {
 					releasedAt, seenBy = e.At, w.Who
 				}
 			} else if w.Outcome == "waiting" {
@@ -748,6 +757,9 @@ func (f *facts) build(ctx context.Context, lockID string, evs []Event) (ch *Chai
 		}
 	case ch.Ending.How == "":
 		ch.Ending.How = "unknown"
+	}
+	if watcherSession != "" && ch.Ending.How == "released" {
+		ch.Ending.SeenBy = seenBy // the watcher, or a waiter that saw it first
 	}
 	if !end.IsZero() {
 		t := end

@@ -377,7 +377,9 @@ func endingLines(c audit.Chain) []storyLine {
 	switch e.How {
 	case "released":
 		text := "released normally" + at
-		if e.SeenBy != "" {
+		if e.SeenBy == audit.SeenByWatcher {
+			text = "released" + at + " (seen gone by tfsh watch, within one interval)"
+		} else if e.SeenBy != "" {
 			text = "released" + at + " (seen by " + esc(e.SeenBy) + ", who was waiting)"
 		}
 		lines = append(lines, line("ended", seg{text, "green"}))

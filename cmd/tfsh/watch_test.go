@@ -419,3 +419,56 @@ func TestWatchUsage(t *testing.T) {
 		}
 	}
 }
+
+// TestWatchNamesPlainHolderInExplain: a tfsh plan waits on a plain
+// terraform apply's lock while the watcher runs; explain names the holder
+// the watcher saw, with its times.
+func TestWatchNamesPlainHolderInExplain(t *testing.T) {
+	tf := labtest.Terraform(t)
+	s3srv, dyn := labtest.S3(t), labtest.Dynamo(t)
+	dir := labtest.Example(t, "s3-dynamodb", tf, s3srv, dyn)
+	b := labtest.BackendOf(t, dir)
+	h := newHarness(t, dir, tf)
+	h.must("run", "--", "init", "-input=false", "-backend-config=backend.hcl")
+	w := startWatch(t, h, b, "--table", b.Table, "--interval", "500ms")
+	apply := plainRun(t, tf, h, "apply", "-auto-approve", "-input=false", "-no-color", "-var", "hold_seconds=4", "-var", "run_id=plain")
+	var out bytes.Buffer
+	apply.Stdout, apply.Stderr = &out, &out
+	if err := apply.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var id string
+	for deadline := time.Now().Add(20 * time.Second); id == "" && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		id, _ = b.Lock()(context.Background())
+	}
+	if id == "" {
+		t.Fatalf("never saw the apply's lock\n%s", out.String())
+	}
+	h.must("run", "--", "plan", "-input=false", "-lock-timeout=60s")
+	if err := apply.Wait(); err != nil {
+		t.Fatalf("apply: %v\n%s", err, out.String())
+	}
+	time.Sleep(time.Second)
+	w.stop()
+	r := h.must("explain", "--json", id)
+	var x audit.Explanation
+	if err := json.Unmarshal([]byte(r.stdout), &x); err != nil {
+		t.Fatalf("%v\n%s", err, r.stdout)
+	}
+	if len(x.Chains) != 1 {
+		t.Fatalf("chains: %s", r.stdout)
+	}
+	c := x.Chains[0]
+	host, _ := os.Hostname()
+	if !c.Holder.Watcher || c.Holder.Recorded || !strings.HasSuffix(c.Holder.Who, "@"+host) || c.Holder.Operation != "apply" {
+		t.Fatalf("holder = %+v, want the plain apply seen by the watcher", c.Holder)
+	}
+	if c.Ending.How != "released" || c.Ending.At == nil || c.HeldMS < 3000 || len(c.Waiters) != 1 || c.Waiters[0].Operation != "plan" {
+		t.Fatalf("chain = %+v", c)
+	}
+	text := h.must("explain", id).stdout
+	t.Log(text)
+	if !strings.Contains(text, "seen by tfsh watch, not run through tfsh") {
+		t.Fatalf("explain:\n%s", text)
+	}
+}
