@@ -442,7 +442,7 @@ func (l *watchLog) line(event, msg string, lk *lock.TeamLock) {
 	}
 	rec := map[string]any{"time": now.Format(time.RFC3339Nano), "event": event, "msg": msg}
 	if lk != nil {
-		rec["state_key"], rec["lock_id"], rec["info"], rec["where"] = lk.StateKey, lk.ID, lk.Info, lk.Where
+		rec["state_key"], rec["lock_id"], rec["info"], rec["where"] = lk.StateKey, lk.ID, lk.Info, strings.Join(lk.Where, " and ")
 	}
 	b, _ := json.Marshal(rec)
 	fmt.Fprintf(l.w, "%s\n", b)
