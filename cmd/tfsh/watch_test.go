@@ -394,6 +394,14 @@ func TestWatchOutage(t *testing.T) {
 	if strings.Join(kinds, " ") != "lock_acquired" {
 		t.Fatalf("watcher events %v, want only the hold held at start (no release while the table was down)\n%s", kinds, log)
 	}
+	// The watcher's session reads back like any other; tfsh's hold and
+	// the watcher's sight of it are one hold in the report.
+	if rp := h.run(nil, "replay", "--no-timing", "last"); rp.code != 0 || !strings.Contains(rp.stdout, "lock_acquired") {
+		t.Fatalf("replay of the watch session: exit %d\n%s%s", rp.code, rp.stdout, rp.stderr)
+	}
+	if rep := h.run(nil, "report", "--html", filepath.Join(t.TempDir(), "r.html")); rep.code != 0 || !strings.Contains(rep.stdout+rep.stderr, "1 hold,") {
+		t.Fatalf("report: exit %d\n%s%s", rep.code, rep.stdout, rep.stderr)
+	}
 	r := h.must("audit", "show", "last")
 	t.Log(r.stdout)
 	if !strings.Contains(r.stdout, b.LockID()+" acquired ") || !strings.Contains(r.stdout, "held by ") {
