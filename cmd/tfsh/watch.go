@@ -163,10 +163,17 @@ type watcher struct {
 	who     string
 	host    string
 
-	alerted  map[string]bool   // lock IDs lock_held_long fired for
-	failed   map[string]string // lock ID → the last problem releasing it
-	problems map[string]bool   // problems being logged, so that each is logged once until it clears
-	hookRuns sync.WaitGroup
+	// pending are events not yet written: the audit log failed (a full
+	// disk, a lock held too long); they are retried, in order, before
+	// each new one and at the end.
+	mu          sync.Mutex
+	pending     []pendingEvent
+	dropped     int
+	alerted     map[string]bool   // lock IDs lock_held_long fired for
+	failed      map[string]string // lock ID → the last problem releasing it
+	problems    map[string]bool   // problems being logged, so that each is logged once until it clears
+	lastProblem string            // the last audit log problem logged
+	hookRuns    sync.WaitGroup
 }
 
 func runWatch(ctx context.Context, o watchOptions, sigs <-chan os.Signal, stderr io.Writer) int {
@@ -256,12 +263,68 @@ func runWatch(ctx context.Context, o watchOptions, sigs <-chan os.Signal, stderr
 	}
 	w.hookRuns.Wait()
 	end := context.WithoutCancel(ctx)
+	if !w.flush(end) {
+		fmt.Fprintf(stderr, "tfsh: watch: %d events could not be written to the audit log\n", len(w.pending))
+	}
 	if err := sess.End(end, audit.SessionEnd{Status: "ok"}); err != nil {
 		fmt.Fprintf(stderr, "tfsh: watch: could not record the end of the session: %v\n", err)
 		return exitCannotRun
 	}
 	log.line("end", fmt.Sprintf("session %s ended; %d requests", sess.ID, tw.Requests()), nil)
 	return 0
+}
+
+type pendingEvent struct {
+	at                     time.Time
+	kind, stateKey, lockID string
+	data                   any
+}
+
+// maxPending bounds the events kept while the audit log cannot be written.
+const maxPending = 10000
+
+// append writes an event of the watcher's session, after any still
+// pending; what cannot be written now is kept and retried.
+func (w *watcher) append(ctx context.Context, at time.Time, kind, stateKey, lockID string, data any) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.pending) >= maxPending {
+		w.pending = w.pending[1:]
+		w.dropped++
+	}
+	w.pending = append(w.pending, pendingEvent{at, kind, stateKey, lockID, data})
+	w.flushLocked(ctx)
+}
+
+// flush retries the pending events; it reports whether none is left.
+func (w *watcher) flush(ctx context.Context) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.flushLocked(ctx)
+}
+
+func (w *watcher) flushLocked(ctx context.Context) bool {
+	for len(w.pending) > 0 {
+		p := w.pending[0]
+		if err := w.sess.AppendAt(ctx, p.at, p.kind, p.stateKey, p.lockID, p.data); err != nil {
+			w.problem(fmt.Sprintf("audit log: %v (%d events kept to retry)", err, len(w.pending)))
+			return false
+		}
+		w.pending = w.pending[1:]
+	}
+	if w.dropped > 0 {
+		w.log.line("problem", fmt.Sprintf("audit log: %d events were dropped while it could not be written (more than %d waiting)", w.dropped, maxPending), nil)
+		w.dropped = 0
+	}
+	return true
+}
+
+// problem logs a problem once until a different one is met.
+func (w *watcher) problem(msg string) {
+	if w.lastProblem != msg {
+		w.lastProblem = msg
+		w.log.line("problem", msg, nil)
+	}
 }
 
 // watchArgs is the watcher's configuration as flags, for session_start.
@@ -290,6 +353,7 @@ func (w *watcher) targets() string {
 // poll reads once, records the transitions, releases expired holds and
 // fires lock_held_long. It reports whether every read succeeded.
 func (w *watcher) poll(ctx context.Context) bool {
+	w.flush(ctx)
 	evs, problems := w.tw.Poll(ctx)
 	seen := map[string]bool{}
 	for _, p := range problems {
@@ -328,9 +392,7 @@ func (w *watcher) record(ctx context.Context, e lock.TeamEvent) {
 		delete(w.alerted, l.ID)
 		delete(w.failed, l.ID)
 	}
-	if err := w.sess.AppendAt(ctx, e.At, kind, l.StateKey, l.ID, rec); err != nil {
-		w.log.line("problem", fmt.Sprintf("could not record %s of lock %s on %s: %v", verb, l.ID, l.StateKey, err), nil)
-	}
+	w.append(ctx, e.At, kind, l.StateKey, l.ID, rec)
 	msg := fmt.Sprintf("%s %s lock %s by %s (%s) via %s", verb, l.StateKey, l.ID, l.Info.Who, lock.OperationName(l.Info.Operation), joinMechanisms(l.Mechanisms))
 	switch {
 	case e.Kind == lock.TeamReleased:
@@ -370,9 +432,7 @@ func (w *watcher) releaseExpired(ctx context.Context, l lock.TeamLock, now time.
 		return
 	}
 	rec := watchHoldRecord{Source: lock.SourceWatch, Who: w.who + "@" + w.host, Until: until.UTC(), Info: l.Info, Where: where, Expired: true}
-	if err := w.sess.AppendAt(ctx, time.Time{}, shell.KindHoldReleased, l.StateKey, l.ID, rec); err != nil {
-		w.log.line("problem", fmt.Sprintf("released the expired hold %s on %s, but could not record it: %v", l.ID, l.StateKey, err), &l)
-	}
+	w.append(ctx, now, shell.KindHoldReleased, l.StateKey, l.ID, rec)
 	w.log.line("hold_expired", fmt.Sprintf("released the expired hold on %s (%s, by %s, until %s)", l.StateKey, l.Info.Info, l.Info.Who, until.UTC().Format(time.RFC3339)), &l)
 }
 
@@ -393,9 +453,7 @@ func (w *watcher) heldLong(ctx context.Context, l lock.TeamLock, now time.Time) 
 	w.alerted[l.ID] = true
 	rec := watchRecord{Source: lock.SourceWatch, Info: l.Info, Mechanisms: l.Mechanisms, Where: strings.Join(l.Where, " and "), Since: l.Since.UTC(),
 		FirstSeen: l.FirstSeen.UTC(), LastSeen: l.LastSeen.UTC(), HeldAtStart: l.AtStart, HeldMS: held.Milliseconds(), ThresholdMS: w.alert.Milliseconds()}
-	if err := w.sess.AppendAt(ctx, now, KindLockHeldLong, l.StateKey, l.ID, rec); err != nil {
-		w.log.line("problem", fmt.Sprintf("could not record lock_held_long of %s: %v", l.ID, err), &l)
-	}
+	w.append(ctx, now, KindLockHeldLong, l.StateKey, l.ID, rec)
 	w.log.line("held_long", fmt.Sprintf("%s lock %s by %s (%s) held %s, over lock_held_alert %s", l.StateKey, l.ID, l.Info.Who,
 		lock.OperationName(l.Info.Operation), held.Round(time.Second), w.alert), &l)
 	if !w.hooks.Wants(hooks.LockHeldLong, "") {
@@ -413,9 +471,7 @@ func (w *watcher) heldLong(ctx context.Context, l lock.TeamLock, now time.Time) 
 		defer w.hookRuns.Done()
 		hctx := context.WithoutCancel(ctx)
 		for _, r := range w.hooks.Run(hctx, hooks.Event{Name: hooks.LockHeldLong, At: now, Payload: payload}) {
-			if err := w.sess.AppendAt(hctx, time.Time{}, shell.KindHookRun, l.StateKey, l.ID, shell.HookRunRecord(r)); err != nil {
-				w.log.line("problem", fmt.Sprintf("could not record hook %s: %v", r.Hook, err), nil)
-			}
+			w.append(hctx, time.Now(), shell.KindHookRun, l.StateKey, l.ID, shell.HookRunRecord(r))
 			if r.Status != hooks.StatusOK {
 				w.log.line("problem", fmt.Sprintf("hook %q (%s) on lock_held_long %s: %s", r.Hook, r.Source, r.Status, r.Error), nil)
 			}
