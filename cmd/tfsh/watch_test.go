@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"os"
@@ -12,6 +13,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	dtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/tfsh/tfsh/audit"
 	"github.com/tfsh/tfsh/internal/lab/labtest"
@@ -478,5 +483,48 @@ func TestWatchNamesPlainHolderInExplain(t *testing.T) {
 	t.Log(text)
 	if !strings.Contains(text, "seen by tfsh watch, not run through tfsh") {
 		t.Fatalf("explain:\n%s", text)
+	}
+}
+
+// TestWatchAuditLogBusy: an event the audit log cannot take (another
+// process holds its write lock past the busy timeout) is kept and written
+// once the log is free again.
+func TestWatchAuditLogBusy(t *testing.T) {
+	s3srv, dyn := labtest.S3(t), labtest.Dynamo(t)
+	dir := labtest.Example(t, "s3-dynamodb", labtest.Terraform(t), s3srv, dyn)
+	b := labtest.BackendOf(t, dir)
+	h := newHarness(t, dir, labtest.Terraform(t))
+	w := startWatch(t, h, b, "--table", b.Table, "--interval", "200ms")
+
+	raw, err := sql.Open("sqlite3", h.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	conn, err := raw.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.ExecContext(context.Background(), "BEGIN IMMEDIATE"); err != nil {
+		t.Fatal(err)
+	}
+	info := `{"ID":"busy-1","Operation":"OperationTypeApply","Who":"ci@runner-3","Version":"1.5.7","Created":"` + time.Now().UTC().Format(time.RFC3339Nano) + `","Path":"x"}`
+	if _, err := dyn.Client().PutItem(context.Background(), &dynamodb.PutItemInput{TableName: aws.String(b.Table), Item: map[string]dtypes.AttributeValue{
+		"LockID": &dtypes.AttributeValueMemberS{Value: b.LockID()}, "Info": &dtypes.AttributeValueMemberS{Value: info}}}); err != nil {
+		t.Fatal(err)
+	}
+	waitOutput(t, w.cmd, w.out, "audit log: ")
+	if _, err := conn.ExecContext(context.Background(), "ROLLBACK"); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close()
+	time.Sleep(time.Second)
+	log := w.stop()
+	var got []string
+	for _, e := range h.watchEvents() {
+		got = append(got, e.Kind+" "+e.LockID)
+	}
+	if strings.Join(got, ", ") != "lock_acquired busy-1" {
+		t.Fatalf("events %v, want the acquisition written after the log was free\n%s", got, log)
 	}
 }
