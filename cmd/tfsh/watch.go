@@ -27,7 +27,8 @@ const watchUsage = `Usage:
 Watches the lock table and the .tflock objects of a bucket for every lock anyone takes
 (tfsh, plain terraform and tofu, CI runners) and records each acquisition and release in the
 audit log (source "watch"). Runs until SIGTERM or SIGINT (then it finishes the poll, records
-the end of its session and exits 0); --once polls once and exits. It logs one line per
+the end of its session and exits 0); --once polls once and exits (1 if a read failed or a
+lock record was unreadable). It logs one line per
 transition to stderr (--json: one JSON object per line).
 
   --table NAME     DynamoDB lock table (the backend's dynamodb_table)
@@ -271,6 +272,9 @@ func runWatch(ctx context.Context, o watchOptions, sigs <-chan os.Signal, stderr
 		return exitCannotRun
 	}
 	log.line("end", fmt.Sprintf("session %s ended; %d requests", sess.ID, tw.Requests()), nil)
+	if o.once && failures > 0 {
+		return 1 // a cron job learns that its one poll did not read everything
+	}
 	return 0
 }
 
@@ -307,7 +311,7 @@ func (w *watcher) flushLocked(ctx context.Context) bool {
 	for len(w.pending) > 0 {
 		p := w.pending[0]
 		if err := w.sess.AppendAt(ctx, p.at, p.kind, p.stateKey, p.lockID, p.data); err != nil {
-			w.problem(fmt.Sprintf("audit log: %v (%d events kept to retry)", err, len(w.pending)))
+			w.problem(fmt.Sprintf("audit log: %v (the events are kept and retried)", err))
 			return false
 		}
 		w.pending = w.pending[1:]
