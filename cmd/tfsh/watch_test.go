@@ -412,6 +412,13 @@ func TestWatchOutage(t *testing.T) {
 	if !strings.Contains(r.stdout, b.LockID()+" acquired ") || !strings.Contains(r.stdout, "held by ") {
 		t.Fatalf("audit show of the watch session:\n%s", r.stdout)
 	}
+	// --once against the dead table: exit 1, for a cron job to notice.
+	once := exec.Command("tfsh", "watch", "--once", "--table", b.Table)
+	once.Dir, once.Env = h.dir, append(append([]string(nil), h.env...), "AWS_ENDPOINT_URL_DYNAMODB="+b.Dynamo.URL())
+	out, err := once.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(string(out), "scan lock table") {
+		t.Fatalf("watch --once with the table down: %v\n%s", err, out)
+	}
 }
 
 func TestWatchUsage(t *testing.T) {
