@@ -170,10 +170,10 @@ type watcher struct {
 	mu          sync.Mutex
 	pending     []pendingEvent
 	dropped     int
-	alerted     map[string]bool   // lock IDs lock_held_long fired for
-	failed      map[string]string // lock ID → the last problem releasing it
-	problems    map[string]bool   // problems being logged, so that each is logged once until it clears
-	lastProblem string            // the last audit log problem logged
+	alerted     map[string]bool        // lock IDs lock_held_long fired for
+	failed      map[string]holdFailure // lock ID → the last problem releasing it
+	problems    map[string]bool        // problems being logged, so that each is logged once until it clears
+	lastProblem string                 // the last audit log problem logged
 	hookRuns    sync.WaitGroup
 }
 
@@ -211,7 +211,7 @@ func runWatch(ctx context.Context, o watchOptions, sigs <-chan os.Signal, stderr
 	host, _ := os.Hostname()
 	w := &watcher{o: o, log: log, tw: tw, hooks: runner, who: userName(), host: host,
 		alert: loaded.Policy.Settings.LockHeldAlert, alertAt: loaded.Policy.Settings.Source["lock_held_alert"],
-		alerted: map[string]bool{}, failed: map[string]string{}, problems: map[string]bool{}}
+		alerted: map[string]bool{}, failed: map[string]holdFailure{}, problems: map[string]bool{}}
 	sess, crashed, err := db.StartSession(ctx, audit.SessionInfo{
 		Mode: "watch", User: w.who, Host: host, PID: os.Getpid(), PIDStart: audit.ProcessStart(os.Getpid()),
 		PIDNS: audit.PIDNamespace(), CWD: o.dir, TfshVersion: tfshVersion(), Args: redactOwnArgs(append([]string{"watch"}, watchArgs(o)...)),
@@ -424,12 +424,15 @@ func (w *watcher) releaseExpired(ctx context.Context, l lock.TeamLock, now time.
 	if until, ok := lock.HoldExpiry(l.Info); !ok || now.Before(until) {
 		return
 	}
+	if f, ok := w.failed[l.ID]; ok && now.Sub(f.at) < holdRetry {
+		return // a denied delete is not retried on every poll
+	}
 	until, where, released, err := w.tw.ReleaseExpired(ctx, l, now)
 	if err != nil {
-		if w.failed[l.ID] != err.Error() {
-			w.failed[l.ID] = err.Error()
-			w.log.line("problem", fmt.Sprintf("expired hold %s on %s: %v", l.ID, l.StateKey, err), &l)
+		if w.failed[l.ID].msg != err.Error() {
+			w.log.line("problem", fmt.Sprintf("expired hold %s on %s: %v (retried every %s)", l.ID, l.StateKey, err, holdRetry), &l)
 		}
+		w.failed[l.ID] = holdFailure{msg: err.Error(), at: now}
 		return
 	}
 	if !released {
@@ -440,11 +443,22 @@ func (w *watcher) releaseExpired(ctx context.Context, l lock.TeamLock, now time.
 	w.log.line("hold_expired", fmt.Sprintf("released the expired hold on %s (%s, by %s, until %s)", l.StateKey, l.Info.Info, l.Info.Who, until.UTC().Format(time.RFC3339)), &l)
 }
 
+// holdRetry is how long the watcher waits before it tries again to release
+// an expired hold it could not release.
+const holdRetry = 30 * time.Second
+
+type holdFailure struct {
+	msg string
+	at  time.Time
+}
+
 // heldLong fires lock_held_long once per lock held longer than the
 // policy's lock_held_alert, by its Created (else since it was seen).
+// Change-freeze holds are left out: they are long on purpose, and have
+// their own end.
 func (w *watcher) heldLong(ctx context.Context, l lock.TeamLock, now time.Time) {
-	if w.alert <= 0 || w.alerted[l.ID] {
-		return
+	if w.alert <= 0 || w.alerted[l.ID] || l.Info.Operation == lock.HoldOperation {
+		return // a change-freeze hold is long on purpose
 	}
 	since := l.Info.Created
 	if since.IsZero() {

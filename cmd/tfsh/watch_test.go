@@ -320,7 +320,8 @@ func TestWatchReleasesExpiredHoldAndAlerts(t *testing.T) {
 		t.Fatalf("hold_released by the watcher: %v", kinds)
 	}
 
-	// A hold held past lock_held_alert: the hook runs once.
+	// A plain terraform apply holding its lock past lock_held_alert: the
+	// hook runs once. A hold held as long does not fire it.
 	if err := os.MkdirAll(filepath.Join(dir, ".tfsh"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -332,7 +333,13 @@ func TestWatchReleasesExpiredHoldAndAlerts(t *testing.T) {
 `), 0o644)
 	h.must("hold", "--reason", "long freeze")
 	w = startWatch(t, h, b, "--table", b.Table, "--interval", "200ms")
-	time.Sleep(3 * time.Second)
+	time.Sleep(1500 * time.Millisecond)
+	h.must("hold", "--release")
+	apply := plainRun(t, tf, h, "apply", "-auto-approve", "-input=false", "-no-color", "-var", "hold_seconds=3", "-var", "run_id=long")
+	if out, err := apply.CombinedOutput(); err != nil {
+		t.Fatalf("apply: %v\n%s", err, out)
+	}
+	time.Sleep(500 * time.Millisecond)
 	log := w.stop()
 	data, err := os.ReadFile(filepath.Join(dir, "held.jsonl"))
 	if err != nil {
@@ -354,7 +361,7 @@ func TestWatchReleasesExpiredHoldAndAlerts(t *testing.T) {
 	if err := json.Unmarshal([]byte(lines[0]), &got); err != nil {
 		t.Fatal(err)
 	}
-	if got.Event != "lock_held_long" || got.Data.StateKey != b.LockID() || got.Data.Info.Operation != "tfsh-hold" || got.Data.HeldMS < 1000 {
+	if got.Event != "lock_held_long" || got.Data.StateKey != b.LockID() || got.Data.Info.Operation != "OperationTypeApply" || got.Data.HeldMS < 1000 {
 		t.Fatalf("hook payload: %s", lines[0])
 	}
 	var held, runs int
@@ -369,7 +376,6 @@ func TestWatchReleasesExpiredHoldAndAlerts(t *testing.T) {
 	if held != 1 || runs != 1 {
 		t.Fatalf("lock_held_long events %d, hook_run events %d: want 1 and 1\n%s", held, runs, log)
 	}
-	h.must("hold", "--release")
 }
 
 // TestWatchOutage: when the lock table stops answering, the watcher logs
