@@ -29,6 +29,10 @@ const (
 	kindIntegrity      = "integrity_check"
 	kindHoldPlaced     = "hold_placed"
 	kindHoldReleased   = "hold_released"
+	// sourceWatch marks the lock events tfsh watch records: evidence of a
+	// lock from outside any command. A lock ID tfsh's own commands also
+	// recorded is counted once, as theirs.
+	sourceWatch = "watch"
 )
 
 // seedKinds are the events that make a lock worth explaining: someone was
@@ -98,8 +102,12 @@ type Party struct {
 	// Recorded is false for a holder tfsh knows only from the lock's own
 	// record (plain terraform, another machine's log): Who and Operation
 	// are then what terraform wrote.
-	Recorded bool   `json:"recorded"`
-	Hold     string `json:"hold_reason,omitempty"` // a change-freeze hold's reason
+	Recorded bool `json:"recorded"`
+	// Watcher: not recorded, but seen taken by tfsh watch (plain
+	// terraform, a CI runner without tfsh); Who and Operation are from the
+	// lock's record, and the hold's times from the watcher's polls.
+	Watcher bool   `json:"watcher,omitempty"`
+	Hold    string `json:"hold_reason,omitempty"` // a change-freeze hold's reason
 }
 
 // CIRun is the CI job a session ran in.
@@ -139,14 +147,18 @@ type Ending struct {
 	// hold released, hold expired, still held, unknown.
 	How string     `json:"how"`
 	At  *time.Time `json:"at,omitempty"`
-	// SeenBy says who saw a release when the holder is not recorded (a
-	// waiter whose wait ended because the lock went away).
+	// SeenBy says who saw a release when the holder is not recorded: a
+	// waiter whose wait ended because the lock went away, or
+	// SeenByWatcher (whichever saw it first).
 	SeenBy      string       `json:"seen_by,omitempty"`
 	Orphaned    *Orphaning   `json:"orphaned,omitempty"`
 	ForceUnlock *ForceUnlock `json:"force_unlock,omitempty"`
 	// ReleaseFailed is terraform's message when its unlock failed.
 	ReleaseFailed string `json:"release_failed,omitempty"`
 }
+
+// SeenByWatcher is Ending.SeenBy when tfsh watch saw the release.
+const SeenByWatcher = "tfsh watch"
 
 // Orphaning is a lock left behind by a command that ended.
 type Orphaning struct {
@@ -507,13 +519,47 @@ func (f *facts) build(ctx context.Context, lockID string, evs []Event) (ch *Chai
 			created = d.Info.Created
 		}
 	}
-	for _, e := range evs {
+	// tfsh's own record wins: the watcher's events of a lock a command
+	// took (or released) add nothing but their IDs.
+	data := make([]lockData, len(evs))
+	var ownTaken, ownReleased bool
+	var watcherSession string // the watcher session a watcher-only holder was seen by
+	for i, e := range evs {
+		_ = json.Unmarshal(e.Data, &data[i])
+		own := data[i].Source != sourceWatch
+		switch e.Kind {
+		case kindLockAcquired, kindHoldPlaced:
+			ownTaken = ownTaken || own
+		case kindLockReleased:
+			ownReleased = ownReleased || own
+		}
+	}
+	for i, e := range evs {
 		if ch.StateKey == "" {
 			ch.StateKey = e.StateKey
 		}
 		ch.Events = append(ch.Events, e.ID)
-		var d lockData
-		_ = json.Unmarshal(e.Data, &d)
+		d := data[i]
+		watched := d.Source == sourceWatch
+		switch {
+		case watched && e.Kind == kindLockAcquired && (ownTaken || holderSeen):
+			continue
+		case watched && e.Kind == kindLockAcquired:
+			// Seen by the watcher only: plain terraform, or tfsh with
+			// another log. The holder is the lock's own record.
+			ch.Holder, holderSeen, acquiredAt = Party{Watcher: true}, true, e.At
+			watcherSession = e.SessionID
+			if d.Info != nil {
+				ch.Holder.Who, ch.Holder.Operation = d.Info.Who, operationName(d.Info.Operation)
+				created = d.Info.Created
+			}
+			if d.Since != nil {
+				created = *d.Since
+			}
+			continue
+		case watched && e.Kind == kindLockReleased && ownReleased:
+			continue
+		}
 		switch e.Kind {
 		case kindLockAcquired:
 			p, err := f.party(ctx, e.SessionID, e.CommandID)
@@ -542,8 +588,11 @@ func (f *facts) build(ctx context.Context, lockID string, evs []Event) (ch *Chai
 			}
 			ch.Holder, holderSeen, acquiredAt = p, true, e.At
 		case kindLockReleased, kindHoldReleased:
-			if releasedAt.IsZero() {
+			if releasedAt.IsZero() || watched && e.At.Before(releasedAt) {
 				releasedAt = e.At
+				if watched && watcherSession != "" {
+					seenBy = SeenByWatcher
+				}
 			}
 			if e.Kind == kindHoldReleased {
 				ch.Ending.How = "hold released"
@@ -577,7 +626,9 @@ func (f *facts) build(ctx context.Context, lockID string, evs []Event) (ch *Chai
 				w.Outcome = "acquired"
 				// A holder tfsh did not record is known to have let go
 				// when the first waiter saw the lock go away.
-				if !holderSeen && (releasedAt.IsZero() || e.At.Before(releasedAt)) {
+				// So is one only the watcher saw: a waiter polls more
+				// often than the watcher.
+				if (!holderSeen || watcherSession != "") && (releasedAt.IsZero() || e.At.Before(releasedAt)) {
 					releasedAt, seenBy = e.At, w.Who
 				}
 			} else if w.Outcome == "waiting" {
@@ -653,6 +704,15 @@ func (f *facts) build(ctx context.Context, lockID string, evs []Event) (ch *Chai
 			}
 		}
 	}
+	// A lock only the watcher saw is still held while the watcher that
+	// saw it runs and has not seen it go.
+	if watcherSession != "" && releasedAt.IsZero() && ch.Ending.How == "" && ch.Ending.ForceUnlock == nil {
+		if live, err := f.live(ctx, watcherSession); err != nil {
+			return nil, false, err
+		} else if live {
+			ch.Ending.How = "still held"
+		}
+	}
 	if orphan != nil {
 		ch.Ending.Orphaned = orphan
 	}
@@ -697,6 +757,9 @@ func (f *facts) build(ctx context.Context, lockID string, evs []Event) (ch *Chai
 		}
 	case ch.Ending.How == "":
 		ch.Ending.How = "unknown"
+	}
+	if watcherSession != "" && ch.Ending.How == "released" {
+		ch.Ending.SeenBy = seenBy // the watcher, or a waiter that saw it first
 	}
 	if !end.IsZero() {
 		t := end

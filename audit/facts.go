@@ -63,7 +63,9 @@ type lockData struct {
 	WaitedMS int64  `json:"waited_ms"`
 	Ended    string `json:"ended"`
 	Message  string `json:"message"`
-	Source   string `json:"source"` // backend, inferred, output
+	Source   string `json:"source"` // backend, inferred, output, watch
+	// Since is when the watcher reckons the lock was taken.
+	Since *time.Time `json:"since"`
 	// force_unlock, hold_*
 	Who     string `json:"who"`
 	Reason  string `json:"reason"`
@@ -156,6 +158,17 @@ func (f *facts) party(ctx context.Context, sessionID, commandID string) (Party, 
 	}
 	p.Who, p.CI = s.who, s.ci
 	return p, nil
+}
+
+// live reports whether a session has not ended (running, or killed and not
+// yet closed as crashed): one indexed lookup.
+func (f *facts) live(ctx context.Context, sessionID string) (bool, error) {
+	var n int
+	err := f.d.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM events WHERE session_id = ? AND kind = '`+KindSessionEnd+`' LIMIT 1)`, sessionID).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("read the end of session %s: %w", sessionID, err)
+	}
+	return n == 0, nil
 }
 
 // nextAcquisition is when a lock other than lockID was next taken on the

@@ -13,7 +13,8 @@ import (
 )
 
 // holderQuery finds the tfsh session and command that took a lock: the
-// first lock_acquired (or hold_placed) with that ID, through the
+// first lock_acquired (or hold_placed) with that ID that a command recorded
+// (tfsh watch's evidence names no session that took it), through the
 // events_lock index, with its session's session_start (events_session)
 // and its command's command_start (events_command), in one statement.
 const holderQuery = `SELECT a.kind, a.at, a.session_id, COALESCE(a.command_id, ''), a.data,
@@ -21,6 +22,7 @@ const holderQuery = `SELECT a.kind, a.at, a.session_id, COALESCE(a.command_id, '
 	COALESCE((SELECT c.data FROM events c WHERE c.command_id = a.command_id AND c.kind = '` + KindCommandStart + `' ORDER BY c.seq LIMIT 1), '')
 FROM events a
 WHERE a.lock_id = ? AND a.kind IN ('` + kindLockAcquired + `', '` + kindHoldPlaced + `')
+	AND COALESCE(json_extract(a.data, '$.source'), '') != '` + sourceWatch + `'
 ORDER BY a.seq LIMIT 1`
 
 // LockHolder says who took a lock, when this log recorded it: the session

@@ -37,6 +37,9 @@ type CommandRecord struct {
 type SessionRecord struct {
 	SessionSummary
 	CommandList []CommandRecord `json:"command_list"`
+	// Events are the session's events that belong to no command: what
+	// tfsh watch saw, integrity checks that span commands.
+	Events []Event `json:"events,omitempty"`
 }
 
 // ErrNotFound is returned when no session or command matches.
@@ -100,6 +103,10 @@ func (d *DB) Session(ctx context.Context, id string) (*SessionRecord, error) {
 			rec.CommandList = append(rec.CommandList, c)
 			rec.Commands++
 		default:
+			if e.CommandID == "" {
+				rec.Events = append(rec.Events, e)
+				return nil
+			}
 			i, ok := idx[e.CommandID]
 			if !ok {
 				return nil

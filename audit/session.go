@@ -209,6 +209,17 @@ func (s *Session) Append(ctx context.Context, kind, stateKey, lockID string, dat
 	return err
 }
 
+// AppendAt writes an event of the session that belongs to no command, at
+// the time the fact happened (the zero time means now): what tfsh watch
+// sees belongs to no command of its own.
+func (s *Session) AppendAt(ctx context.Context, at time.Time, kind, stateKey, lockID string, data any) error {
+	if at.IsZero() {
+		at = s.db.Now()
+	}
+	_, err := s.db.append(ctx, s.red, pending{at: at.UTC(), sessionID: s.ID, kind: kind, stateKey: stateKey, lockID: lockID, data: data})
+	return err
+}
+
 // StartCommand writes command_start and policy_decision in one transaction.
 // secrets are added to the session's redactor for this command.
 func (s *Session) StartCommand(ctx context.Context, info CommandInfo, dec Decision, secrets ...string) (*Command, error) {

@@ -333,7 +333,9 @@ func (t *timeline) add(ctx context.Context, lockID string, evs []Event) error {
 		switch e.Kind {
 		case kindLockAcquired, kindHoldPlaced:
 			recorded = true
-			holderCmd = e.CommandID
+			if d.Source != sourceWatch {
+				holderCmd = e.CommandID
+			}
 			inferred = inferred || d.Source == "inferred"
 		}
 		if created.IsZero() && d.Info != nil {

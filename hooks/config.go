@@ -32,11 +32,14 @@ const (
 	LockOrphaned   = "lock_orphaned"
 	ForceUnlock    = "force_unlock"
 	PolicyDenied   = "policy_denied"
+	// LockHeldLong is fired by tfsh watch, once per lock, when a lock has
+	// been held longer than the policy's lock_held_alert.
+	LockHeldLong = "lock_held_long"
 )
 
 // Events lists every event name a hook may name in on, in the order of a
 // command's life. Callers must not modify it.
-var Events = []string{BeforeCommand, AfterCommand, LockContention, LockWait, LockOrphaned, ForceUnlock, PolicyDenied}
+var Events = []string{BeforeCommand, AfterCommand, LockContention, LockWait, LockOrphaned, ForceUnlock, PolicyDenied, LockHeldLong}
 
 // The values of on_failure.
 const (

@@ -98,7 +98,7 @@ hook "b" {
 		{
 			name: "every event, continue, loopback and insecure http, bare header keys",
 			src: `hook "all" {
-  on         = ["before_command", "after_command", "lock_contention", "lock_wait", "lock_orphaned", "force_unlock", "policy_denied"]
+  on         = ["before_command", "after_command", "lock_contention", "lock_wait", "lock_orphaned", "force_unlock", "policy_denied", "lock_held_long"]
   commands   = ["state mv", "force-unlock", "workspace new"]
   on_failure = "continue"
   webhook {

@@ -97,6 +97,22 @@ func newS3Observer(ctx context.Context, ref StateRef, getenv Getenv) (*s3Observe
 		return nil, &UnsupportedError{Backend: "s3", Reason: "neither dynamodb_table nor use_lockfile is set: terraform takes no lock"}
 	}
 	set := awsSettings(c, getenv)
+	cfg, err := awsConfig(ctx, set, ref.Credentials, getenv)
+	if err != nil {
+		return nil, fmt.Errorf("aws configuration for the s3 backend: %w", err)
+	}
+	if o.table != "" {
+		o.dynamo = newDynamo(cfg, set)
+	}
+	o.s3 = newS3(cfg, set)
+	return o, nil
+}
+
+// awsConfig is the SDK configuration of the observers, the editors and the
+// team watcher: region, profile and credentials from the backend settings,
+// then the environment, then the SDK's own chain (which also reads
+// AWS_ENDPOINT_URL and its per-service forms).
+func awsConfig(ctx context.Context, set AWSSettings, cred map[string]string, getenv Getenv) (aws.Config, error) {
 	opts := []func(*config.LoadOptions) error{
 		config.WithRetryMaxAttempts(1),   // the next poll is the retry
 		config.WithLogger(logging.Nop{}), // never write on the user's terminal
@@ -113,7 +129,6 @@ func newS3Observer(ctx context.Context, ref StateRef, getenv Getenv) (*s3Observe
 	}
 	// Credentials: the backend block's own, then the environment terraform
 	// runs with, then the SDK chain (profiles, SSO, instance roles).
-	cred := ref.Credentials
 	switch {
 	case cred["access_key"] != "" && cred["secret_key"] != "":
 		opts = append(opts, config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(cred["access_key"], cred["secret_key"], cred["token"])))
@@ -123,19 +138,24 @@ func newS3Observer(ctx context.Context, ref StateRef, getenv Getenv) (*s3Observe
 	}
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("aws configuration for the s3 backend: %w", awsProblem(err))
+		return cfg, awsProblem(err)
 	}
 	if cfg.Region == "" {
 		cfg.Region = "us-east-1" // terraform requires one; the lab and most endpoints accept this
 	}
-	if o.table != "" {
-		o.dynamo = dynamodb.NewFromConfig(cfg, func(op *dynamodb.Options) {
-			if set.DynamoEndpoint != "" {
-				op.BaseEndpoint = aws.String(set.DynamoEndpoint)
-			}
-		})
-	}
-	o.s3 = s3.NewFromConfig(cfg, func(op *s3.Options) {
+	return cfg, nil
+}
+
+func newDynamo(cfg aws.Config, set AWSSettings) *dynamodb.Client {
+	return dynamodb.NewFromConfig(cfg, func(op *dynamodb.Options) {
+		if set.DynamoEndpoint != "" {
+			op.BaseEndpoint = aws.String(set.DynamoEndpoint)
+		}
+	})
+}
+
+func newS3(cfg aws.Config, set AWSSettings) *s3.Client {
+	return s3.NewFromConfig(cfg, func(op *s3.Options) {
 		if set.S3Endpoint != "" {
 			op.BaseEndpoint = aws.String(set.S3Endpoint)
 		}
@@ -143,7 +163,6 @@ func newS3Observer(ctx context.Context, ref StateRef, getenv Getenv) (*s3Observe
 		// Lock objects are small JSON; servers that send no checksum are fine.
 		op.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 	})
-	return o, nil
 }
 
 func (o *s3Observer) Mechanisms() []Mechanism {

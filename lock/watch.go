@@ -31,6 +31,7 @@ const (
 	SourceBackend  = "backend"  // read where the lock lives
 	SourceInferred = "inferred" // the command succeeded with locking on, but the lock was never seen
 	SourceOutput   = "output"   // terraform's diagnostic
+	SourceWatch    = "watch"    // tfsh watch saw it in the lock table or bucket, outside any command
 )
 
 // Event is one lock transition seen while a command ran.

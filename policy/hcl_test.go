@@ -610,3 +610,24 @@ func TestAfterUnlockSetting(t *testing.T) {
 		t.Fatal("an invalid after_unlock loaded")
 	}
 }
+
+func TestLockHeldAlertSetting(t *testing.T) {
+	if p := mustLoad(t); p.Settings.LockHeldAlert != 0 {
+		t.Fatalf("default lock_held_alert = %v, want off", p.Settings.LockHeldAlert)
+	}
+	p := mustLoad(t, org(`settings { lock_held_alert = "30m" }`))
+	if p.Settings.LockHeldAlert != 30*time.Minute || !strings.HasSuffix(p.Settings.Source["lock_held_alert"], ":1") {
+		t.Fatalf("lock_held_alert = %v (%s)", p.Settings.LockHeldAlert, p.Settings.Source["lock_held_alert"])
+	}
+	_, _, diags := Load([]Source{org(`settings {
+  lock_held_alert = "30m"
+  enforced        = true
+}`), project(`settings { lock_held_alert = "2h" }`)})
+	if !diags.HasErrors() || !strings.Contains(diags.Error(), "alerts later, or never") {
+		t.Fatalf("loosening an enforced lock_held_alert: %v", diags)
+	}
+	_, _, diags = Load([]Source{org("settings {\n  lock_held_alert = \"soon\"\n}")})
+	if !diags.HasErrors() || diags[0].Subject == nil || diags[0].Subject.Start.Line != 2 {
+		t.Fatalf("an invalid lock_held_alert: %v", diags)
+	}
+}

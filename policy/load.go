@@ -346,7 +346,7 @@ var (
 	}}
 	settingsSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 		{Name: "lock_timeout_default"}, {Name: "lock_timeout_max"}, {Name: "lock_timeout_over_max"},
-		{Name: "audit_required"}, {Name: "timezone"}, {Name: "after_unlock"}, {Name: "enforced"},
+		{Name: "audit_required"}, {Name: "timezone"}, {Name: "after_unlock"}, {Name: "lock_held_alert"}, {Name: "enforced"},
 	}}
 	ruleSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 		{Name: "when"}, {Name: "action"}, {Name: "message"}, {Name: "description"},
@@ -536,6 +536,15 @@ func (m *merger) settings(b *hcl.Block, src Source, diags *hcl.Diagnostics) {
 				}
 				apply = func() { s.LockTimeoutMax = d }
 			}
+		case "lock_held_alert":
+			d, ok := durationAttr(a, diags)
+			if !ok {
+				continue
+			}
+			if s.LockHeldAlert > 0 && (d == 0 || d > s.LockHeldAlert) {
+				loosens = "alerts later, or never"
+			}
+			apply = func() { s.LockHeldAlert = d }
 		case "lock_timeout_over_max":
 			v, ok := literal(a, cty.String, diags)
 			if !ok {

@@ -138,6 +138,9 @@ type Settings struct {
 	// integrity check, "offer" asks at a terminal (and says what to run
 	// without one), "off" does nothing.
 	AfterUnlock string
+	// LockHeldAlert is how long a lock may be held (by its Created) before
+	// tfsh watch fires the lock_held_long hook; zero is never.
+	LockHeldAlert time.Duration
 
 	// Source says where each setting was last set ("built-in" or file:line).
 	Source map[string]string
@@ -331,7 +334,7 @@ func DefaultSettings() Settings {
 		AfterUnlock:        "offer",
 		Source: map[string]string{
 			"lock_timeout_default": BuiltIn, "lock_timeout_max": BuiltIn, "lock_timeout_over_max": BuiltIn,
-			"audit_required": BuiltIn, "timezone": BuiltIn, "after_unlock": BuiltIn,
+			"audit_required": BuiltIn, "timezone": BuiltIn, "after_unlock": BuiltIn, "lock_held_alert": BuiltIn,
 		},
 		Enforced: map[string]string{},
 	}

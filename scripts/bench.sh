@@ -8,6 +8,8 @@
 #   scripts/bench.sh --handoff 20    also lock handoff: 20 handoffs per backend for plain
 #                                    terraform -lock-timeout and for tfsh, interleaved, and what
 #                                    the pre-check read adds on a free lock (about 10 minutes)
+#   scripts/bench.sh --watch 5       also tfsh watch's cost: requests per poll and per second for
+#                                    1, 10 and 100 states, 5 polls at 1s per row (about 2 minutes)
 # Every form also measures tfsh audit sessions, explain and report on a generated log of a million
 # events (generated once, two to four minutes, and cached under $TFSH_CACHE/bench).
 set -euo pipefail
@@ -15,14 +17,16 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
 detect=0
 handoff=0
+watch=0
 while [ $# -gt 0 ]; do
   case "$1" in
   --detect) detect=${2:?--detect takes a number of plans}; shift 2 ;;
   --handoff) handoff=${2:?--handoff takes a number of handoffs}; shift 2 ;;
+  --watch) watch=${2:?--watch takes a number of polls}; shift 2 ;;
   *) break ;;
   esac
 done
-if [ "$detect" -gt 0 ] || [ "$handoff" -gt 0 ]; then
+if [ "$detect" -gt 0 ] || [ "$handoff" -gt 0 ] || [ "$watch" -gt 0 ]; then
   eval "$(scripts/setup-lab.sh --print-env)"
 else
   eval "$(scripts/setup-lab.sh --only terraform --print-env)"
@@ -48,4 +52,8 @@ fi
 if [ "$handoff" -gt 0 ]; then
   echo
   go run ./internal/bench -tfsh bin/tfsh -terraform "$TFSH_TEST_TERRAFORM" -tofu "$TFSH_TEST_TOFU" -handoff "$handoff"
+fi
+if [ "$watch" -gt 0 ]; then
+  echo
+  go run ./internal/bench -watch "$watch"
 fi

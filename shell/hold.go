@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"time"
 
 	"github.com/tfsh/tfsh/audit"
@@ -15,28 +14,13 @@ import (
 
 // HoldOperation is the Operation of a change-freeze hold's lock record:
 // what plain terraform and tofu users see in the Lock Info of their error.
-const HoldOperation = "tfsh-hold"
+const HoldOperation = lock.HoldOperation
 
 // Audit events of holds.
 const (
 	KindHoldPlaced   = "hold_placed"
 	KindHoldReleased = "hold_released"
 )
-
-var holdUntilRE = regexp.MustCompile(`\(tfsh hold until (\S+)\)$`)
-
-// holdExpiry is when a hold ends, if it was placed with a duration.
-func holdExpiry(i *lock.Info) (time.Time, bool) {
-	if i == nil || i.Operation != HoldOperation {
-		return time.Time{}, false
-	}
-	m := holdUntilRE.FindStringSubmatch(i.Info)
-	if m == nil {
-		return time.Time{}, false
-	}
-	t, err := time.Parse(time.RFC3339, m[1])
-	return t, err == nil
-}
 
 type holdRecord struct {
 	Who    string     `json:"who"`
@@ -193,26 +177,9 @@ func (s *Session) Hold(ctx context.Context, dir string, dur time.Duration, relea
 // releaseExpired removes a hold whose time is up (compare-and-delete) and
 // records it: the next tfsh that sees an expired hold releases it.
 func (s *Session) releaseExpired(ctx context.Context, c *audit.Command, ed lock.Editor, recs []lock.Record, say func(string)) (bool, error) {
-	if len(recs) == 0 {
-		return false, nil
-	}
-	until, ok := holdExpiry(recs[0].Info)
-	if !ok || s.cfg.Now().Before(until) {
-		return false, nil
-	}
-	for _, r := range recs[1:] {
-		// Both mechanisms must hold this same hold: a real lock in the
-		// other one (a client that uses only that one) is not touched.
-		if r.Info.ID != recs[0].Info.ID {
-			return false, fmt.Errorf("an expired hold (%s) is at %s, but %s holds another lock (%s by %s): releasing nothing; see tfsh locks", recs[0].Info.ID, recs[0].Where, r.Where, r.Info.ID, r.Info.Who)
-		}
-	}
-	var where []string
-	for _, r := range recs {
-		if _, err := ed.Remove(ctx, r); err != nil && !errors.Is(err, lock.ErrGone) {
-			return false, fmt.Errorf("could not release the expired hold at %s: %v", r.Where, err)
-		}
-		where = append(where, r.Where)
+	until, where, released, err := lock.ReleaseExpiredHold(ctx, ed, recs, s.cfg.Now())
+	if err != nil || !released {
+		return false, err
 	}
 	say(fmt.Sprintf("released an expired hold (%s, by %s)", recs[0].Info.Info, recs[0].Info.Who))
 	appendEvent(c, KindHoldReleased, recs[0].Info.ID, holdRecord{Who: s.who, Info: recs[0].Info, Until: &until, Where: where, Expired: true})

@@ -248,14 +248,21 @@ type hookRecord struct {
 	Refused    bool   `json:"refused,omitempty"`
 }
 
+// HookRunRecord is the data of the hook_run event of one result: what
+// every caller that runs hooks records (the pipeline, tfsh watch).
+func HookRunRecord(r hooks.Result) any {
+	rec := hookRecord{Event: r.Event, Hook: r.Hook, Source: r.Source, Kind: r.Kind, DurationMS: r.Duration.Milliseconds(),
+		Status: r.Status, HTTPStatus: r.HTTPStatus, Attempts: r.Attempts, Error: r.Error, Output: r.Output, Refused: r.Refuses}
+	if r.Kind == "exec" && r.Status != hooks.StatusError {
+		code := r.ExitCode
+		rec.ExitCode = &code
+	}
+	return rec
+}
+
 func (h *commandHooks) record(results []hooks.Result) {
 	for _, r := range results {
-		rec := hookRecord{Event: r.Event, Hook: r.Hook, Source: r.Source, Kind: r.Kind, DurationMS: r.Duration.Milliseconds(),
-			Status: r.Status, HTTPStatus: r.HTTPStatus, Attempts: r.Attempts, Error: r.Error, Output: r.Output, Refused: r.Refuses}
-		if r.Kind == "exec" && r.Status != hooks.StatusError {
-			code := r.ExitCode
-			rec.ExitCode = &code
-		}
+		rec := HookRunRecord(r)
 		h.mu.Lock()
 		ending := h.ending
 		h.mu.Unlock()

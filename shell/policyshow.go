@@ -58,6 +58,11 @@ func ShowPolicy(w io.Writer, p *policy.Policy) {
 	row("audit_required", fmt.Sprint(s.AuditRequired))
 	row("timezone", loc)
 	row("after_unlock", s.AfterUnlock)
+	alert := "off"
+	if s.LockHeldAlert > 0 {
+		alert = policy.FormatDuration(s.LockHeldAlert)
+	}
+	row("lock_held_alert", alert)
 	tw.Flush()
 	fmt.Fprintln(w, "\nrules")
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)

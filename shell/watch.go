@@ -171,7 +171,7 @@ func (lw *lockWatch) emit(ev lock.Event) {
 		// Waiting on a change-freeze hold whose time is up: release it
 		// now, and terraform's next retry (or tfsh's own wait) takes the
 		// lock.
-		if until, ok := holdExpiry(ev.Info); ok && !s.cfg.Now().Before(until) && lw.releasing.CompareAndSwap(false, true) {
+		if until, ok := lock.HoldExpiry(ev.Info); ok && !s.cfg.Now().Before(until) && lw.releasing.CompareAndSwap(false, true) {
 			go func() {
 				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 				defer cancel()

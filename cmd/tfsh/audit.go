@@ -402,7 +402,26 @@ func renderSession(w io.Writer, rec *audit.SessionRecord, frames func(string) ([
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "  cwd      %s\n", esc(i.CWD))
-	fmt.Fprintf(w, "  tfsh %s, %s %s (%s)\n", i.TfshVersion, i.TerraformName, i.TerraformVersion, i.Terraform)
+	if i.Terraform != "" {
+		fmt.Fprintf(w, "  tfsh %s, %s %s (%s)\n", i.TfshVersion, i.TerraformName, i.TerraformVersion, i.Terraform)
+	} else {
+		fmt.Fprintf(w, "  tfsh %s\n", i.TfshVersion)
+	}
+	if len(rec.Events) > 0 {
+		fmt.Fprintln(w)
+	}
+	for _, ev := range rec.Events {
+		at := ev.At.Local().Format("15:04:05.000")
+		switch {
+		case ev.Kind == shell.KindHookRun:
+			fmt.Fprintf(w, "  hook       %s %s\n", at, esc(describeHookRun(ev)))
+		case strings.HasPrefix(ev.Kind, "lock_"):
+			// What tfsh watch saw: the holder is the lock's own record.
+			fmt.Fprintf(w, "  lock       %s %s %s\n", at, esc(ev.StateKey), esc(strings.ReplaceAll(strings.TrimPrefix(ev.Kind, "lock_"), "_", " ")+lockEventDetail(ev, localClock, "unknown")))
+		default:
+			fmt.Fprintf(w, "  %-10s %s %s %s\n", ev.Kind, at, esc(ev.StateKey), esc(string(ev.Data)))
+		}
+	}
 	for n, c := range rec.CommandList {
 		fmt.Fprintln(w)
 		typed := c.Info.Line

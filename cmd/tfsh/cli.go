@@ -59,6 +59,8 @@ func Main(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.
 			return holdCommand(ctx, args[1:], stdin, stdout, stderr)
 		case "lab":
 			return labCommand(ctx, args[1:], stdout, stderr)
+		case "watch":
+			return watchCommand(ctx, args[1:], stdout, stderr)
 		case "version":
 			fmt.Fprintf(stdout, "tfsh %s\n", tfshVersion())
 			return 0
@@ -97,6 +99,9 @@ Usage:
                                    one self-contained HTML file: a lock timeline per state and the incidents
   tfsh replay [--speed N] [--max-wait D] [--from OFFSET] [--no-timing] [--cast FILE] ID|last
                                    play a session or command back with its timing and lock events
+  tfsh watch [--table NAME] [--bucket NAME [--prefix P]] [--interval 1s] [--once] [--json]
+                                   record every lock anyone takes on a lock table or bucket, plain
+                                   terraform included; release expired holds (tfsh watch --help)
   tfsh lab up|status|down [--dir D] [--json]
                                    loopback S3 and DynamoDB for trying remote state and locks offline
   tfsh version

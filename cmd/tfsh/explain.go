@@ -155,7 +155,10 @@ func clock(t time.Time) string { return t.Local().Format("15:04:05.000") }
 // job deploy (root@runner-7): plan".
 func partyLine(p audit.Party) string {
 	s := p.Line()
-	if !p.Recorded {
+	switch {
+	case p.Watcher:
+		s += " (seen by tfsh watch, not run through tfsh: from the lock's own record)"
+	case !p.Recorded:
 		s += " (not recorded by tfsh: from the lock's own record)"
 	}
 	return s
@@ -374,7 +377,9 @@ func endingLines(c audit.Chain) []storyLine {
 	switch e.How {
 	case "released":
 		text := "released normally" + at
-		if e.SeenBy != "" {
+		if e.SeenBy == audit.SeenByWatcher {
+			text = "released" + at + " (seen gone by tfsh watch, within one interval)"
+		} else if e.SeenBy != "" {
 			text = "released" + at + " (seen by " + esc(e.SeenBy) + ", who was waiting)"
 		}
 		lines = append(lines, line("ended", seg{text, "green"}))

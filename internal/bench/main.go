@@ -34,7 +34,12 @@ func main() {
 	auditN := flag.Int("audit", 0, "instead: measure tfsh audit sessions on a generated log of a million events, this many runs per filter (no terraform needed)")
 	backends := flag.String("backends", "", "with -handoff: only these lab examples, comma-separated (., s3-dynamodb, s3-lockfile)")
 	handoffN := flag.Int("handoff", 0, "instead: measure lock handoff (release to next acquisition), this many handoffs per waiter and backend, plain terraform against tfsh (-tofu adds the S3 lockfile; needs the lab's dynalite)")
+	watchN := flag.Int("watch", 0, "instead: measure tfsh watch's requests per poll for 1, 10 and 100 states, this many polls at 1s per row (needs the lab's dynalite; no terraform)")
 	flag.Parse()
+	if *watchN > 0 {
+		watchBench(*watchN)
+		return
+	}
 	if *auditN > 0 {
 		a, err := filepath.Abs(*tfsh)
 		if err != nil {
