@@ -18,20 +18,9 @@ import (
 // cached file is never opened for writing.
 func BenchmarkVerify1M(b *testing.B) {
 	ctx := context.Background()
-	cached, err := auditgen.Cached(ctx, auditgen.Options{Events: 1_000_000})
-	if err != nil {
-		b.Fatal(err)
-	}
-	path := filepath.Join(b.TempDir(), "audit.db")
-	if err := auditgen.CopyFile(cached, path); err != nil {
-		b.Fatal(err)
-	}
-	db, err := audit.Open(ctx, path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
+	db, _ := copyOf1M(b)
 	var res *audit.VerifyResult
+	var err error
 	for b.Loop() {
 		if res, err = db.Verify(ctx); err != nil {
 			b.Fatal(err)
@@ -50,19 +39,7 @@ func BenchmarkVerify1M(b *testing.B) {
 // log reaches the newest one.
 func BenchmarkVerify1MAnchors(b *testing.B) {
 	ctx := context.Background()
-	cached, err := auditgen.Cached(ctx, auditgen.Options{Events: 1_000_000})
-	if err != nil {
-		b.Fatal(err)
-	}
-	path := filepath.Join(b.TempDir(), "audit.db")
-	if err := auditgen.CopyFile(cached, path); err != nil {
-		b.Fatal(err)
-	}
-	db, err := audit.Open(ctx, path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
+	db, path := copyOf1M(b)
 	pub, key, err := ed25519.GenerateKey(nil)
 	if err != nil {
 		b.Fatal(err)
@@ -93,4 +70,25 @@ func BenchmarkVerify1MAnchors(b *testing.B) {
 	}
 	b.ReportMetric(float64(res.Events), "events")
 	b.ReportMetric(float64(res.Anchors), "anchors")
+}
+
+// copyOf1M opens a copy of the generated log of 1,000,000 events: the
+// cached file is never opened for writing.
+func copyOf1M(b *testing.B) (*audit.DB, string) {
+	b.Helper()
+	ctx := context.Background()
+	cached, err := auditgen.Cached(ctx, auditgen.Options{Events: 1_000_000})
+	if err != nil {
+		b.Fatal(err)
+	}
+	path := filepath.Join(b.TempDir(), "audit.db")
+	if err := auditgen.CopyFile(cached, path); err != nil {
+		b.Fatal(err)
+	}
+	db, err := audit.Open(ctx, path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { db.Close() })
+	return db, path
 }

@@ -17,10 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-
 	"github.com/tfsh/tfsh/audit"
 	"github.com/tfsh/tfsh/audit/audittest"
 	"github.com/tfsh/tfsh/internal/anchor"
@@ -174,13 +170,7 @@ func TestAuditVerifyRemoteAnchors(t *testing.T) {
 				env["TFSH_ANCHOR_S3_ENDPOINT"] = srv.URL()
 			case "dynamodb":
 				srv := labtest.Dynamo(t)
-				c := srv.Client()
-				if _, err := c.CreateTable(ctx, &dynamodb.CreateTableInput{
-					TableName:            aws.String("anchors"),
-					AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String(anchor.KeyAttribute), AttributeType: types.ScalarAttributeTypeS}},
-					KeySchema:            []types.KeySchemaElement{{AttributeName: aws.String(anchor.KeyAttribute), KeyType: types.KeyTypeHash}},
-					BillingMode:          types.BillingModePayPerRequest,
-				}); err != nil {
+				if err := anchor.CreateTable(ctx, srv.Client(), "anchors"); err != nil {
 					t.Fatal(err)
 				}
 				env["TFSH_ANCHOR_DYNAMODB"] = "anchors/box"

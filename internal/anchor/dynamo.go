@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -94,4 +95,23 @@ func (d *Dynamo) ReadAnchors(ctx context.Context) ([]audit.Anchor, error) {
 		}
 	}
 	return out, nil
+}
+
+// CreateTable creates a table for Dynamo anchors (partition key
+// KeyAttribute, a string; on-demand billing) and waits until it is active.
+func CreateTable(ctx context.Context, c *dynamodb.Client, table string) error {
+	_, err := c.CreateTable(ctx, &dynamodb.CreateTableInput{
+		TableName:            aws.String(table),
+		AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String(KeyAttribute), AttributeType: types.ScalarAttributeTypeS}},
+		KeySchema:            []types.KeySchemaElement{{AttributeName: aws.String(KeyAttribute), KeyType: types.KeyTypeHash}},
+		BillingMode:          types.BillingModePayPerRequest,
+	})
+	if err != nil {
+		return fmt.Errorf("create anchor table %s: %w", table, err)
+	}
+	err = dynamodb.NewTableExistsWaiter(c).Wait(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(table)}, time.Minute)
+	if err != nil {
+		return fmt.Errorf("create anchor table %s: %w", table, err)
+	}
+	return nil
 }

@@ -5,11 +5,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/tfsh/tfsh/audit"
 	"github.com/tfsh/tfsh/internal/anchor"
@@ -20,15 +15,7 @@ func TestDynamoAnchors(t *testing.T) {
 	ctx := context.Background()
 	srv := labtest.Dynamo(t)
 	c := srv.Client()
-	if _, err := c.CreateTable(ctx, &dynamodb.CreateTableInput{
-		TableName:            aws.String("anchors"),
-		AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String(anchor.KeyAttribute), AttributeType: types.ScalarAttributeTypeS}},
-		KeySchema:            []types.KeySchemaElement{{AttributeName: aws.String(anchor.KeyAttribute), KeyType: types.KeyTypeHash}},
-		BillingMode:          types.BillingModePayPerRequest,
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if err := dynamodb.NewTableExistsWaiter(c).Wait(ctx, &dynamodb.DescribeTableInput{TableName: aws.String("anchors")}, 30*time.Second); err != nil {
+	if err := anchor.CreateTable(ctx, c, "anchors"); err != nil {
 		t.Fatal(err)
 	}
 	sink := &anchor.Dynamo{Client: c, Table: "anchors", Prefix: "prod"}
