@@ -138,6 +138,13 @@ type Settings struct {
 	// integrity check, "offer" asks at a terminal (and says what to run
 	// without one), "off" does nothing.
 	AfterUnlock string
+	// AuditTable is the DynamoDB table every event is also shipped to
+	// (audit { dynamodb_table }), "" for none; AuditShipTimeout bounds
+	// the wait for shipping at exit; AuditTTLDays, if not 0, makes shipped
+	// events expire from the table after that many days.
+	AuditTable       string
+	AuditShipTimeout time.Duration
+	AuditTTLDays     int
 
 	// Source says where each setting was last set ("built-in" or file:line).
 	Source map[string]string
@@ -329,9 +336,11 @@ func DefaultSettings() Settings {
 		AuditRequired:      true,
 		Location:           time.Local,
 		AfterUnlock:        "offer",
+		AuditShipTimeout:   2 * time.Second,
 		Source: map[string]string{
 			"lock_timeout_default": BuiltIn, "lock_timeout_max": BuiltIn, "lock_timeout_over_max": BuiltIn,
 			"audit_required": BuiltIn, "timezone": BuiltIn, "after_unlock": BuiltIn,
+			"audit.dynamodb_table": BuiltIn, "audit.ship_timeout": BuiltIn, "audit.ttl_days": BuiltIn,
 		},
 		Enforced: map[string]string{},
 	}
