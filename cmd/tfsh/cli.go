@@ -19,6 +19,7 @@ import (
 
 	"github.com/tfsh/tfsh/audit"
 	"github.com/tfsh/tfsh/internal/ci"
+	"github.com/tfsh/tfsh/internal/teamlog"
 	"github.com/tfsh/tfsh/policy"
 	"github.com/tfsh/tfsh/shell"
 	"github.com/tfsh/tfsh/terraform"
@@ -91,6 +92,12 @@ Usage:
   tfsh audit show [--json] ID|last show a session: commands, decisions, exit codes, output
   tfsh audit verify [--json] [--anchors] [--pubkey KEY]
                                    recompute the chain, the output digests and the anchors (exit 1 if broken)
+  tfsh audit pull --from dynamodb://TABLE [--since T] [--until T] [--state KEY] [--session ID] [--json]
+                                   merge the team's events from the shared table into the local log
+  tfsh audit push [--to dynamodb://TABLE]
+                                   ship this log's queued events to the shared table now
+  tfsh audit init-table [--table NAME] [--ttl-days N]
+                                   create the shared table (default tfsh-audit)
   tfsh explain [--since T] [--state KEY] [--json] [LOCK|EVENT|SESSION|COMMAND]
                                    who held the lock, who waited, how it ended (default: the last 24h)
   tfsh report --html FILE [--since T] [--until T] [--state KEY]
@@ -503,6 +510,9 @@ type runEnv struct {
 	// opened and the policy does not require it; removed at the end.
 	scratch string
 	cancel  context.CancelFunc // of ownSession's context, if any
+	// shipper sends the events to the shared table, if one is set.
+	shipper *teamlog.Runner
+	sink    sharedSink
 }
 
 func (e *runEnv) end(out shell.Outcome) {
@@ -517,6 +527,9 @@ func (e *runEnv) close() {
 		e.cancel()
 	}
 	signal.Stop(e.sigs)
+	if e.shipper != nil {
+		stopShipping(e.shipper, e.sink, e.stderr)
+	}
 	e.db.Close()
 	if e.scratch != "" {
 		os.RemoveAll(e.scratch)
@@ -592,6 +605,11 @@ func setup(ctx context.Context, c common, mode string, args []string, stdin, ask
 		}
 	}
 	setupAnchors(ctx, db, scratch == "", getenv, stderr)
+	var shipper *teamlog.Runner
+	sink := sinkFrom(pr.loaded.Policy.Settings, getenv)
+	if sink.table != "" && scratch == "" {
+		shipper = startShipping(ctx, db, sink, stderr)
+	}
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 
@@ -636,6 +654,9 @@ func setup(ctx context.Context, c common, mode string, args []string, stdin, ask
 	}, info)
 	if err != nil {
 		signal.Stop(sigs)
+		if shipper != nil {
+			stopShipping(shipper, sink, stderr)
+		}
 		db.Close()
 		if scratch != "" {
 			os.RemoveAll(scratch)
@@ -652,7 +673,7 @@ func setup(ctx context.Context, c common, mode string, args []string, stdin, ask
 		}
 		fmt.Fprintln(stderr)
 	}
-	return &runEnv{session: sess, db: db, sigs: sigs, stderr: stderr, scratch: scratch}, nil
+	return &runEnv{session: sess, db: db, sigs: sigs, stderr: stderr, scratch: scratch, shipper: shipper, sink: sink}, nil
 }
 
 // loadResult is the policy (and hooks) check done while tfsh starts.
