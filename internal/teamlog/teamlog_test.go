@@ -22,7 +22,7 @@ import (
 
 // env points the AWS SDK's own configuration at the lab server: the
 // shared log takes its endpoint and credentials the way the SDK does.
-func env(t *testing.T, d *lab.Dynamo) {
+func env(t testing.TB, d *lab.Dynamo) {
 	t.Setenv("AWS_ENDPOINT_URL_DYNAMODB", d.URL())
 	t.Setenv("AWS_ACCESS_KEY_ID", lab.AccessKeyID)
 	t.Setenv("AWS_SECRET_ACCESS_KEY", lab.SecretAccessKey)
@@ -35,7 +35,7 @@ func env(t *testing.T, d *lab.Dynamo) {
 
 // table starts dynalite, creates the shared table through a client built
 // from the environment alone (AWS_ENDPOINT_URL_DYNAMODB), and returns it.
-func table(t *testing.T) (*dynamodb.Client, string) {
+func table(t testing.TB) (*dynamodb.Client, string) {
 	t.Helper()
 	d := labtest.Dynamo(t)
 	env(t, d)
