@@ -137,7 +137,8 @@ func auditInitTable(ctx context.Context, args []string, stdout io.Writer) error 
 		return err
 	}
 	created, err := teamlog.InitTable(ctx, c, *table, *ttlDays > 0)
-	if err != nil {
+	noExpiry := errors.Is(err, teamlog.ErrNoExpiry)
+	if err != nil && !noExpiry {
 		return err
 	}
 	if created {
@@ -145,7 +146,9 @@ func auditInitTable(ctx context.Context, args []string, stdout io.Writer) error 
 	} else {
 		fmt.Fprintf(stdout, "table %s exists with the shared audit log's keys and indexes\n", *table)
 	}
-	if *ttlDays > 0 {
+	if noExpiry {
+		fmt.Fprintf(stdout, "warning: %v\n", err)
+	} else if *ttlDays > 0 {
 		fmt.Fprintf(stdout, "expiry is on (attribute expires); give writers audit { ttl_days = %d } so that shipped events carry it\n", *ttlDays)
 	}
 	return nil

@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go"
 )
 
 // tableAPI is what InitTable uses of a DynamoDB client.
@@ -25,6 +26,10 @@ var indexes = []struct{ name, hash string }{
 	{IndexByState, attrStateKey},
 	{IndexBySession, attrSessionID},
 }
+
+// ErrNoExpiry reports an endpoint without time-to-live support (dynalite,
+// some emulators): the table is ready, but nothing removes expired items.
+var ErrNoExpiry = errors.New("this DynamoDB endpoint does not support expiry (UpdateTimeToLive): the table is ready, items carry their expires attribute, but nothing removes them")
 
 // SchemaError reports an existing table whose keys are not the shared
 // log's.
@@ -82,9 +87,15 @@ func InitTable(ctx context.Context, c tableAPI, table string, ttl bool) (created
 			TableName:               aws.String(table),
 			TimeToLiveSpecification: &types.TimeToLiveSpecification{AttributeName: aws.String(attrExpires), Enabled: aws.Bool(true)},
 		})
+		var apiErr smithy.APIError
+		switch {
+		case err == nil:
 		// Asking again once it is on is an error on AWS; it is already
 		// what was asked.
-		if err != nil && !strings.Contains(err.Error(), "already enabled") {
+		case strings.Contains(err.Error(), "already enabled"):
+		case errors.As(err, &apiErr) && apiErr.ErrorCode() == "UnknownOperationException":
+			return created, ErrNoExpiry
+		default:
 			return created, fmt.Errorf("turn on expiry (attribute %s) of table %s: %w", attrExpires, table, err)
 		}
 	}

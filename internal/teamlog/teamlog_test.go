@@ -89,9 +89,26 @@ func write(t testing.TB, db *audit.DB, n int) {
 func TestInitTable(t *testing.T) {
 	ctx := context.Background()
 	c, name := table(t)
-	created, err := teamlog.InitTable(ctx, c, name, false)
-	if err != nil || created {
-		t.Fatalf("second init-table: created %v, err %v; want an existing table accepted", created, err)
+	// dynalite has no expiry: that is said, and the table is ready.
+	created, err := teamlog.InitTable(ctx, c, name, true)
+	if !errors.Is(err, teamlog.ErrNoExpiry) || created {
+		t.Fatalf("second init-table, with expiry: created %v, err %v; want an existing table accepted, expiry unsupported", created, err)
+	}
+	// Shipped items carry it.
+	db := openDB(t)
+	write(t, db, 5)
+	if _, err := (&teamlog.Shipper{DB: db, Client: c, Table: name, TTL: 24 * time.Hour}).Ship(ctx); err != nil {
+		t.Fatal(err)
+	}
+	items, err := c.Scan(ctx, &dynamodb.ScanInput{TableName: aws.String(name)})
+	if err != nil || len(items.Items) != 6 {
+		t.Fatalf("scan: %d items, %v; want 5 events and a chunk", len(items.Items), err)
+	}
+	for _, it := range items.Items {
+		exp, ok := it["expires"].(*types.AttributeValueMemberN)
+		if !ok || exp.Value < fmt.Sprint(time.Now().Add(23*time.Hour).Unix()) {
+			t.Fatalf("item %v: expires %v, want a day from now", it["pk"], it["expires"])
+		}
 	}
 	if _, err := c.CreateTable(ctx, &dynamodb.CreateTableInput{
 		TableName:            aws.String("locks"),
