@@ -133,15 +133,7 @@ func (p *Puller) read(ctx context.Context, f PullFilter) ([]map[string]types.Att
 		if err != nil {
 			return nil, err
 		}
-		seen := map[string]bool{}
-		for _, it := range items {
-			if v, ok := it[attrSessionID].(*types.AttributeValueMemberS); ok && !seen[v.Value] {
-				seen[v.Value] = true
-				q := query(IndexBySession, attrSessionID, v.Value)
-				q.ExpressionAttributeValues[":lo"], q.ExpressionAttributeValues[":hi"] = s(""), s("~")
-				queries = append(queries, q)
-			}
-		}
+		return p.wholeSessions(ctx, items, func(map[string]bool, string) bool { return true }, query)
 	case !f.Since.IsZero():
 		until := f.Until
 		if until.IsZero() {
@@ -154,10 +146,58 @@ func (p *Puller) read(ctx context.Context, f PullFilter) ([]map[string]types.Att
 		for d := f.Since.UTC().Truncate(24 * time.Hour); d.Before(until); d = d.Add(24 * time.Hour) {
 			queries = append(queries, query(IndexByDay, attrDay, day(d)))
 		}
+		items, err := p.run(ctx, queries)
+		if err != nil {
+			return nil, err
+		}
+		// A session that began before Since comes whole: its events then
+		// arrive in their order, whatever was pulled before.
+		return p.wholeSessions(ctx, items, func(started map[string]bool, id string) bool { return !started[id] }, query)
 	default:
 		return p.scan(ctx)
 	}
 	return p.run(ctx, queries)
+}
+
+// wholeSessions adds to items every event of the sessions want chooses
+// among those items belong to (started: the sessions whose
+// session_start is among them).
+func (p *Puller) wholeSessions(ctx context.Context, items []map[string]types.AttributeValue, want func(started map[string]bool, id string) bool,
+	query func(index, attr, value string) *dynamodb.QueryInput) ([]map[string]types.AttributeValue, error) {
+	started := map[string]bool{}
+	for _, it := range items {
+		k, _ := it["kind"].(*types.AttributeValueMemberS)
+		id, _ := it[attrSessionID].(*types.AttributeValueMemberS)
+		if k != nil && id != nil && k.Value == audit.KindSessionStart {
+			started[id.Value] = true
+		}
+	}
+	seen := map[string]bool{}
+	queries := []*dynamodb.QueryInput{}
+	for _, it := range items {
+		id, ok := it[attrSessionID].(*types.AttributeValueMemberS)
+		if !ok || seen[id.Value] || !want(started, id.Value) {
+			continue
+		}
+		seen[id.Value] = true
+		q := query(IndexBySession, attrSessionID, id.Value)
+		q.ExpressionAttributeValues[":lo"], q.ExpressionAttributeValues[":hi"] = s(""), s("~")
+		queries = append(queries, q)
+	}
+	more, err := p.run(ctx, queries)
+	if err != nil {
+		return nil, err
+	}
+	have := make(map[string]bool, len(items))
+	for _, it := range items {
+		have[keyOf(it)] = true
+	}
+	for _, it := range more {
+		if !have[keyOf(it)] {
+			items = append(items, it)
+		}
+	}
+	return items, nil
 }
 
 // run pages through the queries, Parallel at a time, and returns their

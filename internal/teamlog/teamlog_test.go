@@ -287,3 +287,45 @@ func TestPullRefusesEditedItem(t *testing.T) {
 		t.Fatalf("pull of an edited item: err = %v, want event 4 of %s refused", err, id)
 	}
 }
+
+// TestPullSinceTakesWholeSessions: a --since pull that meets a session
+// started before it takes the whole session, so its events arrive in order
+// and its start (who, where) is there; sessions wholly before it stay out.
+func TestPullSinceTakesWholeSessions(t *testing.T) {
+	ctx := context.Background()
+	c, name := table(t)
+	db := openDB(t)
+	base := time.Now().Add(-48 * time.Hour).Truncate(time.Second)
+	now := base
+	db.Now = func() time.Time { return now }
+	write(t, db, 10) // wholly before --since
+	now = base.Add(time.Hour)
+	s, _, err := db.StartSession(ctx, audit.SessionInfo{Mode: "interactive", User: "u", Host: "h", PID: 2}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now = base.Add(30 * time.Hour)
+	for i := 0; i < 3; i++ {
+		if err := s.Append(ctx, "integrity_check", "", "", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.End(ctx, audit.SessionEnd{Status: "ok"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (&teamlog.Shipper{DB: db, Client: c, Table: name}).Ship(ctx); err != nil {
+		t.Fatal(err)
+	}
+	into := openDB(t)
+	res, err := (&teamlog.Puller{Client: c, Table: name}).Pull(ctx, into, teamlog.PullFilter{Since: base.Add(24 * time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Origins) != 1 || res.Origins[0].Added != 5 {
+		t.Fatalf("pull --since: %+v, want the 5 events of the second session", res.Origins)
+	}
+	v, err := into.Verify(ctx)
+	if err != nil || !v.OK() || v.Origins[0].FromSeq != 11 {
+		t.Fatalf("verify: %+v, %v", v, err)
+	}
+}
