@@ -329,3 +329,49 @@ func TestPullSinceTakesWholeSessions(t *testing.T) {
 		t.Fatalf("verify: %+v, %v", v, err)
 	}
 }
+
+// TestTwoShippersOneLog: two tfsh processes on one log ship the same
+// backlog at once: every event is in the table once, the cursor ends at
+// the head, and each event was counted by one of them as shipped and by
+// the other (if it met it) as already there.
+func TestTwoShippersOneLog(t *testing.T) {
+	ctx := context.Background()
+	c, name := table(t)
+	db := openDB(t)
+	write(t, db, 300)
+	var wg sync.WaitGroup
+	results := make([]teamlog.ShipResult, 2)
+	for i := range results {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var err error
+			if results[i], err = (&teamlog.Shipper{DB: db, Client: c, Table: name, Batch: 50}).Ship(ctx); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if shipped := results[0].Shipped + results[1].Shipped; shipped != 300 {
+		t.Fatalf("shipped %d + %d events, want 300 in all: %+v", results[0].Shipped, results[1].Shipped, results)
+	}
+	if cur, _ := db.ShipCursor(ctx, "dynamodb://"+name); cur != 300 {
+		t.Fatalf("cursor %d, want 300", cur)
+	}
+}
+
+// TestGenericEndpointVariable: AWS_ENDPOINT_URL alone points the client
+// at the server too (the SDK's own configuration).
+func TestGenericEndpointVariable(t *testing.T) {
+	d := labtest.Dynamo(t)
+	env(t, d)
+	t.Setenv("AWS_ENDPOINT_URL_DYNAMODB", "")
+	t.Setenv("AWS_ENDPOINT_URL", d.URL())
+	c, err := teamlog.NewClient(context.Background(), teamlog.Foreground)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if created, err := teamlog.InitTable(context.Background(), c, "via-generic", false); err != nil || !created {
+		t.Fatalf("init-table through AWS_ENDPOINT_URL: created %v, %v", created, err)
+	}
+}
