@@ -20,6 +20,7 @@ import (
 	"unicode"
 
 	"github.com/tfsh/tfsh/audit"
+	"github.com/tfsh/tfsh/internal/teamlog"
 	"github.com/tfsh/tfsh/lock"
 	"github.com/tfsh/tfsh/shell"
 )
@@ -228,6 +229,7 @@ var eventKinds = []string{
 	lock.KindAcquired, lock.KindReleased, lock.KindWait, lock.KindWaitEnd, lock.KindContention, lock.KindReleaseFailed,
 	lock.KindOrphaned, lock.KindStaleInfo, lock.KindProblem, lock.KindObserved,
 	shell.KindForceUnlock, shell.KindIntegrityCheck, shell.KindHoldPlaced, shell.KindHoldReleased, shell.KindHookRun,
+	teamlog.KindConflict,
 }
 
 func auditSessions(ctx context.Context, args []string, stdout io.Writer) error {

@@ -605,11 +605,6 @@ func setup(ctx context.Context, c common, mode string, args []string, stdin, ask
 		}
 	}
 	setupAnchors(ctx, db, scratch == "", getenv, stderr)
-	var shipper *teamlog.Runner
-	sink := sinkFrom(pr.loaded.Policy.Settings, getenv)
-	if sink.table != "" && scratch == "" {
-		shipper = startShipping(ctx, db, sink, stderr)
-	}
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 
@@ -654,14 +649,18 @@ func setup(ctx context.Context, c common, mode string, args []string, stdin, ask
 	}, info)
 	if err != nil {
 		signal.Stop(sigs)
-		if shipper != nil {
-			stopShipping(shipper, sink, stderr)
-		}
 		db.Close()
 		if scratch != "" {
 			os.RemoveAll(scratch)
 		}
 		return nil, err
+	}
+	// Shipping starts with the session: its first ship sends the backlog
+	// (earlier sessions' events, session_start) at once.
+	var shipper *teamlog.Runner
+	sink := sinkFrom(pr.loaded.Policy.Settings, getenv)
+	if sink.table != "" && scratch == "" {
+		shipper = startShipping(ctx, db, sess, sink, stderr)
 	}
 	for _, cs := range crashed {
 		fmt.Fprintf(stderr, "tfsh: session %s (pid %d) ended without closing (tfsh was killed); recorded it as crashed", cs.SessionID, cs.PID)

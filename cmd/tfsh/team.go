@@ -15,6 +15,7 @@ import (
 	"github.com/tfsh/tfsh/audit"
 	"github.com/tfsh/tfsh/internal/teamlog"
 	"github.com/tfsh/tfsh/policy"
+	"github.com/tfsh/tfsh/shell"
 )
 
 // sharedSink is where this tfsh also sends its events: the policy's (or
@@ -42,8 +43,9 @@ func sinkFrom(s policy.Settings, getenv func(string) string) sharedSink {
 
 // startShipping ships the session's events to the shared table in the
 // background, kicked after every commit; nothing waits for it until the
-// session ends (stopShipping).
-func startShipping(ctx context.Context, db *audit.DB, sink sharedSink, stderr io.Writer) *teamlog.Runner {
+// session ends (stopShipping). A conflict is said on stderr and recorded
+// in the session (audit_conflict), once.
+func startShipping(ctx context.Context, db *audit.DB, sess *shell.Session, sink sharedSink, stderr io.Writer) *teamlog.Runner {
 	c, err := teamlog.NewClient(ctx, teamlog.Background)
 	if err != nil {
 		fmt.Fprintf(stderr, "tfsh: warning: %v: events stay in the local log until `tfsh audit push`\n", err)
@@ -53,6 +55,12 @@ func startShipping(ctx context.Context, db *audit.DB, sink sharedSink, stderr io
 		Shipper: &teamlog.Shipper{DB: db, Client: c, Table: sink.table, TTL: sink.ttl},
 		OnConflict: func(err error) {
 			fmt.Fprintf(stderr, "tfsh: AUDIT CONFLICT: %v\n", err)
+			var ce *teamlog.ConflictError
+			if errors.As(err, &ce) {
+				if rerr := sess.Record(context.Background(), teamlog.KindConflict, ce); rerr != nil {
+					fmt.Fprintf(stderr, "tfsh: could not record the conflict: %v\n", rerr)
+				}
+			}
 		},
 	}
 	db.AfterCommit = r.Kick

@@ -1,11 +1,16 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/tfsh/tfsh/audit"
 	"github.com/tfsh/tfsh/internal/lab/labtest"
@@ -122,5 +127,50 @@ func TestSharedLogIncident(t *testing.T) {
 	replay := c.must("replay", "--no-timing", ch.Holder.SessionID)
 	if !strings.Contains(replay.stdout, "Apply complete!") {
 		t.Fatalf("replay of the pulled session:\n%s", replay.stdout)
+	}
+}
+
+// TestSharedLogConflict: an item already in the table at one of this
+// log's keys, with other content: the session says so on stderr and
+// records it; audit push fails naming it.
+func TestSharedLogConflict(t *testing.T) {
+	dyn := labtest.Dynamo(t)
+	tf := labtest.Terraform(t)
+	h := newHarness(t, labtest.Example(t, "local", tf, nil, nil), tf)
+	h.env = append(h.env, "AWS_ENDPOINT_URL_DYNAMODB="+dyn.URL())
+	h.must("audit", "init-table")
+	h.must("-c", "version") // not shared yet
+	db, err := audit.Open(context.Background(), h.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := db.LogID(context.Background())
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dyn.Client().PutItem(context.Background(), &dynamodb.PutItemInput{TableName: aws.String("tfsh-audit"), Item: map[string]types.AttributeValue{
+		"pk": &types.AttributeValueMemberS{Value: "ev#" + id}, "sk": &types.AttributeValueMemberS{Value: "00000000000000000002"},
+		"hash": &types.AttributeValueMemberS{Value: strings.Repeat("0", 64)},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	r := h.run([]string{"TFSH_AUDIT_DYNAMODB_TABLE=tfsh-audit"}, "-c", "version")
+	if r.code != 0 || !strings.Contains(r.stderr, "tfsh: AUDIT CONFLICT: dynamodb://tfsh-audit already holds a different item at ev#"+id+"/00000000000000000002 (event 2") ||
+		!strings.Contains(r.stderr, "audit events queued for dynamodb://tfsh-audit") {
+		t.Fatalf("session meeting a conflict: exit %d\n%s", r.code, r.stderr)
+	}
+	n := 0
+	if err := h.events(audit.EventFilter{Kinds: []string{"audit_conflict"}}, func(e audit.Event) error {
+		n++
+		if !strings.Contains(string(e.Data), `"key":"ev#`+id+`/00000000000000000002"`) {
+			t.Errorf("audit_conflict data %s", e.Data)
+		}
+		return nil
+	}); err != nil || n != 1 {
+		t.Fatalf("%d audit_conflict events (%v), want 1", n, err)
+	}
+	if r := h.run(nil, "audit", "push", "--to", "dynamodb://tfsh-audit"); r.code != 4 || !strings.Contains(r.stderr, "already holds a different item") {
+		t.Fatalf("push over a conflict: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }

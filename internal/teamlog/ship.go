@@ -43,13 +43,19 @@ type Shipper struct {
 // Sink is the name of the table as the ship cursor knows it.
 func (s *Shipper) Sink() string { return Scheme + s.Table }
 
+// KindConflict is the audit event a session writes when shipping meets a
+// conflict (data: ConflictError's fields).
+const KindConflict = "audit_conflict"
+
 // ConflictError reports an event whose key in the table holds another
 // event: a copied log shipping under the same ID, or a forged item.
 // Shipping stops before it; the cursor never passes it.
 type ConflictError struct {
-	Table, Key   string
-	Seq          int64
-	Have, Stored string // hashes
+	Table  string `json:"table"`
+	Key    string `json:"key"`
+	Seq    int64  `json:"seq"`
+	Have   string `json:"ours"`   // our event's hash
+	Stored string `json:"stored"` // the table's item's hash
 }
 
 func (e *ConflictError) Error() string {
