@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -69,6 +71,17 @@ func TestSharedLogIncident(t *testing.T) {
 	if !strings.Contains(push.stdout, " events shipped, 0 already there") || !strings.HasSuffix(push.stdout, "; 0 left\n") {
 		t.Fatalf("push: %s", push.stdout)
 	}
+	// Unreachable again; then the next command, with the table back,
+	// ships that backlog before it ends.
+	if r := d.run([]string{"AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:1"}, "-c", "output run_id"); r.code != 0 || !strings.Contains(r.stderr, "queued") {
+		t.Fatalf("second unreachable run: exit %d:\n%s", r.code, r.stderr)
+	}
+	if r := d.must("-c", "output run_id"); strings.Contains(r.stderr, "queued") {
+		t.Fatalf("the next command left events queued:\n%s", r.stderr)
+	}
+	if push := d.must("audit", "push"); !strings.HasPrefix(push.stdout, "dynamodb://tfsh-audit: 0 events shipped") || !strings.HasSuffix(push.stdout, "; 0 left\n") {
+		t.Fatalf("push after the next command: %s", push.stdout)
+	}
 
 	pull := c.must("audit", "pull", "--from", "dynamodb://tfsh-audit", "--json")
 	var pr struct {
@@ -127,6 +140,12 @@ func TestSharedLogIncident(t *testing.T) {
 	replay := c.must("replay", "--no-timing", ch.Holder.SessionID)
 	if !strings.Contains(replay.stdout, "Apply complete!") {
 		t.Fatalf("replay of the pulled session:\n%s", replay.stdout)
+	}
+	html := filepath.Join(t.TempDir(), "report.html")
+	c.must("report", "--html", html)
+	page, err := os.ReadFile(html)
+	if err != nil || !strings.Contains(string(page), ch.Holder.SessionID) || !strings.Contains(string(page), ch.Waiters[0].SessionID) {
+		t.Fatalf("the report does not name both sessions (%v)", err)
 	}
 }
 
