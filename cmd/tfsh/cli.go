@@ -589,6 +589,13 @@ func setup(ctx context.Context, c common, mode string, args []string, stdin, ask
 		}
 		return nil, pr.err
 	}
+	sink, err := sinkFrom(pr.loaded.Policy.Settings, getenv)
+	if err != nil {
+		if db != nil {
+			db.Close()
+		}
+		return nil, err
+	}
 	if dbErr != nil {
 		settings := pr.loaded.Policy.Settings
 		if settings.AuditRequired {
@@ -658,7 +665,6 @@ func setup(ctx context.Context, c common, mode string, args []string, stdin, ask
 	// Shipping starts with the session: its first ship sends the backlog
 	// (earlier sessions' events, session_start) at once.
 	var shipper *teamlog.Runner
-	sink := sinkFrom(pr.loaded.Policy.Settings, getenv)
 	if sink.table != "" && scratch == "" {
 		shipper = startShipping(ctx, db, sess, sink, stderr)
 	}

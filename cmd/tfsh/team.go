@@ -27,7 +27,7 @@ type sharedSink struct {
 	from    string // where the table was named
 }
 
-func sinkFrom(s policy.Settings, getenv func(string) string) sharedSink {
+func sinkFrom(s policy.Settings, getenv func(string) string) (sharedSink, error) {
 	out := sharedSink{table: s.AuditTable, timeout: s.AuditShipTimeout, from: s.Source["audit.dynamodb_table"]}
 	if out.timeout <= 0 {
 		out.timeout = 2 * time.Second
@@ -35,10 +35,13 @@ func sinkFrom(s policy.Settings, getenv func(string) string) sharedSink {
 	if s.AuditTTLDays > 0 {
 		out.ttl = time.Duration(s.AuditTTLDays) * 24 * time.Hour
 	}
-	if t := getenv("TFSH_AUDIT_DYNAMODB_TABLE"); t != "" {
+	if t := getenv("TFSH_AUDIT_DYNAMODB_TABLE"); t != "" && t != out.table {
+		if by, ok := s.Enforced["audit.dynamodb_table"]; ok {
+			return out, fmt.Errorf("TFSH_AUDIT_DYNAMODB_TABLE=%s: the policy enforces audit { dynamodb_table = %q } (%s); unset it", t, out.table, by)
+		}
 		out.table, out.from = t, "TFSH_AUDIT_DYNAMODB_TABLE"
 	}
-	return out
+	return out, nil
 }
 
 // startShipping ships the session's events to the shared table in the
@@ -109,7 +112,7 @@ func configuredSink(getenv func(string) string) (sharedSink, error) {
 	if err != nil {
 		return sharedSink{}, err
 	}
-	return sinkFrom(loaded.Policy.Settings, getenv), nil
+	return sinkFrom(loaded.Policy.Settings, getenv)
 }
 
 // openTeam opens the log at path with open and a client for the shared
