@@ -48,14 +48,10 @@ func sinkFrom(s policy.Settings, getenv func(string) string) (sharedSink, error)
 // background, kicked after every commit; nothing waits for it until the
 // session ends (stopShipping). A conflict is said on stderr and recorded
 // in the session (audit_conflict), once.
-func startShipping(ctx context.Context, db *audit.DB, sess *shell.Session, sink sharedSink, stderr io.Writer) *teamlog.Runner {
-	c, err := teamlog.NewClient(ctx, teamlog.Background)
-	if err != nil {
-		fmt.Fprintf(stderr, "tfsh: warning: %v: events stay in the local log until `tfsh audit push`\n", err)
-		return nil
-	}
+func startShipping(db *audit.DB, sess *shell.Session, sink sharedSink, stderr io.Writer) *teamlog.Runner {
+	connect := func(ctx context.Context) (teamlog.API, error) { return teamlog.NewClient(ctx, teamlog.Background) }
 	r := &teamlog.Runner{
-		Shipper: &teamlog.Shipper{DB: db, Client: c, Table: sink.table, TTL: sink.ttl},
+		Shipper: &teamlog.Shipper{DB: db, Connect: connect, Table: sink.table, TTL: sink.ttl},
 		OnConflict: func(err error) {
 			fmt.Fprintf(stderr, "tfsh: AUDIT CONFLICT: %v\n", err)
 			var ce *teamlog.ConflictError

@@ -28,7 +28,11 @@ type API interface {
 type Shipper struct {
 	DB     *audit.DB
 	Client API
-	Table  string
+	// Connect, if Client is nil, makes the client at the first Ship: the
+	// SDK's set-up (reading ~/.aws) then happens in the background, not
+	// in a session's start.
+	Connect func(context.Context) (API, error)
+	Table   string
 	// TTL, if set, makes shipped items expire this long after their
 	// event (the table's expiry must be on: init-table --ttl-days).
 	TTL time.Duration
@@ -77,6 +81,14 @@ type ShipResult struct {
 // whole; at the first failure the cursor stays before it, and the error
 // (a *ConflictError for a conflict) is returned with the counts so far.
 func (s *Shipper) Ship(ctx context.Context) (res ShipResult, err error) {
+	if s.Client == nil {
+		if s.Connect == nil {
+			return res, errors.New("shipper without a client")
+		}
+		if s.Client, err = s.Connect(ctx); err != nil {
+			return res, err
+		}
+	}
 	if s.logID == "" {
 		id, err := s.DB.LogID(ctx)
 		if err != nil {
