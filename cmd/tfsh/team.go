@@ -74,10 +74,15 @@ func stopShipping(r *teamlog.Runner, sink sharedSink, stderr io.Writer) {
 	if left == 0 {
 		return
 	}
+	var ce *teamlog.ConflictError
 	why := "not shipped yet"
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
 		why = fmt.Sprintf("still shipping after %s", sink.timeout)
+	case errors.Is(err, teamlog.ErrWrittenAfter):
+		why = "written after the last ship"
+	case errors.As(err, &ce):
+		why = fmt.Sprintf("stopped at a conflict at %s", ce.Key)
 	case err != nil:
 		why = "unreachable: " + shortErr(err)
 	}

@@ -7,6 +7,10 @@ import (
 	"time"
 )
 
+// ErrWrittenAfter is Close's reason when events were written after its
+// last ship (by another process on the same log).
+var ErrWrittenAfter = errors.New("written after the last ship")
+
 // Runner ships in the background: Kick (cheap, never blocks) asks for a
 // ship after a commit; one ship runs at a time, and kicks during a ship
 // make one more afterwards. Commands never wait for it; Close waits for it
@@ -122,7 +126,7 @@ func (r *Runner) Close(timeout time.Duration) (left int64, err error) {
 		return left, err
 	}
 	if why == nil {
-		why = errors.New("events were written after the last ship")
+		why = ErrWrittenAfter
 	}
 	return left, why
 }
