@@ -129,15 +129,24 @@ func (r *reader) num(k string) int64 {
 
 // decoded is one item read back: an event of a log, or an output chunk.
 type decoded struct {
-	origin string
-	event  *audit.Event
-	chunk  *audit.OutputChunk
+	origin  string
+	session string
+	event   *audit.Event
+	chunk   *audit.OutputChunk
+}
+
+// key names the item once, whichever query found it.
+func (d *decoded) key() string {
+	if d.event != nil {
+		return fmt.Sprintf("e\x00%s\x00%d", d.origin, d.event.OriginSeq)
+	}
+	return fmt.Sprintf("c\x00%s\x00%d", d.chunk.CommandID, d.chunk.Seq)
 }
 
 func decodeItem(it map[string]types.AttributeValue) (decoded, error) {
 	r := &reader{it: it, err: &itemError{}}
 	r.err.pk, r.err.sk = r.str(attrPK, false), r.str(attrSK, false)
-	d := decoded{origin: r.str("origin", true)}
+	d := decoded{origin: r.str("origin", true), session: r.str(attrSessionID, false)}
 	switch typ := r.str("type", true); typ {
 	case "ev":
 		e := &audit.Event{

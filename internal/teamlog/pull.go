@@ -51,7 +51,9 @@ const importBatch = 5000
 
 // Pull reads the items f selects and imports them into db (audit.Import:
 // deduplicated by event ID). An item tfsh did not write, or an event
-// whose hash does not cover it, stops the pull with an error.
+// whose hash does not cover it, stops the pull with an error. Items are
+// decoded as their pages arrive; what is kept until the import is the
+// events and chunks themselves.
 func (p *Puller) Pull(ctx context.Context, db *audit.DB, f PullFilter) (*PullResult, error) {
 	items, err := p.read(ctx, f)
 	if err != nil {
@@ -60,17 +62,14 @@ func (p *Puller) Pull(ctx context.Context, db *audit.DB, f PullFilter) (*PullRes
 	res := &PullResult{Items: len(items), Origins: []OriginCount{}}
 	evs := map[string][]audit.Event{}
 	chunks := map[string][]audit.OutputChunk{}
-	for _, it := range items {
-		d, err := decodeItem(it)
-		if err != nil {
-			return res, fmt.Errorf("pull from dynamodb://%s: %w", p.Table, err)
-		}
+	for _, d := range items {
 		if d.event != nil {
 			evs[d.origin] = append(evs[d.origin], *d.event)
 		} else {
 			chunks[d.origin] = append(chunks[d.origin], *d.chunk)
 		}
 	}
+	items = nil
 	origins := make([]string, 0, len(evs)+len(chunks))
 	for o := range evs {
 		origins = append(origins, o)
@@ -97,13 +96,15 @@ func (p *Puller) Pull(ctx context.Context, db *audit.DB, f PullFilter) (*PullRes
 			oc.Skipped += skipped
 		}
 		res.Origins = append(res.Origins, oc)
+		delete(evs, o)
+		delete(chunks, o)
 	}
 	return res, nil
 }
 
 // read runs the queries f needs, in parallel, and returns every item
-// once.
-func (p *Puller) read(ctx context.Context, f PullFilter) ([]map[string]types.AttributeValue, error) {
+// once, decoded.
+func (p *Puller) read(ctx context.Context, f PullFilter) ([]decoded, error) {
 	lo, hi := "", "~"
 	if !f.Since.IsZero() {
 		lo = fmt.Sprintf("%020d", f.Since.UnixNano())
@@ -123,17 +124,18 @@ func (p *Puller) read(ctx context.Context, f PullFilter) ([]map[string]types.Att
 			},
 		}
 	}
+	seen := &sync.Map{}
 	switch {
 	case f.SessionID != "":
 		queries = append(queries, query(IndexBySession, attrSessionID, f.SessionID))
 	case f.StateKey != "":
 		// Whole sessions: the state's events, then every session they
 		// belong to (its start says who and where).
-		items, err := p.run(ctx, []*dynamodb.QueryInput{query(IndexByState, attrStateKey, f.StateKey)})
+		items, err := p.run(ctx, []*dynamodb.QueryInput{query(IndexByState, attrStateKey, f.StateKey)}, seen)
 		if err != nil {
 			return nil, err
 		}
-		return p.wholeSessions(ctx, items, func(map[string]bool, string) bool { return true }, query)
+		return p.wholeSessions(ctx, items, seen, func(map[string]bool, string) bool { return true }, query)
 	case !f.Since.IsZero():
 		until := f.Until
 		if until.IsZero() {
@@ -146,63 +148,51 @@ func (p *Puller) read(ctx context.Context, f PullFilter) ([]map[string]types.Att
 		for d := f.Since.UTC().Truncate(24 * time.Hour); d.Before(until); d = d.Add(24 * time.Hour) {
 			queries = append(queries, query(IndexByDay, attrDay, day(d)))
 		}
-		items, err := p.run(ctx, queries)
+		items, err := p.run(ctx, queries, seen)
 		if err != nil {
 			return nil, err
 		}
 		// A session that began before Since comes whole: its events then
 		// arrive in their order, whatever was pulled before.
-		return p.wholeSessions(ctx, items, func(started map[string]bool, id string) bool { return !started[id] }, query)
+		return p.wholeSessions(ctx, items, seen, func(started map[string]bool, id string) bool { return !started[id] }, query)
 	default:
 		return p.scan(ctx)
 	}
-	return p.run(ctx, queries)
+	return p.run(ctx, queries, seen)
 }
 
-// wholeSessions adds to items every event of the sessions want chooses
-// among those items belong to (started: the sessions whose
+// wholeSessions adds to items every item of the sessions that want
+// chooses among those the items belong to (started: the sessions whose
 // session_start is among them).
-func (p *Puller) wholeSessions(ctx context.Context, items []map[string]types.AttributeValue, want func(started map[string]bool, id string) bool,
-	query func(index, attr, value string) *dynamodb.QueryInput) ([]map[string]types.AttributeValue, error) {
+func (p *Puller) wholeSessions(ctx context.Context, items []decoded, seen *sync.Map, want func(started map[string]bool, id string) bool,
+	query func(index, attr, value string) *dynamodb.QueryInput) ([]decoded, error) {
 	started := map[string]bool{}
-	for _, it := range items {
-		k, _ := it["kind"].(*types.AttributeValueMemberS)
-		id, _ := it[attrSessionID].(*types.AttributeValueMemberS)
-		if k != nil && id != nil && k.Value == audit.KindSessionStart {
-			started[id.Value] = true
+	for _, d := range items {
+		if d.event != nil && d.event.Kind == audit.KindSessionStart {
+			started[d.session] = true
 		}
 	}
-	seen := map[string]bool{}
+	asked := map[string]bool{}
 	queries := []*dynamodb.QueryInput{}
-	for _, it := range items {
-		id, ok := it[attrSessionID].(*types.AttributeValueMemberS)
-		if !ok || seen[id.Value] || !want(started, id.Value) {
+	for _, d := range items {
+		if d.session == "" || asked[d.session] || !want(started, d.session) {
 			continue
 		}
-		seen[id.Value] = true
-		q := query(IndexBySession, attrSessionID, id.Value)
+		asked[d.session] = true
+		q := query(IndexBySession, attrSessionID, d.session)
 		q.ExpressionAttributeValues[":lo"], q.ExpressionAttributeValues[":hi"] = s(""), s("~")
 		queries = append(queries, q)
 	}
-	more, err := p.run(ctx, queries)
+	more, err := p.run(ctx, queries, seen)
 	if err != nil {
 		return nil, err
 	}
-	have := make(map[string]bool, len(items))
-	for _, it := range items {
-		have[keyOf(it)] = true
-	}
-	for _, it := range more {
-		if !have[keyOf(it)] {
-			items = append(items, it)
-		}
-	}
-	return items, nil
+	return append(items, more...), nil
 }
 
 // run pages through the queries, Parallel at a time, and returns their
-// items, each key once.
-func (p *Puller) run(ctx context.Context, queries []*dynamodb.QueryInput) ([]map[string]types.AttributeValue, error) {
+// items decoded, each once (seen: the keys already returned).
+func (p *Puller) run(ctx context.Context, queries []*dynamodb.QueryInput, seen *sync.Map) ([]decoded, error) {
 	par := p.Parallel
 	if par <= 0 {
 		par = 8
@@ -211,12 +201,19 @@ func (p *Puller) run(ctx context.Context, queries []*dynamodb.QueryInput) ([]map
 	defer cancel()
 	var (
 		mu    sync.Mutex
-		out   []map[string]types.AttributeValue
+		out   []decoded
 		first error
 		wg    sync.WaitGroup
 		sem   = make(chan struct{}, par)
-		seen  = map[string]bool{}
 	)
+	fail := func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if first == nil {
+			first = err
+			cancel()
+		}
+	}
 	for _, q := range queries {
 		wg.Add(1)
 		sem <- struct{}{}
@@ -226,22 +223,17 @@ func (p *Puller) run(ctx context.Context, queries []*dynamodb.QueryInput) ([]map
 			pg := dynamodb.NewQueryPaginator(p.Client, q)
 			for pg.HasMorePages() {
 				page, err := pg.NextPage(ctx)
-				mu.Lock()
 				if err != nil {
-					if first == nil {
-						first = fmt.Errorf("query dynamodb://%s (%s): %w", p.Table, aws.ToString(q.IndexName), err)
-						cancel()
-					}
-					mu.Unlock()
+					fail(fmt.Errorf("query dynamodb://%s (%s): %w", p.Table, aws.ToString(q.IndexName), err))
 					return
 				}
-				for _, it := range page.Items {
-					k := keyOf(it)
-					if !seen[k] {
-						seen[k] = true
-						out = append(out, it)
-					}
+				ds, err := p.decodePage(page.Items, seen)
+				if err != nil {
+					fail(err)
+					return
 				}
+				mu.Lock()
+				out = append(out, ds...)
 				mu.Unlock()
 			}
 		}()
@@ -250,23 +242,35 @@ func (p *Puller) run(ctx context.Context, queries []*dynamodb.QueryInput) ([]map
 	return out, first
 }
 
-func keyOf(it map[string]types.AttributeValue) string {
-	pk, _ := it[attrPK].(*types.AttributeValueMemberS)
-	sk, _ := it[attrSK].(*types.AttributeValueMemberS)
-	if pk == nil || sk == nil {
-		return ""
+// decodePage decodes a page's items, leaving out those already seen.
+func (p *Puller) decodePage(items []map[string]types.AttributeValue, seen *sync.Map) ([]decoded, error) {
+	out := make([]decoded, 0, len(items))
+	for _, it := range items {
+		d, err := decodeItem(it)
+		if err != nil {
+			return nil, fmt.Errorf("pull from dynamodb://%s: %w", p.Table, err)
+		}
+		if seen != nil {
+			if _, dup := seen.LoadOrStore(d.key(), true); dup {
+				continue
+			}
+		}
+		out = append(out, d)
 	}
-	return pk.Value + "\x00" + sk.Value
+	return out, nil
 }
 
 // scanSegments splits a whole-table read.
 const scanSegments = 4
 
-// scan reads the whole table, in parallel segments.
-func (p *Puller) scan(ctx context.Context) ([]map[string]types.AttributeValue, error) {
+// scan reads the whole table, in parallel segments; a scan returns each
+// item once.
+func (p *Puller) scan(ctx context.Context) ([]decoded, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	var (
 		mu    sync.Mutex
-		out   []map[string]types.AttributeValue
+		out   []decoded
 		first error
 		wg    sync.WaitGroup
 	)
@@ -279,16 +283,24 @@ func (p *Puller) scan(ctx context.Context) ([]map[string]types.AttributeValue, e
 			})
 			for pg.HasMorePages() {
 				page, err := pg.NextPage(ctx)
-				mu.Lock()
-				if err != nil {
-					if first == nil {
-						first = fmt.Errorf("scan dynamodb://%s: %w", p.Table, err)
+				if err == nil {
+					var ds []decoded
+					if ds, err = p.decodePage(page.Items, nil); err == nil {
+						mu.Lock()
+						out = append(out, ds...)
+						mu.Unlock()
+						continue
 					}
-					mu.Unlock()
-					return
+				} else {
+					err = fmt.Errorf("scan dynamodb://%s: %w", p.Table, err)
 				}
-				out = append(out, page.Items...)
+				mu.Lock()
+				if first == nil {
+					first = err
+					cancel()
+				}
 				mu.Unlock()
+				return
 			}
 		}()
 	}
