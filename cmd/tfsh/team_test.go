@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -141,6 +142,29 @@ func TestSharedLogIncident(t *testing.T) {
 	if !strings.Contains(replay.stdout, "Apply complete!") {
 		t.Fatalf("replay of the pulled session:\n%s", replay.stdout)
 	}
+	// A pulled row edited afterwards: verify names the log it came from.
+	aDB, err := audit.Open(context.Background(), a.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	aID, _ := aDB.LogID(context.Background())
+	aDB.Close()
+	raw, err := sql.Open("sqlite3", c.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{`DROP TRIGGER events_append_only_update`,
+		`UPDATE events SET data = replace(data, '"status":"ok"', '"status":"failed"') WHERE origin = '` + aID + `' AND kind = 'command_end'`} {
+		if _, err := raw.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	raw.Close()
+	if r := c.run(nil, "audit", "verify"); r.code != exitLogBroken || !strings.Contains(r.stdout, "edited           log "+aID+": command_end event (seq") ||
+		!strings.Contains(r.stdout, "pulled from log "+aID+": ") {
+		t.Fatalf("verify after editing a pulled row: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+
 	html := filepath.Join(t.TempDir(), "report.html")
 	c.must("report", "--html", html)
 	page, err := os.ReadFile(html)
