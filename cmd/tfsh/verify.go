@@ -85,8 +85,12 @@ func auditVerify(ctx context.Context, args []string, stdout io.Writer) error {
 
 func renderVerify(w io.Writer, path string, res *audit.VerifyResult) {
 	if res.OK() {
-		fmt.Fprintf(w, "%s: intact: %d events (head %d, %.12s…), %d command outputs, %d anchors checked\n",
-			path, res.Events, res.HeadSeq, res.Head, res.Commands, res.Anchors)
+		head := fmt.Sprintf("head %d, %.12s…", res.HeadSeq, res.Head)
+		if res.HeadSeq == 0 && len(res.Origins) > 0 {
+			head = "none of its own"
+		}
+		fmt.Fprintf(w, "%s: intact: %d events (%s), %d command outputs, %d anchors checked\n",
+			path, res.Events, head, res.Commands, res.Anchors)
 		renderOrigins(w, res)
 		return
 	}
