@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
@@ -60,6 +61,7 @@ func eventItem(logID string, e *audit.Event, expires int64) (map[string]types.At
 			it[k] = s(v)
 		}
 	}
+	binaryIfNotUTF8(it)
 	if expires > 0 {
 		it[attrExpires] = n(expires)
 	}
@@ -67,6 +69,19 @@ func eventItem(logID string, e *audit.Event, expires int64) (map[string]types.At
 		return nil, fmt.Errorf("event %d (%s, %s) is %d bytes, more than a DynamoDB item can safely hold (%d): it cannot be shipped", e.Seq, e.Kind, e.ID, size, maxItemBytes)
 	}
 	return it, nil
+}
+
+// binaryIfNotUTF8 moves string attributes that are not UTF-8 to binary
+// ones named NAME_b. A string attribute must be UTF-8, and the hash covers
+// the exact bytes: a column that is not (a state path, bytes a redaction
+// cut) goes as it is, and is then in no index.
+func binaryIfNotUTF8(it map[string]types.AttributeValue) {
+	for k, v := range it {
+		if sv, ok := v.(*types.AttributeValueMemberS); ok && !utf8.ValidString(sv.Value) {
+			delete(it, k)
+			it[k+"_b"] = &types.AttributeValueMemberB{Value: []byte(sv.Value)}
+		}
+	}
 }
 
 // chunkItem is one output chunk of the command end ended, as an item: it
@@ -83,6 +98,7 @@ func chunkItem(logID string, end *audit.Event, c *audit.OutputChunk, expires int
 	if end.StateKey != "" {
 		it[attrStateKey] = s(end.StateKey)
 	}
+	binaryIfNotUTF8(it)
 	if expires > 0 {
 		it[attrExpires] = n(expires)
 	}
@@ -105,6 +121,9 @@ type reader struct {
 
 func (r *reader) str(k string, required bool) string {
 	v, ok := r.it[k].(*types.AttributeValueMemberS)
+	if b, isB := r.it[k+"_b"].(*types.AttributeValueMemberB); !ok && isB {
+		return string(b.Value)
+	}
 	if !ok {
 		if required && r.err.why == "" {
 			r.err.why = "no string " + k

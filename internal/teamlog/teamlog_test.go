@@ -375,3 +375,34 @@ func TestGenericEndpointVariable(t *testing.T) {
 		t.Fatalf("init-table through AWS_ENDPOINT_URL: created %v, %v", created, err)
 	}
 }
+
+// TestNotUTF8 ships a state key that is not UTF-8 (DynamoDB strings must
+// be): it arrives byte for byte, and the chain verifies.
+func TestNotUTF8(t *testing.T) {
+	ctx := context.Background()
+	c, name := table(t)
+	db := openDB(t)
+	s, _, err := db.StartSession(ctx, audit.SessionInfo{Mode: "command", User: "u", Host: "h", PID: 1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd, err := s.StartCommand(ctx, audit.CommandInfo{Typed: []string{"plan"}, Subcommand: "plan", StateKey: "state-\xff\xfe.tfstate"}, audit.Decision{Action: "allow"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintln(cmd.Output(audit.Stdout), "No changes.")
+	if err := cmd.End(ctx, audit.CommandEnd{Status: "ok"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (&teamlog.Shipper{DB: db, Client: c, Table: name}).Ship(ctx); err != nil {
+		t.Fatal(err)
+	}
+	into := openDB(t)
+	if _, err := (&teamlog.Puller{Client: c, Table: name}).Pull(ctx, into, teamlog.PullFilter{}); err != nil {
+		t.Fatal(err)
+	}
+	v, err := into.Verify(ctx)
+	if err != nil || !v.OK() || v.Events != 4 || v.Commands != 1 {
+		t.Fatalf("verify: %+v, %v", v, err)
+	}
+}
