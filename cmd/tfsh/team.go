@@ -258,11 +258,16 @@ func auditPull(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	notPulled := 0
+	if f.StateKey != "" || f.SessionID != "" {
+		notPulled = dropNotPulled(v)
+	}
 	if *asJSON {
 		if err := writeJSON(stdout, struct {
 			*teamlog.PullResult
-			Verify *audit.VerifyResult `json:"verify"`
-		}{res, v}); err != nil {
+			NotPulled int                 `json:"stretches_not_pulled,omitempty"`
+			Verify    *audit.VerifyResult `json:"verify"`
+		}{res, notPulled, v}); err != nil {
 			return err
 		}
 	} else {
@@ -274,9 +279,39 @@ func auditPull(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "pulled %d %s from dynamodb://%s into %s in %s: %d events added\n",
 			res.Items, plural(res.Items, "item", "items"), table, db.Path(), took.Round(time.Millisecond), added)
 		renderVerify(stdout, db.Path(), v)
+		if notPulled > 0 {
+			fmt.Fprintf(stdout, "note: %d %s of the pulled logs' chains %s not here: a --state or --session pull takes only those sessions (tfsh audit verify reports them as deleted; pull without them to verify whole chains)\n",
+				notPulled, plural(notPulled, "stretch", "stretches"), plural(notPulled, "is", "are"))
+		}
 	}
 	if !v.OK() {
 		return errLogBroken
 	}
 	return nil
+}
+
+// dropNotPulled takes out of v the breaks in pulled logs' chains (events
+// missing between two held here), which a --state or --session pull
+// leaves by design, and returns how many there were. Every other problem
+// stays.
+func dropNotPulled(v *audit.VerifyResult) int {
+	n := 0
+	kept := v.Problems[:0]
+	for _, p := range v.Problems {
+		if p.Origin != "" && p.Kind == audit.ProblemDeleted {
+			n++
+			for i := range v.Origins {
+				if v.Origins[i].LogID == p.Origin {
+					v.Origins[i].Problems--
+				}
+			}
+			continue
+		}
+		kept = append(kept, p)
+	}
+	v.Problems, v.First = kept, nil
+	if len(kept) > 0 {
+		v.First = &v.Problems[0]
+	}
+	return n
 }

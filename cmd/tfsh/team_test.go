@@ -116,6 +116,19 @@ func TestSharedLogIncident(t *testing.T) {
 		t.Fatalf("second pull: %s", again.stdout)
 	}
 
+	// Two --session pulls, with a session of that log between them not
+	// pulled: the pull notes the stretch; verify, strict, reports it.
+	dSessions := d.sessionsOf()
+	partial := filepath.Join(t.TempDir(), "partial.db")
+	c.must("audit", "pull", "--from", "dynamodb://tfsh-audit", "--audit-db", partial, "--session", dSessions[0])
+	r = c.must("audit", "pull", "--from", "dynamodb://tfsh-audit", "--audit-db", partial, "--session", dSessions[2])
+	if !strings.Contains(r.stdout, ": intact: ") || !strings.Contains(r.stdout, "note: 1 stretch of the pulled logs' chains is not here") {
+		t.Fatalf("second --session pull:\n%s", r.stdout)
+	}
+	if r := c.run(nil, "audit", "verify", "--audit-db", partial); r.code != exitLogBroken || !strings.Contains(r.stdout, "not pulled by a --state or --session pull") {
+		t.Fatalf("verify after --session pulls: exit %d\n%s", r.code, r.stdout)
+	}
+
 	out := c.must("explain", "--json")
 	var x audit.Explanation
 	if err := json.Unmarshal([]byte(out.stdout), &x); err != nil {
