@@ -63,27 +63,32 @@ func openDB(t testing.TB) *audit.DB {
 // output, n-5 integrity checks, session_end.
 func write(t testing.TB, db *audit.DB, n int) {
 	t.Helper()
+	if err := writeSession(db, n); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// writeSession is write for goroutines other than the test's.
+func writeSession(db *audit.DB, n int) error {
 	ctx := context.Background()
 	s, _, err := db.StartSession(ctx, audit.SessionInfo{Mode: "command", User: "u", Host: "h", PID: 1}, nil)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	c, err := s.StartCommand(ctx, audit.CommandInfo{Typed: []string{"apply"}, Subcommand: "apply", StateKey: "lab/terraform.tfstate"}, audit.Decision{Action: "allow"})
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	fmt.Fprintf(c.Output(audit.Stdout), "Apply complete! %s\n", s.ID)
 	if err := c.End(ctx, audit.CommandEnd{Status: "ok"}); err != nil {
-		t.Fatal(err)
+		return err
 	}
 	for i := 0; i < n-5; i++ {
 		if err := s.Append(ctx, "integrity_check", "", "", map[string]int{"i": i}); err != nil {
-			t.Fatal(err)
+			return err
 		}
 	}
-	if err := s.End(ctx, audit.SessionEnd{Status: "ok"}); err != nil {
-		t.Fatal(err)
-	}
+	return s.End(ctx, audit.SessionEnd{Status: "ok"})
 }
 
 func TestInitTable(t *testing.T) {
@@ -134,7 +139,7 @@ func TestConcurrentWriters(t *testing.T) {
 	const writers, perWriter = 50, 100
 	var wg sync.WaitGroup
 	ids := make([]string, writers)
-	errs := make(chan error, writers)
+	errs := make(chan error, 2*writers)
 	for w := 0; w < writers; w++ {
 		db := openDB(t)
 		ids[w], _ = db.LogID(ctx)
@@ -144,7 +149,9 @@ func TestConcurrentWriters(t *testing.T) {
 			r := &teamlog.Runner{Shipper: &teamlog.Shipper{DB: db, Client: c, Table: name, Concurrency: 4}}
 			db.AfterCommit = r.Kick
 			r.Start()
-			write(t, db, perWriter)
+			if err := writeSession(db, perWriter); err != nil {
+				errs <- fmt.Errorf("writer %d: %w", w, err)
+			}
 			if left, err := r.Close(30 * time.Second); left != 0 || err != nil {
 				errs <- fmt.Errorf("writer %d: %d events left to ship: %v", w, left, err)
 			}
