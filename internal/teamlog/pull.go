@@ -156,7 +156,8 @@ func (p *Puller) read(ctx context.Context, f PullFilter) ([]decoded, error) {
 		// arrive in their order, whatever was pulled before.
 		return p.wholeSessions(ctx, items, seen, func(started map[string]bool, id string) bool { return !started[id] }, query)
 	default:
-		return p.scan(ctx)
+		// No start: the whole table, up to Until if given.
+		return p.scan(ctx, hi)
 	}
 	return p.run(ctx, queries, seen)
 }
@@ -263,9 +264,9 @@ func (p *Puller) decodePage(items []map[string]types.AttributeValue, seen *sync.
 // scanSegments splits a whole-table read.
 const scanSegments = 4
 
-// scan reads the whole table, in parallel segments; a scan returns each
-// item once.
-func (p *Puller) scan(ctx context.Context) ([]decoded, error) {
+// scan reads the whole table, in parallel segments (a scan returns each
+// item once), keeping the items whose at_id is before hi.
+func (p *Puller) scan(ctx context.Context, hi string) ([]decoded, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
@@ -278,9 +279,15 @@ func (p *Puller) scan(ctx context.Context) ([]decoded, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			pg := dynamodb.NewScanPaginator(p.Client, &dynamodb.ScanInput{
+			in := &dynamodb.ScanInput{
 				TableName: aws.String(p.Table), Segment: aws.Int32(seg), TotalSegments: aws.Int32(scanSegments),
-			})
+			}
+			if hi != "~" {
+				in.FilterExpression = aws.String("#r < :hi")
+				in.ExpressionAttributeNames = map[string]string{"#r": attrAtID}
+				in.ExpressionAttributeValues = map[string]types.AttributeValue{":hi": s(hi)}
+			}
+			pg := dynamodb.NewScanPaginator(p.Client, in)
 			for pg.HasMorePages() {
 				page, err := pg.NextPage(ctx)
 				if err == nil {

@@ -335,6 +335,12 @@ func TestPullSinceTakesWholeSessions(t *testing.T) {
 	if err != nil || !v.OK() || v.Origins[0].FromSeq != 11 {
 		t.Fatalf("verify: %+v, %v", v, err)
 	}
+	// --until alone: the first session (and its output), not the second.
+	before := openDB(t)
+	res, err = (&teamlog.Puller{Client: c, Table: name}).Pull(ctx, before, teamlog.PullFilter{Until: base.Add(30 * time.Minute)})
+	if err != nil || len(res.Origins) != 1 || res.Origins[0].Added != 10 || res.Origins[0].Chunks != 1 {
+		t.Fatalf("pull --until: %+v, %v; want the 10 events of the first session", res.Origins, err)
+	}
 }
 
 // TestTwoShippersOneLog: two tfsh processes on one log ship the same
