@@ -225,6 +225,9 @@ func auditPull(ctx context.Context, args []string, stdout io.Writer) error {
 	if *state != "" && *session != "" {
 		return &usageError{"give --state or --session, not both"}
 	}
+	if *session != "" && (*since != "" || *until != "") {
+		return &usageError{"--session pulls the whole session: --since and --until do not go with it"}
+	}
 	now := time.Now()
 	var f teamlog.PullFilter
 	if f.Since, err = parseTime("--since", *since, now); err != nil {
