@@ -172,7 +172,7 @@ func (d *DB) anchorHead(ctx context.Context, session string) {
 	}
 	var seq int64
 	var hash string
-	err := d.db.QueryRowContext(ctx, `SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1`).Scan(&seq, &hash)
+	err := d.db.QueryRowContext(ctx, `SELECT seq, hash FROM events WHERE origin IS NULL ORDER BY seq DESC LIMIT 1`).Scan(&seq, &hash)
 	if err != nil {
 		if err != sql.ErrNoRows && d.OnAnchorError != nil {
 			d.OnAnchorError(fmt.Errorf("read audit chain head: %w", err))

@@ -49,6 +49,10 @@ type DB struct {
 	// OnAnchorError hears of an anchor that could not be written; the
 	// session is recorded all the same.
 	OnAnchorError func(error)
+	// AfterCommit, if set, is called after every transaction that wrote
+	// events commits (a shipper's signal that there is more to ship). It
+	// runs on the writer's goroutine, so it must not block.
+	AfterCommit func()
 }
 
 // NewerSchemaError reports an audit log written by a newer tfsh.

@@ -39,6 +39,10 @@ type Event struct {
 	Data      json.RawMessage `json:"data"`
 	PrevHash  string          `json:"prev_hash"`
 	Hash      string          `json:"hash"`
+	// Origin is the log_id of the log that wrote a pulled event, empty for
+	// this log's own; OriginSeq is its seq there, which its hash covers.
+	Origin    string `json:"origin,omitempty"`
+	OriginSeq int64  `json:"origin_seq,omitempty"`
 }
 
 // canonical is the byte string a row's hash covers, after the previous hash:
@@ -46,8 +50,10 @@ type Event struct {
 // command_id, kind, state_key, lock_id, data), each as its decimal or exact
 // stored bytes preceded by its length as a uvarint. Empty stands for NULL.
 // Exact bytes: even white space inside data, or invalid UTF-8, is covered.
+//
+// A pulled event is hashed with its seq in its own log (OriginSeq).
 func canonical(e *Event) []byte {
-	return appendCanonical(nil, e.Seq, e.ID, e.At.UnixNano(), e.SessionID, e.CommandID, e.Kind, e.StateKey, e.LockID, string(e.Data))
+	return appendCanonical(nil, e.chainSeq(), e.ID, e.At.UnixNano(), e.SessionID, e.CommandID, e.Kind, e.StateKey, e.LockID, string(e.Data))
 }
 
 // appendCanonical appends canonical's bytes for these columns to b: one
@@ -67,6 +73,15 @@ func appendCanonical[T ~string | ~[]byte](b []byte, seq int64, id T, at int64, s
 func appendField[T ~string | ~[]byte](b []byte, f T) []byte {
 	b = binary.AppendUvarint(b, uint64(len(f)))
 	return append(b, f...)
+}
+
+// chainSeq is the seq the event's hash covers: its place in the log that
+// wrote it.
+func (e *Event) chainSeq() int64 {
+	if e.Origin != "" {
+		return e.OriginSeq
+	}
+	return e.Seq
 }
 
 func rowHash(prev string, e *Event) string {
@@ -146,6 +161,9 @@ func (d *DB) inTx(ctx context.Context, what string, fn func(tx *sql.Tx) error) e
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
+	if d.AfterCommit != nil {
+		d.AfterCommit()
+	}
 	return nil
 }
 
@@ -163,12 +181,16 @@ func (d *DB) append(ctx context.Context, red *Redactor, evs ...pending) ([]Event
 }
 
 // chainAndInsert gives events their sequence numbers and hashes after the
-// head as it is inside tx, and inserts them.
+// head as it is inside tx, and inserts them. They chain after this log's
+// own newest event; pulled rows after it only move seq on.
 func chainAndInsert(ctx context.Context, tx *sql.Tx, evs []Event) error {
 	var seq int64
 	prev := GenesisHash
-	err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1`).Scan(&seq, &prev)
+	err := tx.QueryRowContext(ctx, `SELECT hash FROM events WHERE origin IS NULL ORDER BY seq DESC LIMIT 1`).Scan(&prev)
 	if err != nil && err != sql.ErrNoRows {
+		return fmt.Errorf("read audit chain head: %w", err)
+	}
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM events`).Scan(&seq); err != nil {
 		return fmt.Errorf("read audit chain head: %w", err)
 	}
 	stmt, err := tx.PrepareContext(ctx, `INSERT INTO events
@@ -200,13 +222,13 @@ func nullable(s string) any {
 	return s
 }
 
-const eventColumns = `seq, id, at, session_id, COALESCE(command_id, ''), kind, COALESCE(state_key, ''), COALESCE(lock_id, ''), data, prev_hash, hash`
+const eventColumns = `seq, id, at, session_id, COALESCE(command_id, ''), kind, COALESCE(state_key, ''), COALESCE(lock_id, ''), data, prev_hash, hash, COALESCE(origin, ''), COALESCE(origin_seq, 0)`
 
 func scanEvent(sc interface{ Scan(...any) error }) (Event, error) {
 	var e Event
 	var at int64
 	var data string
-	if err := sc.Scan(&e.Seq, &e.ID, &at, &e.SessionID, &e.CommandID, &e.Kind, &e.StateKey, &e.LockID, &data, &e.PrevHash, &e.Hash); err != nil {
+	if err := sc.Scan(&e.Seq, &e.ID, &at, &e.SessionID, &e.CommandID, &e.Kind, &e.StateKey, &e.LockID, &data, &e.PrevHash, &e.Hash, &e.Origin, &e.OriginSeq); err != nil {
 		return e, err
 	}
 	e.At = time.Unix(0, at).UTC()

@@ -34,7 +34,10 @@ type Problem struct {
 	Seq       int64  `json:"seq"`
 	Kind      string `json:"kind"` // one of the Problem* constants
 	CommandID string `json:"command_id,omitempty"`
-	Detail    string `json:"detail"`
+	// Origin is the log_id of the log that wrote the event, for a pulled
+	// one; Seq is then still its seq here.
+	Origin string `json:"origin,omitempty"`
+	Detail string `json:"detail"`
 }
 
 // VerifyResult summarises a full check of the chain and of every output
@@ -52,6 +55,10 @@ type VerifyResult struct {
 	Problems []Problem `json:"problems"`
 	// More counts the problems found beyond the listed ones.
 	More int `json:"more_problems,omitempty"`
+	// LogID is this log's own ID; Origins are the other logs whose
+	// events were pulled into it, each chain checked on its own.
+	LogID   string         `json:"log_id"`
+	Origins []OriginResult `json:"origins"`
 }
 
 // OK reports whether nothing was found.
@@ -129,19 +136,18 @@ func (d *DB) VerifyWith(ctx context.Context, opt VerifyOptions) (*VerifyResult, 
 	signed := checkSignatures(anchors, opt.PublicKey)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	type ended = commandEnded
 	outputs := make(chan outputDigests, 1)
 	go func() { outputs <- d.outputDigests(ctx) }() // beside the chain: two cores
 
 	prevSeq := int64(0)
-	type ended struct {
-		seq    int64
-		id     string
-		digest string
-	}
 	var ends []ended
 	var links []link
 	commandEnd := []byte(KindCommandEnd)
-	rows, err := d.db.QueryContext(ctx, `SELECT `+eventColumns+` FROM events ORDER BY seq`)
+	// Every row, in seq order: seq has no gaps, whoever wrote the row
+	// (pulled rows take the next seq too). This log's own rows chain
+	// among themselves; pulled rows are checked per origin afterwards.
+	rows, err := d.db.QueryContext(ctx, `SELECT seq, id, at, session_id, COALESCE(command_id, ''), kind, COALESCE(state_key, ''), COALESCE(lock_id, ''), data, prev_hash, hash, origin IS NOT NULL FROM events ORDER BY seq`)
 	if err != nil {
 		return nil, fmt.Errorf("read audit events: %w", err)
 	}
@@ -152,6 +158,7 @@ func (d *DB) VerifyWith(ctx context.Context, opt VerifyOptions) (*VerifyResult, 
 		seq, at                                                int64
 		id, sessionID, commandID, kind, stateKey, lockID, data sql.RawBytes
 		prevHash, hash                                         sql.RawBytes
+		foreign, gap                                           bool
 		buf                                                    []byte
 		sum                                                    [sha256.Size]byte
 		hexSum                                                 [2 * sha256.Size]byte
@@ -159,13 +166,21 @@ func (d *DB) VerifyWith(ctx context.Context, opt VerifyOptions) (*VerifyResult, 
 	head := []byte(GenesisHash)
 	h := sha256.New()
 	for rows.Next() {
-		if err := rows.Scan(&seq, &id, &at, &sessionID, &commandID, &kind, &stateKey, &lockID, &data, &prevHash, &hash); err != nil {
+		if err := rows.Scan(&seq, &id, &at, &sessionID, &commandID, &kind, &stateKey, &lockID, &data, &prevHash, &hash, &foreign); err != nil {
 			return nil, fmt.Errorf("read audit event: %w", err)
 		}
 		res.Events++
 		if seq != prevSeq+1 {
 			res.add(Problem{Seq: seq, Kind: ProblemDeleted,
 				Detail: fmt.Sprintf("events %d..%d are missing", prevSeq+1, seq-1)})
+			gap = true // the next own row's link is explained by it
+		}
+		prevSeq = seq
+		if foreign {
+			continue
+		}
+		if gap {
+			gap = false
 		} else if !bytes.Equal(prevHash, head) {
 			links = append(links, link{seq: seq, prevHash: string(prevHash), at: len(res.Problems)})
 			res.add(Problem{Seq: seq, Kind: ProblemReordered})
@@ -187,7 +202,6 @@ func (d *DB) VerifyWith(ctx context.Context, opt VerifyOptions) (*VerifyResult, 
 		if _, ok := anchored[seq]; ok {
 			anchored[seq] = string(hash)
 		}
-		prevSeq = seq
 		head = append(head[:0], hash...)
 		res.HeadSeq = seq
 	}
@@ -195,6 +209,9 @@ func (d *DB) VerifyWith(ctx context.Context, opt VerifyOptions) (*VerifyResult, 
 		return nil, fmt.Errorf("read audit events: %w", err)
 	}
 	rows.Close()
+	if err := d.verifyOrigins(ctx, res, &ends); err != nil {
+		return nil, err
+	}
 	res.Head = string(head)
 	checkAnchors(res, anchors, <-signed, anchored)
 	for _, l := range links {
@@ -220,9 +237,9 @@ func (d *DB) VerifyWith(ctx context.Context, opt VerifyOptions) (*VerifyResult, 
 		got := hex.EncodeToString(sum[:])
 		switch err := out.errs[c.id]; {
 		case err != nil:
-			res.add(Problem{Seq: c.seq, Kind: ProblemOutputBroken, CommandID: c.id, Detail: err.Error()})
+			res.add(Problem{Seq: c.seq, Kind: ProblemOutputBroken, CommandID: c.id, Origin: c.origin, Detail: err.Error()})
 		case got != c.digest:
-			res.add(Problem{Seq: c.seq, Kind: ProblemOutput, CommandID: c.id,
+			res.add(Problem{Seq: c.seq, Kind: ProblemOutput, CommandID: c.id, Origin: c.origin,
 				Detail: fmt.Sprintf("recorded output hashes to %.12s…, command_end says %.12s…", got, c.digest)})
 		}
 	}
@@ -270,7 +287,7 @@ func (d *DB) classifyLink(ctx context.Context, l link) (Problem, error) {
 // eachBetween calls fn with prev_hash and hash of the rows strictly between
 // seqs from and to.
 func (d *DB) eachBetween(ctx context.Context, from, to int64, fn func(prevHash, hash string)) error {
-	rows, err := d.db.QueryContext(ctx, `SELECT prev_hash, hash FROM events WHERE seq > ? AND seq < ? ORDER BY seq`, from, to)
+	rows, err := d.db.QueryContext(ctx, `SELECT prev_hash, hash FROM events WHERE seq > ? AND seq < ? AND origin IS NULL ORDER BY seq`, from, to)
 	if err != nil {
 		return fmt.Errorf("read audit events: %w", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math/big"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -71,6 +72,10 @@ var SystemPolicy = "/etc/tfsh/policy.hcl"
 // ProjectPolicy is the project policy's path inside a project.
 const ProjectPolicy = ".tfsh/policy.hcl"
 
+// ProjectConfig is the project's settings file (audit sharing), read
+// after its policy in the project layer.
+const ProjectConfig = ".tfsh/config.hcl"
+
 // Source is one policy file to load.
 type Source struct {
 	Path  string
@@ -81,6 +86,9 @@ type Source struct {
 	// Src, when set, is the file's content (tests and fuzzing); otherwise
 	// Path is read.
 	Src []byte
+	// Config marks .tfsh/config.hcl: settings that are not policy (an
+	// audit block), read as part of the project layer.
+	Config bool
 	// trust, for files Find found, checks who owns them as they are read.
 	trust *Trust
 }
@@ -144,6 +152,14 @@ func Find(dir, base string, getenv func(string) string) ([]Source, error) {
 		if err := add(p, LayerProject); err != nil {
 			return nil, err
 		}
+	}
+	if p, ok, err := FindUp(dir, ProjectConfig); err != nil {
+		return nil, err
+	} else if ok {
+		if err := add(p, LayerProject); err != nil {
+			return nil, err
+		}
+		out[len(out)-1].Config = true
 	}
 	if p := UserPolicy(getenv); p != "" {
 		ok, err := present(p)
@@ -343,7 +359,14 @@ var (
 	fileSchema = &hcl.BodySchema{Blocks: []hcl.BlockHeaderSchema{
 		{Type: "settings"},
 		{Type: "rule", LabelNames: []string{"name"}},
+		{Type: "audit"},
 	}}
+	// configSchema is .tfsh/config.hcl's: settings that are not policy.
+	configSchema = &hcl.BodySchema{Blocks: []hcl.BlockHeaderSchema{{Type: "audit"}}}
+	auditSchema  = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
+		{Name: "dynamodb_table"}, {Name: "ship_timeout"}, {Name: "ttl_days"}, {Name: "enforced"},
+	}}
+	tableName      = regexp.MustCompile(`^[A-Za-z0-9_.-]{3,255}$`)
 	settingsSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 		{Name: "lock_timeout_default"}, {Name: "lock_timeout_max"}, {Name: "lock_timeout_over_max"},
 		{Name: "audit_required"}, {Name: "timezone"}, {Name: "after_unlock"}, {Name: "lock_held_alert"}, {Name: "enforced"},
@@ -440,11 +463,23 @@ func (m *merger) file(f *hcl.File, src Source, diags *hcl.Diagnostics) {
 	if src.Layer != m.layer {
 		m.layer, m.defined = src.Layer, map[string]hcl.Range{}
 	}
-	content, ds := f.Body.Content(fileSchema)
+	schema := fileSchema
+	if src.Config {
+		schema = configSchema
+	}
+	content, ds := f.Body.Content(schema)
 	*diags = append(*diags, ds...)
-	var settingsSeen *hcl.Range
+	var settingsSeen, auditSeen *hcl.Range
 	for _, b := range content.Blocks {
 		switch b.Type {
+		case "audit":
+			if auditSeen != nil {
+				*diags = append(*diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Duplicate audit block",
+					Detail: fmt.Sprintf("This file already has an audit block at line %d; put every audit setting in that one.", auditSeen.Start.Line), Subject: b.DefRange.Ptr()})
+				continue
+			}
+			auditSeen = b.DefRange.Ptr()
+			m.audit(b, src, diags)
 		case "settings":
 			if settingsSeen != nil {
 				*diags = append(*diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Duplicate settings block",
@@ -599,22 +634,95 @@ func (m *merger) settings(b *hcl.Block, src Source, diags *hcl.Diagnostics) {
 			}
 			apply = func() { s.Location = loc }
 		}
-		if by, ok := m.enforced[n]; ok && loosens != "" {
-			*diags = append(*diags, errAt(a.Range.Ptr(), "Cannot loosen an enforced setting",
-				fmt.Sprintf("%s is enforced by %s; this %s policy %s. A lower layer may only make an enforced setting stricter.", n, by, src.Layer, loosens)))
+		m.setSetting(n, a, where, src, enforce, loosens, apply, diags)
+	}
+}
+
+// setSetting applies one setting unless an enforced one forbids it
+// (loosens says how it would loosen it, "" if it does not), and records
+// where it was set and enforced.
+func (m *merger) setSetting(n string, a *hcl.Attribute, where string, src Source, enforce bool, loosens string, apply func(), diags *hcl.Diagnostics) {
+	s := &m.p.Settings
+	if by, ok := m.enforced[n]; ok && loosens != "" {
+		*diags = append(*diags, errAt(a.Range.Ptr(), "Cannot loosen an enforced setting",
+			fmt.Sprintf("%s is enforced by %s; this %s policy %s. A lower layer may only make an enforced setting stricter.", n, by, src.Layer, loosens)))
+		return
+	}
+	apply()
+	s.Source[n] = where
+	m.set[n] = a.Range
+	m.setCount++
+	m.setOrder[n] = m.setCount
+	if enforce {
+		m.enforced[n] = where
+		s.Enforced[n] = where
+		m.enforcedLayer[n] = src.Layer
+		m.enforcedFile[n] = m.fileIdx
+	}
+}
+
+// audit reads an audit block: where the log is shared. Its settings are
+// named audit.NAME in Source and Enforced. Under an enforced block, a
+// lower layer may not send the events elsewhere, stop sending them, or
+// wait less for them at exit.
+func (m *merger) audit(b *hcl.Block, src Source, diags *hcl.Diagnostics) {
+	c, ds := b.Body.Content(auditSchema)
+	*diags = append(*diags, ds...)
+	s := &m.p.Settings
+	enforce := false
+	if a := c.Attributes["enforced"]; a != nil {
+		if v, ok := literal(a, cty.Bool, diags); ok {
+			enforce = v.True()
+		}
+	}
+	for _, n := range []string{"dynamodb_table", "ship_timeout", "ttl_days"} {
+		a := c.Attributes[n]
+		if a == nil {
 			continue
 		}
-		apply()
-		s.Source[n] = where
-		m.set[n] = a.Range
-		m.setCount++
-		m.setOrder[n] = m.setCount
-		if enforce {
-			m.enforced[n] = where
-			s.Enforced[n] = where
-			m.enforcedLayer[n] = src.Layer
-			m.enforcedFile[n] = m.fileIdx
+		loosens := ""
+		apply := func() {}
+		switch n {
+		case "dynamodb_table":
+			v, ok := literal(a, cty.String, diags)
+			if !ok {
+				continue
+			}
+			t := v.AsString()
+			if t != "" && !tableName.MatchString(t) {
+				*diags = append(*diags, errAt(a.Expr.Range().Ptr(), "Invalid table name",
+					"A DynamoDB table name has 3 to 255 letters, digits, '_', '-' and '.' (\"\" turns sharing off)."))
+				continue
+			}
+			if t != s.AuditTable {
+				loosens = "sends the audit events elsewhere"
+			}
+			apply = func() { s.AuditTable = t }
+		case "ship_timeout":
+			d, ok := durationAttr(a, diags)
+			if !ok {
+				continue
+			}
+			if d < s.AuditShipTimeout {
+				loosens = "waits less for the events to ship"
+			}
+			apply = func() { s.AuditShipTimeout = d }
+		case "ttl_days":
+			v, ok := literal(a, cty.Number, diags)
+			if !ok {
+				continue
+			}
+			days, acc := v.AsBigFloat().Int64()
+			if acc != big.Exact || days < 0 {
+				*diags = append(*diags, errAt(a.Expr.Range().Ptr(), "Invalid value", "ttl_days must be a whole number of days, 0 for no expiry."))
+				continue
+			}
+			if days != 0 && (s.AuditTTLDays == 0 || int(days) < s.AuditTTLDays) {
+				loosens = "lets shared events expire sooner"
+			}
+			apply = func() { s.AuditTTLDays = int(days) }
 		}
+		m.setSetting("audit."+n, a, source(src, a.Range), src, enforce, loosens, apply, diags)
 	}
 }
 

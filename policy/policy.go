@@ -141,6 +141,13 @@ type Settings struct {
 	// LockHeldAlert is how long a lock may be held (by its Created) before
 	// tfsh watch fires the lock_held_long hook; zero is never.
 	LockHeldAlert time.Duration
+	// AuditTable is the DynamoDB table every event is also shipped to
+	// (audit { dynamodb_table }), "" for none; AuditShipTimeout bounds
+	// the wait for shipping at exit; AuditTTLDays, if not 0, makes shipped
+	// events expire from the table after that many days.
+	AuditTable       string
+	AuditShipTimeout time.Duration
+	AuditTTLDays     int
 
 	// Source says where each setting was last set ("built-in" or file:line).
 	Source map[string]string
@@ -332,9 +339,11 @@ func DefaultSettings() Settings {
 		AuditRequired:      true,
 		Location:           time.Local,
 		AfterUnlock:        "offer",
+		AuditShipTimeout:   2 * time.Second,
 		Source: map[string]string{
 			"lock_timeout_default": BuiltIn, "lock_timeout_max": BuiltIn, "lock_timeout_over_max": BuiltIn,
 			"audit_required": BuiltIn, "timezone": BuiltIn, "after_unlock": BuiltIn, "lock_held_alert": BuiltIn,
+			"audit.dynamodb_table": BuiltIn, "audit.ship_timeout": BuiltIn, "audit.ttl_days": BuiltIn,
 		},
 		Enforced: map[string]string{},
 	}

@@ -63,6 +63,13 @@ func ShowPolicy(w io.Writer, p *policy.Policy) {
 		alert = policy.FormatDuration(s.LockHeldAlert)
 	}
 	row("lock_held_alert", alert)
+	if s.AuditTable != "" { // shared audit log (docs/audit.md); TFSH_AUDIT_DYNAMODB_TABLE overrides it
+		row("audit.dynamodb_table", s.AuditTable)
+		row("audit.ship_timeout", policy.FormatDuration(s.AuditShipTimeout))
+		if s.AuditTTLDays > 0 {
+			row("audit.ttl_days", fmt.Sprint(s.AuditTTLDays))
+		}
+	}
 	tw.Flush()
 	fmt.Fprintln(w, "\nrules")
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)

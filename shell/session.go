@@ -178,6 +178,13 @@ func (s *Session) Close(ctx context.Context, status string, exitCode int) error 
 	return s.rec.End(ctx, audit.SessionEnd{Status: status, ExitCode: exitCode, Commands: s.count})
 }
 
+// Record writes an event of the session that belongs to no command (a
+// fact tfsh learned beside the pipeline, such as a conflict in the shared
+// audit table).
+func (s *Session) Record(ctx context.Context, kind string, data any) error {
+	return s.rec.Append(ctx, kind, "", "", data)
+}
+
 func (s *Session) errorf(format string, args ...any) {
 	fmt.Fprintf(s.cfg.Err, "tfsh: "+format+"\n", args...)
 }

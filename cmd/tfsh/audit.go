@@ -20,6 +20,7 @@ import (
 	"unicode"
 
 	"github.com/tfsh/tfsh/audit"
+	"github.com/tfsh/tfsh/internal/teamlog"
 	"github.com/tfsh/tfsh/lock"
 	"github.com/tfsh/tfsh/shell"
 )
@@ -28,6 +29,9 @@ const auditUsage = `Usage:
   tfsh audit sessions [--json] [--limit N] [FILTERS]
   tfsh audit show [--json] [--no-output] SESSION|last
   tfsh audit verify [--json] [--anchors] [--pubkey KEY]
+  tfsh audit pull --from dynamodb://TABLE [--since T] [--until T] [--state KEY] [--session ID] [--json]
+  tfsh audit push [--to dynamodb://TABLE]
+  tfsh audit init-table [--table NAME] [--ttl-days N]
 
 audit sessions lists the newest sessions that match every filter given:
   --user USER        started by USER (exactly)
@@ -57,6 +61,31 @@ rewritten, output changed), then every problem found. It exits 0 when the log is
   --pubkey KEY       ed25519 public key (base64) the anchors must be signed with (default
                      $TFSH_ANCHOR_PUBKEY); unsigned or badly signed anchors are problems
   --json             JSON instead of text
+  Events pulled from other logs are checked per log (origin): their own chain, from
+  the first one held here.
+
+Sharing the log (docs/audit.md "Sharing the audit log"): with audit { dynamodb_table = "T" }
+in .tfsh/config.hcl or a policy file (or TFSH_AUDIT_DYNAMODB_TABLE=T), every tfsh also ships
+its events to the DynamoDB table T in the background; the endpoint, region and credentials
+are the AWS SDK's own (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL_DYNAMODB, ...).
+
+audit pull merges everyone's events from the table into the local log (each event once, by
+its ID), so that explain, report and replay see the team's sessions, then verifies them.
+It exits 1 if a pulled chain does not verify.
+  --from dynamodb://TABLE   the table (required)
+  --since T, --until T      only events in this window (same forms as audit sessions)
+  --state KEY               the whole sessions that touched this state key
+  --session ID              one session
+  --json                    JSON: per origin added and skipped, and the verify result
+
+audit push ships this log's own events the table does not have yet, now, and reports the
+counts (--to dynamodb://TABLE, default: the configured table).
+
+audit init-table creates the table (on-demand billing, indexes by_day, by_state and
+by_session) and waits until it is active; an existing table with the right keys is fine.
+  --table NAME              default tfsh-audit
+  --ttl-days N              turn on expiry by the attribute expires (writers set
+                            audit { ttl_days = N } to stamp it)
 `
 
 func auditCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -75,11 +104,20 @@ func auditCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		if errors.Is(err, errLogBroken) {
 			return exitLogBroken
 		}
+	case "pull":
+		err = auditPull(ctx, args[1:], stdout)
+		if errors.Is(err, errLogBroken) {
+			return exitLogBroken
+		}
+	case "push":
+		err = auditPush(ctx, args[1:], stdout)
+	case "init-table":
+		err = auditInitTable(ctx, args[1:], stdout)
 	case "-h", "--help", "help":
 		io.WriteString(stdout, auditUsage)
 		return 0
 	default:
-		err = &usageError{fmt.Sprintf("unknown audit command %q (sessions, show, verify)", args[0])}
+		err = &usageError{fmt.Sprintf("unknown audit command %q (sessions, show, verify, pull, push, init-table)", args[0])}
 	}
 	if errors.Is(err, flag.ErrHelp) {
 		io.WriteString(stdout, auditUsage)
@@ -191,6 +229,7 @@ var eventKinds = []string{
 	lock.KindAcquired, lock.KindReleased, lock.KindWait, lock.KindWaitEnd, lock.KindContention, lock.KindReleaseFailed,
 	lock.KindOrphaned, lock.KindStaleInfo, lock.KindProblem, lock.KindObserved,
 	shell.KindForceUnlock, shell.KindIntegrityCheck, shell.KindHoldPlaced, shell.KindHoldReleased, shell.KindHookRun,
+	teamlog.KindConflict,
 }
 
 func auditSessions(ctx context.Context, args []string, stdout io.Writer) error {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/tfsh/tfsh/audit"
 	"github.com/tfsh/tfsh/internal/ci"
+	"github.com/tfsh/tfsh/internal/teamlog"
 	"github.com/tfsh/tfsh/policy"
 	"github.com/tfsh/tfsh/shell"
 	"github.com/tfsh/tfsh/terraform"
@@ -93,6 +94,12 @@ Usage:
   tfsh audit show [--json] ID|last show a session: commands, decisions, exit codes, output
   tfsh audit verify [--json] [--anchors] [--pubkey KEY]
                                    recompute the chain, the output digests and the anchors (exit 1 if broken)
+  tfsh audit pull --from dynamodb://TABLE [--since T] [--until T] [--state KEY] [--session ID] [--json]
+                                   merge the team's events from the shared table into the local log
+  tfsh audit push [--to dynamodb://TABLE]
+                                   ship this log's queued events to the shared table now
+  tfsh audit init-table [--table NAME] [--ttl-days N]
+                                   create the shared table (default tfsh-audit)
   tfsh explain [--since T] [--state KEY] [--json] [LOCK|EVENT|SESSION|COMMAND]
                                    who held the lock, who waited, how it ended (default: the last 24h)
   tfsh report --html FILE [--since T] [--until T] [--state KEY]
@@ -508,6 +515,9 @@ type runEnv struct {
 	// opened and the policy does not require it; removed at the end.
 	scratch string
 	cancel  context.CancelFunc // of ownSession's context, if any
+	// shipper sends the events to the shared table, if one is set.
+	shipper *teamlog.Runner
+	sink    sharedSink
 }
 
 func (e *runEnv) end(out shell.Outcome) {
@@ -522,6 +532,9 @@ func (e *runEnv) close() {
 		e.cancel()
 	}
 	signal.Stop(e.sigs)
+	if e.shipper != nil {
+		stopShipping(e.shipper, e.sink, e.stderr)
+	}
 	e.db.Close()
 	if e.scratch != "" {
 		os.RemoveAll(e.scratch)
@@ -580,6 +593,13 @@ func setup(ctx context.Context, c common, mode string, args []string, stdin, ask
 			db.Close()
 		}
 		return nil, pr.err
+	}
+	sink, err := sinkFrom(pr.loaded.Policy.Settings, getenv)
+	if err != nil {
+		if db != nil {
+			db.Close()
+		}
+		return nil, err
 	}
 	if dbErr != nil {
 		settings := pr.loaded.Policy.Settings
@@ -647,6 +667,12 @@ func setup(ctx context.Context, c common, mode string, args []string, stdin, ask
 		}
 		return nil, err
 	}
+	// Shipping starts with the session: its first ship sends the backlog
+	// (earlier sessions' events, session_start) at once.
+	var shipper *teamlog.Runner
+	if sink.table != "" && scratch == "" {
+		shipper = startShipping(db, sess, sink, stderr)
+	}
 	for _, cs := range crashed {
 		fmt.Fprintf(stderr, "tfsh: session %s (pid %d) ended without closing (tfsh was killed); recorded it as crashed", cs.SessionID, cs.PID)
 		switch {
@@ -657,7 +683,7 @@ func setup(ctx context.Context, c common, mode string, args []string, stdin, ask
 		}
 		fmt.Fprintln(stderr)
 	}
-	return &runEnv{session: sess, db: db, sigs: sigs, stderr: stderr, scratch: scratch}, nil
+	return &runEnv{session: sess, db: db, sigs: sigs, stderr: stderr, scratch: scratch, shipper: shipper, sink: sink}, nil
 }
 
 // loadResult is the policy (and hooks) check done while tfsh starts.

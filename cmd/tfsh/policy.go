@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"sort"
@@ -126,7 +127,21 @@ func policyShow(args []string, wd string, stdout, stderr io.Writer) int {
 	if code != 0 {
 		return code
 	}
-	shell.ShowPolicy(stdout, loaded.Policy)
+	// The shared table in effect includes the environment's override.
+	sink, err := sinkFrom(loaded.Policy.Settings, os.Getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "tfsh: %v\n", err)
+		return exitCannotRun
+	}
+	p := loaded.Policy
+	if sink.table != p.Settings.AuditTable {
+		shown := *p
+		shown.Settings.AuditTable = sink.table
+		shown.Settings.Source = maps.Clone(p.Settings.Source)
+		shown.Settings.Source["audit.dynamodb_table"] = sink.from
+		p = &shown
+	}
+	shell.ShowPolicy(stdout, p)
 	return 0
 }
 

@@ -85,19 +85,45 @@ func auditVerify(ctx context.Context, args []string, stdout io.Writer) error {
 
 func renderVerify(w io.Writer, path string, res *audit.VerifyResult) {
 	if res.OK() {
-		fmt.Fprintf(w, "%s: intact: %d events (head %d, %.12s…), %d command outputs, %d anchors checked\n",
-			path, res.Events, res.HeadSeq, res.Head, res.Commands, res.Anchors)
+		head := fmt.Sprintf("head %d, %.12s…", res.HeadSeq, res.Head)
+		if res.HeadSeq == 0 && len(res.Origins) > 0 {
+			head = "none of its own"
+		}
+		fmt.Fprintf(w, "%s: intact: %d events (%s), %d command outputs, %d anchors checked\n",
+			path, res.Events, head, res.Commands, res.Anchors)
+		renderOrigins(w, res)
 		return
 	}
+	defer renderOrigins(w, res)
 	f := res.First
 	fmt.Fprintf(w, "%s: BROKEN: first at event %d: %s: %s\n", path, f.Seq, f.Kind, esc(f.Detail))
 	fmt.Fprintf(w, "%d events, %d command outputs, %d anchors checked; %d problems:\n",
 		res.Events, res.Commands, res.Anchors, len(res.Problems)+res.More)
 	for _, p := range res.Problems {
+		if p.Origin != "" {
+			fmt.Fprintf(w, "  %8d  %-16s log %s: %s\n", p.Seq, p.Kind, p.Origin, esc(p.Detail))
+			continue
+		}
 		fmt.Fprintf(w, "  %8d  %-16s %s\n", p.Seq, p.Kind, esc(p.Detail))
 	}
 	if res.More > 0 {
 		fmt.Fprintf(w, "  … and %d more\n", res.More)
+	}
+}
+
+// renderOrigins lists the other logs whose events were pulled into this
+// one, each chain checked on its own.
+func renderOrigins(w io.Writer, res *audit.VerifyResult) {
+	for _, o := range res.Origins {
+		state := "intact"
+		if o.Problems > 0 {
+			state = fmt.Sprintf("%d %s", o.Problems, plural(o.Problems, "problem", "problems"))
+		}
+		from := ""
+		if o.FromSeq > 1 {
+			from = fmt.Sprintf(" (from seq %d, its prev_hash taken as given)", o.FromSeq)
+		}
+		fmt.Fprintf(w, "  pulled from log %s: %s: %d events up to seq %d%s\n", o.LogID, state, o.Events, o.HeadSeq, from)
 	}
 }
 
