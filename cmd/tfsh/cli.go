@@ -671,7 +671,7 @@ func setup(ctx context.Context, c common, mode string, args []string, stdin, ask
 	// (earlier sessions' events, session_start) at once.
 	var shipper *teamlog.Runner
 	if sink.table != "" && scratch == "" {
-		shipper = startShipping(db, sess, sink, stderr)
+		shipper = startShipping(db, sess.Record, sink, stderr)
 	}
 	for _, cs := range crashed {
 		fmt.Fprintf(stderr, "tfsh: session %s (pid %d) ended without closing (tfsh was killed); recorded it as crashed", cs.SessionID, cs.PID)

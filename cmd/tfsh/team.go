@@ -15,7 +15,6 @@ import (
 	"github.com/tfsh/tfsh/audit"
 	"github.com/tfsh/tfsh/internal/teamlog"
 	"github.com/tfsh/tfsh/policy"
-	"github.com/tfsh/tfsh/shell"
 )
 
 // sharedSink is where this tfsh also sends its events: the policy's (or
@@ -44,11 +43,11 @@ func sinkFrom(s policy.Settings, getenv func(string) string) (sharedSink, error)
 	return out, nil
 }
 
-// startShipping ships the session's events to the shared table in the
+// startShipping ships the log's events to the shared table in the
 // background, kicked after every commit; nothing waits for it until the
 // session ends (stopShipping). A conflict is said on stderr and recorded
-// in the session (audit_conflict), once.
-func startShipping(db *audit.DB, sess *shell.Session, sink sharedSink, stderr io.Writer) *teamlog.Runner {
+// in the session (audit_conflict, through record), once.
+func startShipping(db *audit.DB, record func(ctx context.Context, kind string, data any) error, sink sharedSink, stderr io.Writer) *teamlog.Runner {
 	connect := func(ctx context.Context) (teamlog.API, error) { return teamlog.NewClient(ctx, teamlog.Background) }
 	r := &teamlog.Runner{
 		Shipper: &teamlog.Shipper{DB: db, Connect: connect, Table: sink.table, TTL: sink.ttl},
@@ -56,7 +55,7 @@ func startShipping(db *audit.DB, sess *shell.Session, sink sharedSink, stderr io
 			fmt.Fprintf(stderr, "tfsh: AUDIT CONFLICT: %v\n", err)
 			var ce *teamlog.ConflictError
 			if errors.As(err, &ce) {
-				if rerr := sess.Record(context.Background(), teamlog.KindConflict, ce); rerr != nil {
+				if rerr := record(context.Background(), teamlog.KindConflict, ce); rerr != nil {
 					fmt.Fprintf(stderr, "tfsh: could not record the conflict: %v\n", rerr)
 				}
 			}

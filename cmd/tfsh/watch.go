@@ -16,6 +16,7 @@ import (
 
 	"github.com/tfsh/tfsh/audit"
 	"github.com/tfsh/tfsh/hooks"
+	"github.com/tfsh/tfsh/internal/teamlog"
 	"github.com/tfsh/tfsh/lock"
 	"github.com/tfsh/tfsh/shell"
 )
@@ -221,6 +222,21 @@ func runWatch(ctx context.Context, o watchOptions, sigs <-chan os.Signal, stderr
 		return exitCannotRun
 	}
 	w.sess = sess
+	// What the watcher records is what the team most needs to share (the
+	// locks of people without tfsh): it ships like any session.
+	sink, err := sinkFrom(loaded.Policy.Settings, os.Getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "tfsh: watch: %v\n", err)
+		sess.End(context.WithoutCancel(ctx), audit.SessionEnd{Status: "failed", ExitCode: exitCannotRun})
+		return exitCannotRun
+	}
+	var shipper *teamlog.Runner
+	if sink.table != "" {
+		shipper = startShipping(db, func(ctx context.Context, kind string, data any) error {
+			return sess.Append(ctx, kind, "", "", data)
+		}, sink, stderr)
+		log.line("note", fmt.Sprintf("shipping the audit log to dynamodb://%s (%s)", sink.table, sink.from), nil)
+	}
 	for _, cs := range crashed {
 		log.line("note", fmt.Sprintf("session %s (pid %d) ended without closing; recorded it as crashed", cs.SessionID, cs.PID), nil)
 	}
@@ -270,6 +286,9 @@ func runWatch(ctx context.Context, o watchOptions, sigs <-chan os.Signal, stderr
 	if err := sess.End(end, audit.SessionEnd{Status: "ok"}); err != nil {
 		fmt.Fprintf(stderr, "tfsh: watch: could not record the end of the session: %v\n", err)
 		return exitCannotRun
+	}
+	if shipper != nil {
+		stopShipping(shipper, sink, stderr)
 	}
 	log.line("end", fmt.Sprintf("session %s ended; %d requests", sess.ID, tw.Requests()), nil)
 	if o.once && failures > 0 {

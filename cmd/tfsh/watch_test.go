@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -539,5 +540,50 @@ func TestWatchAuditLogBusy(t *testing.T) {
 	}
 	if strings.Join(got, ", ") != "lock_acquired busy-1" {
 		t.Fatalf("events %v, want the acquisition written after the log was free\n%s", got, log)
+	}
+}
+
+// TestWatchShipsToTheSharedLog: with the shared audit log configured, what
+// the watcher records of a plain terraform apply ships like any session's
+// events, and another engineer's log gets it by pulling.
+func TestWatchShipsToTheSharedLog(t *testing.T) {
+	tf := labtest.Terraform(t)
+	s3srv, dyn := labtest.S3(t), labtest.Dynamo(t)
+	dir := labtest.Example(t, "s3-dynamodb", tf, s3srv, dyn)
+	b := labtest.BackendOf(t, dir)
+	h, reviewer := newHarness(t, dir, tf), newHarness(t, dir, tf)
+	for _, x := range []*harness{h, reviewer} {
+		x.env = append(x.env, "TFSH_AUDIT_DYNAMODB_TABLE=tfsh-audit", "AWS_ENDPOINT_URL_DYNAMODB="+dyn.URL())
+	}
+	h.must("audit", "init-table")
+	if out, err := plainRun(t, tf, h, "init", "-input=false", "-no-color", "-backend-config=backend.hcl").CombinedOutput(); err != nil {
+		t.Fatalf("init: %v\n%s", err, out)
+	}
+	w := startWatch(t, h, b, "--table", b.Table, "--interval", "500ms")
+	if out, err := plainRun(t, tf, h, "apply", "-auto-approve", "-input=false", "-no-color", "-var", "hold_seconds=2", "-var", "run_id=shipped").CombinedOutput(); err != nil {
+		t.Fatalf("apply: %v\n%s", err, out)
+	}
+	time.Sleep(1500 * time.Millisecond) // two intervals: the release is seen
+	if log := w.stop(); !strings.Contains(log, "shipping the audit log to dynamodb://tfsh-audit (TFSH_AUDIT_DYNAMODB_TABLE)") || strings.Contains(log, "queued") {
+		t.Fatalf("the watcher's log:\n%s", log)
+	}
+	var local []string
+	for _, e := range h.watchEvents() {
+		if e.Kind == "lock_acquired" || e.Kind == "lock_released" {
+			local = append(local, e.Kind+" "+e.LockID)
+		}
+	}
+	if len(local) != 2 {
+		t.Fatalf("the watcher recorded %v, want the apply's acquisition and release", local)
+	}
+	reviewer.must("audit", "pull", "--from", "dynamodb://tfsh-audit")
+	var pulled []string
+	for _, e := range reviewer.watchEvents() {
+		if e.Kind == "lock_acquired" || e.Kind == "lock_released" {
+			pulled = append(pulled, e.Kind+" "+e.LockID)
+		}
+	}
+	if !slices.Equal(pulled, local) {
+		t.Fatalf("pulled %v, want the watcher's %v", pulled, local)
 	}
 }
