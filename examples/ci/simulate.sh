@@ -107,7 +107,7 @@ if [ -z "$TF" ]; then
 	[ -n "$TF" ] || die "no terraform or tofu on PATH: set TFSH_TERRAFORM"
 fi
 export TFSH_TERRAFORM=$TF
-tf_version=$("$TF" version | head -n 1)
+tf_version=$("$TF" version | sed -n 1p) # sed reads it all: head could make terraform die of SIGPIPE (pipefail)
 say "tfsh       $TFSH ($("$TFSH" version))"
 say "terraform  $TF ($tf_version)"
 
