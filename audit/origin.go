@@ -194,6 +194,18 @@ type OriginResult struct {
 	HeadSeq  int64  `json:"head_seq"`
 	Head     string `json:"head"`
 	Problems int    `json:"problems"`
+	// Gaps are stretches of that log's chain not held here: a --state,
+	// --session or --since pull fetches part of it. They are not
+	// problems: what is held is checked, not that all of it is.
+	Gaps []Gap `json:"gaps,omitempty"`
+}
+
+// Gap is a stretch of another log's chain missing here: the event at
+// Before follows an event that is not held (After is the seq, in that log,
+// of the last event held before it).
+type Gap struct {
+	After  int64 `json:"after"`
+	Before int64 `json:"before"`
 }
 
 // commandEnded is a command_end whose output digest Verify checks.
@@ -245,8 +257,21 @@ func (d *DB) verifyOrigins(ctx context.Context, res *VerifyResult, ends *[]comma
 			res.Origins = append(res.Origins, OriginResult{LogID: string(origin), FromSeq: oseq})
 			cur = &res.Origins[len(res.Origins)-1]
 		} else if !bytes.Equal(prevHash, head) {
-			problem(Problem{Seq: seq, Kind: ProblemDeleted, CommandID: string(commandID),
-				Detail: fmt.Sprintf("event %d of log %s does not follow its event %d held here: the events between are missing (deleted, or not pulled by a --state or --session pull)", oseq, origin, prevOseq)})
+			// The event it follows is not the one before it here. If that
+			// one is held at all, rows were put between or moved: a
+			// problem. If it is not, the stretch was not pulled (or was
+			// removed from this copy; a pull brings it back).
+			var named int64
+			err := d.db.QueryRowContext(ctx, `SELECT COALESCE(origin_seq, 0) FROM events WHERE hash = ?`, string(prevHash)).Scan(&named)
+			switch {
+			case err == sql.ErrNoRows:
+				cur.Gaps = append(cur.Gaps, Gap{After: prevOseq, Before: oseq})
+			case err != nil:
+				return fmt.Errorf("read pulled audit events: %w", err)
+			default:
+				problem(Problem{Seq: seq, Kind: ProblemReordered, CommandID: string(commandID),
+					Detail: fmt.Sprintf("event %d of log %s follows its event %d, not %d, the one before it here: rows were put between or moved", oseq, origin, named, prevOseq)})
+			}
 		}
 		cur.Events++
 		buf = appendCanonical(buf[:0], oseq, id, at, sessionID, commandID, kind, stateKey, lockID, data)

@@ -132,7 +132,7 @@ func TestVerifyNamesTheOrigin(t *testing.T) {
 		name, stmt, kind string
 	}{
 		{"edited", `UPDATE events SET data = '{"status":"ok","exit_code":0}' WHERE origin IS NOT NULL AND kind = 'command_end'`, audit.ProblemEdited},
-		{"deleted in the middle", `DELETE FROM events WHERE origin IS NOT NULL AND origin_seq = 3`, audit.ProblemDeleted},
+		{"moved", `UPDATE events SET origin_seq = CASE origin_seq WHEN 3 THEN 4 ELSE 3 END WHERE origin IS NOT NULL AND origin_seq IN (3, 4)`, audit.ProblemReordered},
 		{"output changed", `DELETE FROM output_chunks WHERE command_id IN (SELECT command_id FROM events WHERE origin IS NOT NULL)`, audit.ProblemOutput},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -157,5 +157,43 @@ func TestVerifyNamesTheOrigin(t *testing.T) {
 				t.Fatalf("problems = %+v, want a %q one naming log %s", res.Problems, tc.kind, idA)
 			}
 		})
+	}
+}
+
+// TestVerifyGapInPulledChain: a stretch of another log's chain that was
+// not pulled (a --session or --state pull) is listed as a gap, not a
+// problem: verify checks what is held, and a pull fetches the rest. A
+// pulled row removed from this copy afterwards is a problem all the same:
+// it leaves a hole in this log's own seq.
+func TestVerifyGapInPulledChain(t *testing.T) {
+	ctx := context.Background()
+	a, b := MustOpenDB(t), MustOpenDB(t)
+	idA, _ := a.LogID(ctx)
+	record(t, a, nil, "apply output\n")
+	evs, err := a.LocalEvents(ctx, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var some []audit.Event
+	for _, e := range evs {
+		e.OriginSeq = e.Seq
+		if e.Seq != 3 && e.Kind != audit.KindCommandEnd { // no output: no command_end to check
+			some = append(some, e)
+		}
+	}
+	if _, _, err := b.Import(ctx, idA, some, nil); err != nil {
+		t.Fatal(err)
+	}
+	res := mustVerify(t, b)
+	if !res.OK() || len(res.Origins) != 1 || res.Origins[0].LogID != idA {
+		t.Fatalf("verify = %+v, %+v; want OK with one origin", res.Problems, res.Origins)
+	}
+	next := some[2].OriginSeq // the first held after the stretch not pulled
+	if got := res.Origins[0].Gaps; len(got) == 0 || got[0] != (audit.Gap{After: 2, Before: next}) {
+		t.Fatalf("gaps = %+v, want the first after seq 2, before %d", got, next)
+	}
+	tamper(t, b, `DELETE FROM events WHERE origin IS NOT NULL AND origin_seq = 2`)
+	if res := mustVerify(t, b); res.OK() || res.Problems[0].Kind != audit.ProblemDeleted {
+		t.Fatalf("a pulled row removed: problems %+v, want it deleted", res.Problems)
 	}
 }

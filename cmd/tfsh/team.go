@@ -261,8 +261,8 @@ func auditPull(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	notPulled := 0
-	if f.StateKey != "" || f.SessionID != "" {
-		notPulled = dropNotPulled(v)
+	for _, o := range v.Origins {
+		notPulled += len(o.Gaps)
 	}
 	if *asJSON {
 		if err := writeJSON(stdout, struct {
@@ -282,7 +282,7 @@ func auditPull(ctx context.Context, args []string, stdout io.Writer) error {
 			res.Items, plural(res.Items, "item", "items"), table, db.Path(), took.Round(time.Millisecond), added)
 		renderVerify(stdout, db.Path(), v)
 		if notPulled > 0 {
-			fmt.Fprintf(stdout, "note: %d %s of the pulled logs' chains %s not here: a --state or --session pull takes only those sessions (tfsh audit verify reports them as deleted; pull without them to verify whole chains)\n",
+			fmt.Fprintf(stdout, "note: %d %s of the pulled logs' chains %s not here: a --state, --session or --since pull takes only part of them (what is here is checked; a wider pull fetches the rest)\n",
 				notPulled, plural(notPulled, "stretch", "stretches"), plural(notPulled, "is", "are"))
 		}
 	}
@@ -290,30 +290,4 @@ func auditPull(ctx context.Context, args []string, stdout io.Writer) error {
 		return errLogBroken
 	}
 	return nil
-}
-
-// dropNotPulled takes out of v the breaks in pulled logs' chains (events
-// missing between two held here), which a --state or --session pull
-// leaves by design, and returns how many there were. Every other problem
-// stays.
-func dropNotPulled(v *audit.VerifyResult) int {
-	n := 0
-	kept := v.Problems[:0]
-	for _, p := range v.Problems {
-		if p.Origin != "" && p.Kind == audit.ProblemDeleted {
-			n++
-			for i := range v.Origins {
-				if v.Origins[i].LogID == p.Origin {
-					v.Origins[i].Problems--
-				}
-			}
-			continue
-		}
-		kept = append(kept, p)
-	}
-	v.Problems, v.First = kept, nil
-	if len(kept) > 0 {
-		v.First = &v.Problems[0]
-	}
-	return n
 }

@@ -124,6 +124,9 @@ func renderOrigins(w io.Writer, res *audit.VerifyResult) {
 			from = fmt.Sprintf(" (from seq %d, its prev_hash taken as given)", o.FromSeq)
 		}
 		fmt.Fprintf(w, "  pulled from log %s: %s: %d events up to seq %d%s\n", o.LogID, state, o.Events, o.HeadSeq, from)
+		for _, g := range o.Gaps {
+			fmt.Fprintf(w, "    not here: its events after seq %d and before seq %d (not pulled; tfsh audit pull fetches them)\n", g.After, g.Before)
+		}
 	}
 }
 
