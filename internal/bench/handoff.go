@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tfsh/tfsh/internal/bench/result"
 	"github.com/tfsh/tfsh/internal/lab"
 	"github.com/tfsh/tfsh/lock"
 	"github.com/tfsh/tfsh/terraform"
@@ -132,6 +133,8 @@ func handoffBench(tfsh, tf, tofu, examples string, n int, only string) {
 				count += fmt.Sprintf(" (%d missed)", missed[who])
 			}
 			fmt.Printf("| %s | %s | %s | %.0f | %.0f | %.0f | %.0f | %s |\n", c.name, who, count, median(xs), pct(xs, 95), minOf(xs), maxOf(xs), goal)
+			emit("handoff", result.Record{Kind: "handoff", Row: who + ", " + c.name, Params: map[string]string{"missed": strconv.Itoa(missed[who])},
+				Stats: []result.Stat{result.Of("handoff", "ms", xs)}})
 		}
 		tool := "terraform"
 		if strings.Contains(filepath.Base(c.binary), "tofu") {

@@ -17,11 +17,18 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tfsh/tfsh/internal/bench/result"
 )
 
 func main() {
+	if os.Getenv("TFSH_BENCH_HELPER") == "commit" {
+		commitHelper()
+		return
+	}
 	tfsh := flag.String("tfsh", "bin/tfsh", "tfsh binary")
 	tf := flag.String("terraform", "", "terraform binary")
 	example := flag.String("example", "examples/lab", "configuration to plan")
@@ -33,6 +40,9 @@ func main() {
 	policyN := flag.Int("policy", 0, "instead: measure what loading policy files adds to a start, over this many paired rounds")
 	auditN := flag.Int("audit", 0, "instead: measure tfsh audit sessions on a generated log of a million events, this many runs per filter (no terraform needed)")
 	backends := flag.String("backends", "", "with -handoff: only these lab examples, comma-separated (., s3-dynamodb, s3-lockfile)")
+	rssSizes := flag.String("rss", "", "instead: measure tfsh's peak RSS while `tfsh run -- plan` streams these many MB of output (comma-separated, e.g. 1,10,100), -rounds times each, through a fake terraform built from internal/bench/faketf")
+	procs := flag.String("procs", "", "instead: measure audit commits from this many concurrent processes on one log (comma-separated, e.g. 1,2,4,8), -rounds times each (no terraform needed)")
+	flag.StringVar(&resultsDir, "results", "", "also write each row as a JSON record (internal/bench/result) into this directory")
 	handoffN := flag.Int("handoff", 0, "instead: measure lock handoff (release to next acquisition), this many handoffs per waiter and backend, plain terraform against tfsh (-tofu adds the S3 lockfile; needs the lab's dynalite)")
 	flag.Parse()
 	if *auditN > 0 {
@@ -41,6 +51,18 @@ func main() {
 			fail(err.Error())
 		}
 		auditBench(a, *auditN)
+		return
+	}
+	if *procs != "" {
+		procsBench(*procs, *rounds)
+		return
+	}
+	if *rssSizes != "" {
+		a, err := filepath.Abs(*tfsh)
+		if err != nil {
+			fail(err.Error())
+		}
+		rssBench(a, *rssSizes, *rounds)
 		return
 	}
 	if *tf == "" {
@@ -136,6 +158,52 @@ func main() {
 	fmt.Printf("| ratio tfsh / terraform | %.3f | %.3f | %.3f | ≤ 1.03 |\n", median(ratios), minOf(ratios), maxOf(ratios))
 	fmt.Printf("| added by tfsh (ms) | %.1f | %.1f | %.1f | ≤ 15 |\n", median(added), minOf(added), maxOf(added))
 	fmt.Printf("| refused command, `tfsh -c 'apply -lock=false'` (ms) | %.1f | %.1f | %.1f | |\n", median(rt), minOf(rt), maxOf(rt))
+	emit("overhead", result.Record{Kind: "overhead", Row: "`plan`, " + filepath.Base(*example),
+		Params: map[string]string{"resources": strconv.Itoa(*resources), "rounds": strconv.Itoa(*rounds)},
+		Stats: []result.Stat{result.Of("terraform", "ms", pt), result.Of("tfsh", "ms", wt), result.Of("ratio", "x", ratios),
+			result.Of("added", "ms", added), result.Of("refused command", "ms", rt)}})
+}
+
+// resultsDir is -results: where emit writes records.
+var resultsDir string
+
+// emit writes rec into resultsDir/NAME.jsonl, with the command that made
+// it, when -results is given.
+func emit(name string, rec result.Record) {
+	if resultsDir == "" {
+		return
+	}
+	if rec.Command == "" {
+		rec.Command = commandLine()
+	}
+	if err := result.Append(resultsDir, name+".jsonl", rec); err != nil {
+		fail(err.Error())
+	}
+}
+
+// commandLine is how this run was started, as `go run` from the
+// repository, without -results and with the home directory as ~.
+func commandLine() string {
+	args := []string{"go", "run", "./internal/bench"}
+	home, _ := os.UserHomeDir()
+	skip := false
+	for _, a := range os.Args[1:] {
+		switch {
+		case skip:
+			skip = false
+			continue
+		case a == "-results" || a == "--results":
+			skip = true
+			continue
+		case strings.HasPrefix(a, "-results=") || strings.HasPrefix(a, "--results="):
+			continue
+		}
+		if home != "" && strings.HasPrefix(a, home+"/") {
+			a = "~" + a[len(home):]
+		}
+		args = append(args, a)
+	}
+	return strings.Join(args, " ")
 }
 
 func benchEnv(work, tf string) []string {
