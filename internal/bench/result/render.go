@@ -42,7 +42,8 @@ var Figures = []Figure{
 	{Name: "lock detection delay p95, local (worst of terraform/tofu)", Kind: "detect", Row: "", Params: map[string]string{"backend": "local"}, Stat: "delay", P95: true, Unit: "ms", Goal: 150},
 	{Name: "lock detection delay p95, DynamoDB / S3 (worst)", Kind: "detect", Params: map[string]string{"backend": "remote"}, Stat: "delay", P95: true, Unit: "ms", Goal: 300},
 	{Name: "acquisitions seen (not inferred), worst backend", Kind: "detect", Stat: "seen", Unit: "%", Goal: 95, AtLeast: true},
-	{Name: "handoff p95 (tfsh, worst backend)", Kind: "handoff", Row: "tfsh", Stat: "handoff", P95: true, Unit: "ms", Goal: 500},
+	{Name: "handoff p95 (tfsh, worst backend)", Kind: "handoff", Row: "`tfsh", Stat: "handoff", P95: true, Unit: "ms", Goal: 500},
+	{Name: "handoff p95, ratio tfsh / terraform (worst backend)", Kind: "handoff", Row: "ratio", Stat: "p95 ratio", Unit: "x"},
 	{Name: "policy evaluation, 50 rules (17 matching)", Kind: "gobench", Row: "BenchmarkDecide50", Stat: "ns/op", Scale: 1e-3, Unit: "µs", Goal: 50},
 	{Name: "audit append, batches of 100 (synchronous=NORMAL)", Kind: "gobench", Row: "BenchmarkAppendBatch/sync=NORMAL", Stat: "events/s", Unit: "events/s", Goal: 20000, AtLeast: true},
 	{Name: "audit commit of one command (NORMAL)", Kind: "gobench", Row: "BenchmarkCommandCommit/sync=NORMAL", Stat: "ns/op", Scale: 1e-6, Unit: "ms", Goal: 2},
@@ -231,8 +232,12 @@ func Table(recs []Record, region string) string {
 		b.WriteString("\n")
 		for _, c := range commands {
 			b.WriteString("Command: `" + c + "`")
-			if l := loads[c]; len(l) > 0 {
+			switch l := loads[c]; len(l) {
+			case 0:
+			case 1, 2:
 				b.WriteString(" (load average " + strings.Join(l, "; ") + ")")
+			default:
+				b.WriteString(" (load average " + l[0] + " at the start, " + l[len(l)-1] + " at the end)")
 			}
 			b.WriteString("\n")
 		}
@@ -268,8 +273,8 @@ func goalNum(x float64) string {
 	return strconv.FormatFloat(x, 'f', -1, 64)
 }
 
-// Num formats a figure to about three significant digits, with thousands
-// separated.
+// Num formats a figure to about three significant digits (whole numbers
+// without decimals), with thousands separated.
 func Num(x float64) string {
 	a := x
 	if a < 0 {
@@ -285,7 +290,7 @@ func Num(x float64) string {
 			s = "-" + s
 		}
 		return s
-	case a >= 100:
+	case a >= 100 || x == float64(int64(x)):
 		return fmt.Sprintf("%.0f", x)
 	case a >= 10:
 		return fmt.Sprintf("%.1f", x)

@@ -52,7 +52,7 @@ func TestRender(t *testing.T) {
 		t.Fatal(err)
 	}
 	err := Append(dir, "overhead.jsonl", Record{Kind: "overhead", Row: "plan", Params: map[string]string{"resources": "300"},
-		Stats: []Stat{Of("ratio", "x", []float64{1.02, 1.01, 1.05}), Of("added", "ms", []float64{5, 4, 9})}, Command: "go run ./internal/bench -resources 300"})
+		Stats: []Stat{Of("ratio", "x", []float64{1.02, 1.01, 1.05}), Of("added", "ms", []float64{5, 4, 9.5})}, Command: "go run ./internal/bench -resources 300"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,12 +85,12 @@ func TestRender(t *testing.T) {
 		}
 	}
 	for _, want := range []string{
-		"| plan | 300 | 1.02 (1.01–1.05) | 5.00 (4.00–9.00) |",
+		"| plan | 300 | 1.02 (1.01–1.05) | 5 (4–9.50) |",
 		"Command: `go run ./internal/bench -resources 300` (load average ",
 		"| BenchmarkDecide50 | 36,000 (34,000–60,000) |",
 		"Command: `go run ./policy",
-		"| policy evaluation, 50 rules (17 matching) | 36.0 µs (34.0–60.0) | ≤ 50 µs | yes |",
-		"| wrapper overhead, added by tfsh (`plan`, 300 resources) | 5.00 ms (4.00–9.00) | ≤ 15 ms | yes |",
+		"| policy evaluation, 50 rules (17 matching) | 36 µs (34–60) | ≤ 50 µs | yes |",
+		"| wrapper overhead, added by tfsh (`plan`, 300 resources) | 5 ms (4–9.50) | ≤ 15 ms | yes |",
 		"2026-11-26 06:00 to 06:20 UTC, 20m0s",
 		"1.00 1.00 1.00 before, 2.00 2.00 2.00 after",
 	} {
@@ -142,7 +142,7 @@ func TestWorstOfSeveral(t *testing.T) {
 		{Kind: "detect", Row: "tofu, local", Params: map[string]string{"backend": "local"}, Stats: []Stat{Of("delay", "ms", []float64{1, 2, 200}), One("seen", "%", 90)}},
 	}
 	got := Summary(recs)
-	for _, want := range []string{"p95 200 ms; median 2.00 (1.00–200), tofu, local | ≤ 150 ms | **no** |", "| 90.0 % (one run), tofu, local | ≥ 95 % | **no** |"} {
+	for _, want := range []string{"p95 200 ms; median 2 (1–200), tofu, local | ≤ 150 ms | **no** |", "| 90 % (one run), tofu, local | ≥ 95 % | **no** |"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("missing %q in\n%s", want, got)
 		}
