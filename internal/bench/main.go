@@ -33,6 +33,7 @@ func main() {
 	tf := flag.String("terraform", "", "terraform binary")
 	example := flag.String("example", "examples/lab", "configuration to plan")
 	rounds := flag.Int("rounds", 30, "paired rounds")
+	baseline := flag.String("baseline", "", "another tfsh binary (an earlier build) measured in the same rounds as -tfsh, for a paired before/after")
 	resources := flag.Int("resources", 0, "add this many terraform_data resources to the configuration (a larger, more realistic plan)")
 	detectN := flag.Int("detect", 0, "instead: measure lock detection over this many plans per backend (needs -tofu too, and the lab's dynalite)")
 	tofu := flag.String("tofu", "", "tofu binary, for -detect")
@@ -122,26 +123,40 @@ func main() {
 	plain := []string{*tf, "plan", "-input=false"}
 	wrapped := []string{*tfsh, "run", "--", "plan", "-input=false"}
 	refused := []string{*tfsh, "-c", "apply -lock=false -auto-approve"}
-	// Warm both (page cache, tfsh's version cache, audit log creation).
+	var before []string
+	if *baseline != "" {
+		before = []string{abs(*baseline), "run", "--", "plan", "-input=false"}
+	}
+	// Warm each (page cache, tfsh's version cache, audit log creation).
 	for i := 0; i < 3; i++ {
 		timed(env, dir, plain)
 		timed(env, dir, wrapped)
+		if before != nil {
+			timed(env, dir, before)
+		}
 	}
 
-	var pt, wt, ratios, added []float64
+	// Each round runs every arm once, in a random order.
+	var pt, wt, ratios, added, bt, bratios, gain []float64
 	for i := 0; i < *rounds; i++ {
-		var a, b time.Duration
-		if rand.IntN(2) == 0 {
-			a = timed(env, dir, plain)
-			b = timed(env, dir, wrapped)
-		} else {
-			b = timed(env, dir, wrapped)
-			a = timed(env, dir, plain)
+		arms := []int{0, 1}
+		if before != nil {
+			arms = append(arms, 2)
 		}
-		pt = append(pt, ms(a))
-		wt = append(wt, ms(b))
-		ratios = append(ratios, float64(b)/float64(a))
-		added = append(added, ms(b-a))
+		rand.Shuffle(len(arms), func(i, j int) { arms[i], arms[j] = arms[j], arms[i] })
+		var d [3]time.Duration
+		for _, arm := range arms {
+			d[arm] = timed(env, dir, [][]string{plain, wrapped, before}[arm])
+		}
+		pt = append(pt, ms(d[0]))
+		wt = append(wt, ms(d[1]))
+		ratios = append(ratios, float64(d[1])/float64(d[0]))
+		added = append(added, ms(d[1]-d[0]))
+		if before != nil {
+			bt = append(bt, ms(d[2]))
+			bratios = append(bratios, float64(d[2])/float64(d[0]))
+			gain = append(gain, ms(d[2]-d[1]))
+		}
 	}
 	var rt []float64
 	for i := 0; i < *rounds; i++ {
@@ -158,6 +173,15 @@ func main() {
 	fmt.Printf("| ratio tfsh / terraform | %.3f | %.3f | %.3f | ≤ 1.03 |\n", median(ratios), minOf(ratios), maxOf(ratios))
 	fmt.Printf("| added by tfsh (ms) | %.1f | %.1f | %.1f | ≤ 15 |\n", median(added), minOf(added), maxOf(added))
 	fmt.Printf("| refused command, `tfsh -c 'apply -lock=false'` (ms) | %.1f | %.1f | %.1f | |\n", median(rt), minOf(rt), maxOf(rt))
+	if before != nil {
+		fmt.Printf("| baseline `%s run -- plan` (ms) | %.1f | %.1f | %.1f | |\n", *baseline, median(bt), minOf(bt), maxOf(bt))
+		fmt.Printf("| baseline ratio / terraform | %.3f | %.3f | %.3f | |\n", median(bratios), minOf(bratios), maxOf(bratios))
+		fmt.Printf("| baseline − tfsh, paired (ms; > 0: tfsh is faster) | %.1f | %.1f | %.1f | |\n", median(gain), minOf(gain), maxOf(gain))
+		emit("overhead-baseline", result.Record{Kind: "overhead-baseline", Row: "`plan`, " + filepath.Base(*example) + ", against " + *baseline,
+			Params: map[string]string{"resources": strconv.Itoa(*resources), "rounds": strconv.Itoa(*rounds)},
+			Stats: []result.Stat{result.Of("terraform", "ms", pt), result.Of("baseline", "ms", bt), result.Of("tfsh", "ms", wt),
+				result.Of("baseline ratio", "x", bratios), result.Of("tfsh ratio", "x", ratios), result.Of("baseline − tfsh", "ms", gain)}})
+	}
 	emit("overhead", result.Record{Kind: "overhead", Row: "`plan`, " + filepath.Base(*example),
 		Params: map[string]string{"resources": strconv.Itoa(*resources), "rounds": strconv.Itoa(*rounds)},
 		Stats: []result.Stat{result.Of("terraform", "ms", pt), result.Of("tfsh", "ms", wt), result.Of("ratio", "x", ratios),
@@ -175,6 +199,9 @@ func emit(name string, rec result.Record) {
 	}
 	if rec.Command == "" {
 		rec.Command = commandLine()
+	}
+	if err := os.MkdirAll(resultsDir, 0o755); err != nil {
+		fail(err.Error())
 	}
 	if err := result.Append(resultsDir, name+".jsonl", rec); err != nil {
 		fail(err.Error())
