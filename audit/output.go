@@ -135,6 +135,7 @@ type outputRecorder struct {
 	closed  bool
 	sending sync.WaitGroup // chunks cut but not yet queued
 	queue   chan chunk
+	free    chan []byte // stored chunks' buffers, for the next chunks
 	stop    chan struct{}
 	done    chan struct{}
 
@@ -144,7 +145,7 @@ type outputRecorder struct {
 
 func newOutputRecorder(c *Command) *outputRecorder {
 	r := &outputRecorder{c: c, digest: sha256.New(), queue: make(chan chunk, chunkQueue),
-		stop: make(chan struct{}), done: make(chan struct{})}
+		free: make(chan []byte, chunkQueue+1), stop: make(chan struct{}), done: make(chan struct{})}
 	go r.store()
 	go r.age()
 	return r
@@ -207,12 +208,21 @@ func (r *outputRecorder) age() {
 // cutLocked takes the current buffer as the next chunk. The digest is
 // written here, under the lock, so it follows chunk order; the chunk itself
 // is queued by send, outside the lock (a full queue must not stop writers).
+// The buffer goes with the chunk, and the next one starts in a stored
+// chunk's buffer when there is one: copying each chunk made as much garbage
+// as the output itself.
 func (r *outputRecorder) cutLocked() *chunk {
 	if r.buf.Len() == 0 {
 		return nil
 	}
-	raw := bytes.Clone(r.buf.Bytes())
-	r.buf.Reset()
+	raw := r.buf.Bytes()
+	var next []byte
+	select {
+	case next = <-r.free:
+	default:
+		next = make([]byte, 0, chunkMaxBytes+4<<10)
+	}
+	r.buf = *bytes.NewBuffer(next[:0])
 	r.digest.Write(raw)
 	ch := &chunk{seq: r.seq, startNS: r.startNS, raw: raw}
 	r.seq++
@@ -243,6 +253,10 @@ func (r *outputRecorder) store() {
 				r.err = err
 			}
 			r.errMu.Unlock()
+		}
+		select {
+		case r.free <- ch.raw:
+		default:
 		}
 	}
 }
