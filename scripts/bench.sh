@@ -54,10 +54,10 @@ tofu=$TFSH_TEST_TOFU
 go build -o bin/tfsh ./cmd/tfsh
 
 if [ "$quick" = 1 ]; then
-  rounds=5 resources="0 300" policyN=5 count=1 benchtime=0.3s auditN=3 rssSizes=1,100 rssRounds=1
+  resources="0:5 300:5" policyN=5 count=1 benchtime=0.3s auditN=3 rssSizes=1,100 rssRounds=1
   detectN=5 promptN=3 handoffN=2 events="100000 1000000" procs="1 2"
 else
-  rounds=30 resources="0 300 1000 3000" policyN=40 count=3 benchtime=2s auditN=20 rssSizes=1,10,100
+  resources="0:30 300:30 1000:20 3000:10" policyN=40 count=3 benchtime=2s auditN=20 rssSizes=1,10,100
   rssRounds=5 detectN=50 promptN=20 handoffN=20 events="100000 1000000" procs="1 2 4 8"
 fi
 mode=full
@@ -87,9 +87,9 @@ gobench() {
 }
 
 if want overhead; then
-  for r in $resources; do
-    step "wrapper overhead, $r resources"
-    bench -tfsh bin/tfsh -terraform "$tf" -rounds "$rounds" -resources "$r"
+  for rr in $resources; do # resources:rounds (a 3000-resource plan takes seconds)
+    step "wrapper overhead, ${rr%%:*} resources"
+    bench -tfsh bin/tfsh -terraform "$tf" -rounds "${rr##*:}" -resources "${rr%%:*}"
   done
 fi
 if want refused; then
