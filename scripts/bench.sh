@@ -54,7 +54,7 @@ tofu=$TFSH_TEST_TOFU
 go build -o bin/tfsh ./cmd/tfsh
 
 if [ "$quick" = 1 ]; then
-  resources="0:5 300:5" policyN=5 count=1 benchtime=0.3s auditN=3 rssSizes=1,100 rssRounds=1
+  resources="0:5 300:5 1000:3" policyN=5 count=1 benchtime=0.3s auditN=3 rssSizes=1,100 rssRounds=1
   detectN=5 promptN=3 handoffN=2 events="100000 1000000" procs="1 2"
 else
   resources="0:30 300:30 1000:20 3000:10" policyN=40 count=3 benchtime=2s auditN=20 rssSizes=1,10,100
@@ -74,8 +74,12 @@ bench() { go run ./internal/bench -results "$results" "$@" 2>&1 | tee -a "$log";
 gobench() {
   local name=$1
   shift
+  local shown='' a
+  for a in "$@"; do # quoted where a shell needs it, so that the command can be pasted
+    if [[ $a =~ [^A-Za-z0-9_./=,:-] ]]; then shown+=" '$a'"; else shown+=" $a"; fi
+  done
   {
-    echo "# command: $*"
+    echo "# command:$shown"
     echo "# load: $(cut -d' ' -f1-3 /proc/loadavg)"
     "$@" 2>&1
   } >"$results/$name.gobench"

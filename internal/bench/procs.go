@@ -78,7 +78,7 @@ func procsBench(procsList string, rounds int) {
 			os.Remove(path)
 		}
 		fmt.Printf("| %d | %d × %d | %.0f | %.2f | %.2f | %.1f |\n", p, p, procsCommands, median(rates), median(per), pct(per, 95), maxOf(per))
-		emit("procs", result.Record{Kind: "procs", Row: fmt.Sprintf("%d processes", p), Params: map[string]string{"processes": strconv.Itoa(p)},
+		emit("procs", result.Record{Kind: "procs", Row: fmt.Sprintf("%d × %d commands", p, procsCommands), Params: map[string]string{"processes": strconv.Itoa(p)},
 			Stats: []result.Stat{result.Of("commands/s", "", rates), result.Of("one command", "ms", per)}})
 	}
 }

@@ -87,7 +87,8 @@ func TestRender(t *testing.T) {
 	for _, want := range []string{
 		"| plan | 300 | 1.02 (1.01–1.05) | 5 (4–9.50) |",
 		"Command: `go run ./internal/bench -resources 300` (load average ",
-		"| BenchmarkDecide50 | 36,000 (34,000–60,000) |",
+		"| benchmark | µs/op | B/op | allocs/op |",
+		"| BenchmarkDecide50 | 36 (34–60) |",
 		"Command: `go run ./policy",
 		"| policy evaluation, 50 rules (17 matching) | 36 µs (34–60) | ≤ 50 µs | yes |",
 		"| wrapper overhead, added by tfsh (`plan`, 300 resources) | 5 ms (4–9.50) | ≤ 15 ms | yes |",
