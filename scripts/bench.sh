@@ -66,10 +66,20 @@ go run ./internal/bench/render -probe -results "$results" -terraform "$tf" -tofu
   -command "scripts/bench.sh$([ "$quick" = 1 ] && echo ' --quick')" $([ "$quick" = 1 ] && echo -quick)
 echo "bench: $mode run, results in $results" | tee "$log"
 
+# A step that fails (a lab server that crashed, a benchmark that failed) is named at the end and
+# makes the run exit 1, but the other steps still run and the tables are still rendered: what
+# failed reads "not measured".
+failed=()
+current=
 # step NAME: a heading in the log.
-step() { printf '\n## %s (load average %s)\n\n' "$1" "$(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$log"; }
+step() {
+  current=$1
+  printf '\n## %s (load average %s)\n\n' "$1" "$(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$log"
+}
 # bench ARGS: internal/bench with its records going to the results.
-bench() { go run ./internal/bench -results "$results" "$@" 2>&1 | tee -a "$log"; }
+bench() {
+  go run ./internal/bench -results "$results" "$@" 2>&1 | tee -a "$log" || failed+=("$current")
+}
 # gobench NAME ARGS: a go test -bench run, its output kept as NAME.gobench.
 gobench() {
   local name=$1
@@ -81,12 +91,12 @@ gobench() {
   {
     echo "# command:$shown"
     echo "# load: $(cut -d' ' -f1-3 /proc/loadavg)"
-    "$@" 2>&1
+    "$@" 2>&1 || true # a failure shows as FAIL in the output, checked below
   } >"$results/$name.gobench"
-  grep -E '^(Benchmark|--- FAIL|FAIL|panic)' "$results/$name.gobench" | tee -a "$log"
+  grep -E '^(Benchmark|--- FAIL|FAIL|panic)' "$results/$name.gobench" | tee -a "$log" || true
   if grep -qE '^(--- FAIL|FAIL|panic)' "$results/$name.gobench"; then
-    echo "bench: $name failed; see $results/$name.gobench" >&2
-    exit 1
+    echo "bench: $name failed; see $results/$name.gobench" | tee -a "$log" >&2
+    failed+=("$current")
   fi
 }
 
@@ -144,5 +154,9 @@ fi
 
 if [ "$render" = 1 ]; then
   go run ./internal/bench/render -results "$results"
+fi
+if [ ${#failed[@]} -gt 0 ]; then
+  printf 'bench: failed steps: %s; results in %s\n' "$(IFS=';'; echo "${failed[*]}")" "$results" | tee -a "$log" >&2
+  exit 1
 fi
 echo "bench: done, results in $results" | tee -a "$log"
