@@ -152,6 +152,9 @@ if want handoff; then
   bench -tfsh bin/tfsh -terraform "$tf" -tofu "$tofu" -handoff "$handoffN"
 fi
 
+if [ ${#failed[@]} -gt 0 ]; then
+  printf '%s\n' "${failed[@]}" >"$results/failed.txt"
+fi
 if [ "$render" = 1 ]; then
   go run ./internal/bench/render -results "$results"
 fi

@@ -10,6 +10,8 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/tfsh/tfsh/internal/bench/result"
@@ -44,6 +46,14 @@ func main() {
 		h.End, h.LoadAfter = time.Now().UTC(), result.LoadAvg()
 		if err := h.Save(*dir); err != nil {
 			fail(err.Error())
+		}
+	}
+	// scripts/bench.sh lists the steps that failed, one a line.
+	if b, err := os.ReadFile(filepath.Join(*dir, "failed.txt")); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if line = strings.TrimSpace(line); line != "" {
+				h.Failed = append(h.Failed, line)
+			}
 		}
 	}
 	recs, err := result.ReadDir(*dir)

@@ -28,6 +28,7 @@ type Header struct {
 	LoadAfter  string
 	Command    string
 	Quick      bool
+	Failed     []string // steps that failed (their figures read "not measured")
 }
 
 // Probe reads the machine's description, the terraform and tofu versions
@@ -134,5 +135,8 @@ func (h Header) Markdown() string {
 	}
 	fmt.Fprintf(&b, "- terraform: %s\n", tools)
 	fmt.Fprintf(&b, "- Load average (1, 5, 15 min): %s before, %s after\n", h.LoadBefore, h.LoadAfter)
+	if len(h.Failed) > 0 {
+		fmt.Fprintf(&b, "- **Failed steps** (see the run's log.txt): %s\n", strings.Join(h.Failed, "; "))
+	}
 	return b.String()
 }
