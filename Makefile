@@ -10,5 +10,5 @@ test:           ## install the lab (cached) and pass every check and test
 build:
 	go build -o bin/tfsh ./cmd/tfsh
 
-bench:          ## the figures in BENCHMARKS.md
-	@bash scripts/bench.sh --detect 50 --handoff 20
+bench:          ## every figure of BENCHMARKS.md in one run (15-20 min); rewrites its tables
+	@bash scripts/bench.sh

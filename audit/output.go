@@ -141,6 +141,7 @@ type outputRecorder struct {
 	closed  bool
 	sending sync.WaitGroup // chunks cut but not yet queued
 	queue   chan chunk
+	free    chan []byte // stored chunks' buffers, for the next chunks
 	stop    chan struct{}
 	done    chan struct{}
 
@@ -150,7 +151,7 @@ type outputRecorder struct {
 
 func newOutputRecorder(c *Command) *outputRecorder {
 	r := &outputRecorder{c: c, digest: sha256.New(), queue: make(chan chunk, chunkQueue),
-		stop: make(chan struct{}), done: make(chan struct{})}
+		free: make(chan []byte, chunkQueue+1), stop: make(chan struct{}), done: make(chan struct{})}
 	go r.store()
 	go r.age()
 	return r
@@ -213,12 +214,21 @@ func (r *outputRecorder) age() {
 // cutLocked takes the current buffer as the next chunk. The digest is
 // written here, under the lock, so it follows chunk order; the chunk itself
 // is queued by send, outside the lock (a full queue must not stop writers).
+// The buffer goes with the chunk, and the next one starts in a stored
+// chunk's buffer when there is one: copying each chunk made as much garbage
+// as the output itself.
 func (r *outputRecorder) cutLocked() *chunk {
 	if r.buf.Len() == 0 {
 		return nil
 	}
-	raw := bytes.Clone(r.buf.Bytes())
-	r.buf.Reset()
+	raw := r.buf.Bytes()
+	var next []byte
+	select {
+	case next = <-r.free:
+	default:
+		next = make([]byte, 0, chunkMaxBytes+4<<10)
+	}
+	r.buf = *bytes.NewBuffer(next[:0])
 	r.digest.Write(raw)
 	ch := &chunk{seq: r.seq, startNS: r.startNS, raw: raw}
 	r.seq++
@@ -236,13 +246,23 @@ func (r *outputRecorder) send(ch *chunk) {
 
 func (r *outputRecorder) store() {
 	defer close(r.done)
+	// The compressor is made now, while the command runs, rather than
+	// after it when the last chunk is stored: making one costs about 1 ms
+	// in tfsh (its tables are freshly mapped memory), and the time after
+	// terraform exits is what the user waits for.
+	var z chunkCompressor
+	z.w, _ = flate.NewWriter(&z.buf, flate.BestSpeed)
 	for ch := range r.queue {
-		if err := r.c.s.db.storeChunk(r.c.ID, ch); err != nil {
+		if err := r.c.s.db.storeChunk(r.c.ID, ch, &z); err != nil {
 			r.errMu.Lock()
 			if r.err == nil {
 				r.err = err
 			}
 			r.errMu.Unlock()
+		}
+		select {
+		case r.free <- ch.raw:
+		default:
 		}
 	}
 }
@@ -283,19 +303,38 @@ func (r *outputRecorder) close() (string, int64, int, error) {
 	return sum, total, seq, r.err
 }
 
-func (d *DB) storeChunk(commandID string, ch chunk) error {
-	var z bytes.Buffer
-	fw, _ := flate.NewWriter(&z, flate.DefaultCompression)
-	fw.Write(ch.raw)
-	if err := fw.Close(); err != nil {
+// chunkCompressor deflates one command's chunks, one after the other, with
+// one compressor. A new flate writer allocates about 1 MB of tables;
+// after a command's output, that was on the path of every command's end
+// (0.4 ms before compressing a byte), and a stream of output made one per
+// 64 KiB chunk. BestSpeed: on terraform's output it is about ten times
+// faster than the default level for 4 % more bytes.
+type chunkCompressor struct {
+	buf bytes.Buffer
+	w   *flate.Writer
+}
+
+func (z *chunkCompressor) compress(raw []byte) ([]byte, error) {
+	z.buf.Reset()
+	z.w.Reset(&z.buf)
+	z.w.Write(raw)
+	if err := z.w.Close(); err != nil {
+		return nil, err
+	}
+	return z.buf.Bytes(), nil
+}
+
+func (d *DB) storeChunk(commandID string, ch chunk, z *chunkCompressor) error {
+	frames, err := z.compress(ch.raw)
+	if err != nil {
 		return err
 	}
 	// Chunks are not part of the chain themselves; they must outlive a
 	// cancelled command context, so they use their own.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	_, err := d.db.ExecContext(ctx, `INSERT INTO output_chunks (command_id, seq, start_ns, raw_len, frames) VALUES (?, ?, ?, ?, ?)`,
-		commandID, ch.seq, ch.startNS, len(ch.raw), z.Bytes())
+	_, err = d.db.ExecContext(ctx, `INSERT INTO output_chunks (command_id, seq, start_ns, raw_len, frames) VALUES (?, ?, ?, ?, ?)`,
+		commandID, ch.seq, ch.startNS, len(ch.raw), frames)
 	if err != nil {
 		return fmt.Errorf("store output chunk %d of command %s: %w", ch.seq, commandID, err)
 	}

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // DiagKind names what the scanner recognised in terraform's output.
@@ -171,7 +172,18 @@ func (s *DiagScanner) scanLine(raw []byte) {
 		}
 		return
 	}
-	text, framed, mark := visibleLine(raw)
+	visible := stripEscapes(raw)
+	var line string
+	if s.body == nil {
+		// Outside a diagnostic the line is only compared (a frame mark,
+		// a header, a status line), never kept: read it in place rather
+		// than copy every line of output (the copies were as much garbage
+		// as the output itself). Inside one, feed may keep it.
+		line = unsafe.String(unsafe.SliceData(visible), len(visible))
+	} else {
+		line = string(visible)
+	}
+	text, framed, mark := visibleLine(line)
 	if mark != frameNone {
 		s.flush() // ╷ begins the next diagnostic, ╵ ends this one
 		return
@@ -209,11 +221,11 @@ const (
 	frameEnd             // ╵
 )
 
-// visibleLine returns a line as a terminal shows it, without escape sequences, and without the
+// visibleLine returns a line without escape sequences (stripEscapes) as a terminal shows it: without the
 // left rule of a diagnostic frame ("│ "), telling whether it had one; a line that is only "╷"
 // or "╵" is reported as a mark.
-func visibleLine(raw []byte) (text string, framed bool, mark frameMark) {
-	text = strings.TrimRight(string(stripEscapes(raw)), "\r")
+func visibleLine(line string) (text string, framed bool, mark frameMark) {
+	text = strings.TrimRight(line, "\r")
 	switch strings.TrimRight(text, " ") {
 	case "╷":
 		return "", false, frameStart

@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/tfsh/tfsh/audit"
 	"github.com/tfsh/tfsh/internal/auditgen"
+	"github.com/tfsh/tfsh/internal/bench/result"
 )
 
 // auditBench measures `tfsh audit sessions` end to end (start, open the
@@ -70,6 +72,8 @@ func auditBench(tfsh string, rounds int) {
 			shown = "`" + shellJoin(args) + "`"
 		}
 		fmt.Printf("| %s | %d | %.1f | %.1f | %.1f | ≤ 100 |\n", shown, n, median(ts), minOf(ts), maxOf(ts))
+		emit("audit", result.Record{Kind: "audit", Row: "sessions " + shown, Params: map[string]string{"events": strconv.FormatInt(events, 10)},
+			Stats: []result.Stat{result.One("sessions", "", float64(n)), result.Of("time", "ms", ts)}})
 	}
 
 	// Reading incidents back: explain over a day and a week, one lock,
@@ -88,13 +92,13 @@ func auditBench(tfsh string, rounds int) {
 	fmt.Println("| command | incidents | median (ms) | min | max | goal |")
 	fmt.Println("|---|---|---|---|---|---|")
 	for _, c := range []struct {
-		args []string
-		goal string
+		args       []string
+		goal, span string
 	}{
-		{[]string{"explain", "--since", day, "--until", end}, "≤ 100"},
-		{[]string{"explain", "--since", week, "--until", end}, ""},
-		{[]string{"explain", lockID}, ""},
-		{[]string{"report", "--html", report, "--since", day, "--until", end}, ""},
+		{[]string{"explain", "--since", day, "--until", end}, "≤ 100", "day"},
+		{[]string{"explain", "--since", week, "--until", end}, "", "week"},
+		{[]string{"explain", lockID}, "", "one lock"},
+		{[]string{"report", "--html", report, "--since", day, "--until", end}, "", "day"},
 	} {
 		argv := append([]string{tfsh, c.args[0], "--audit-db", path}, c.args[1:]...)
 		n := "-"
@@ -110,6 +114,8 @@ func auditBench(tfsh string, rounds int) {
 		}
 		shown := strings.ReplaceAll(shellJoin(c.args), report, "FILE")
 		fmt.Printf("| `tfsh %s` | %s | %.1f | %.1f | %.1f | %s |\n", shown, n, median(ts), minOf(ts), maxOf(ts), c.goal)
+		emit("audit", result.Record{Kind: "audit", Row: "`tfsh " + c.args[0] + "`", Params: map[string]string{"events": strconv.FormatInt(events, 10), "span": c.span, "incidents": n},
+			Stats: []result.Stat{result.Of("time", "ms", ts)}})
 	}
 }
 

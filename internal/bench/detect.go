@@ -7,9 +7,11 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/tfsh/tfsh/audit"
+	"github.com/tfsh/tfsh/internal/bench/result"
 	"github.com/tfsh/tfsh/internal/lab"
 )
 
@@ -66,6 +68,13 @@ func detect(tfsh, tf, tofu, examples string, n int) {
 		}
 		fmt.Printf("| %s | %d | %d (%.0f%%) | %d | %.1f | %.1f | %.1f | %.0f | %.0f | %s |\n", c.name, seen+inferred, seen,
 			100*float64(seen)/float64(max(1, seen+inferred)), inferred, pct(delays, 50), pct(delays, 95), pct(delays, 100), rate, applyRate, goal)
+		where := "remote"
+		if c.example == "." {
+			where = "local"
+		}
+		emit("detect", result.Record{Kind: "detect", Row: c.name, Params: map[string]string{"backend": where, "commands": strconv.Itoa(seen + inferred)},
+			Stats: []result.Stat{result.One("seen", "%", 100*float64(seen)/float64(max(1, seen+inferred))), result.One("inferred", "", float64(inferred)),
+				result.Of("delay", "ms", delays), result.One("reads/s during the plans", "", rate), result.One("reads/s during a 5 s apply", "", applyRate)}})
 	}
 }
 

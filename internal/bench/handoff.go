@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tfsh/tfsh/internal/bench/result"
 	"github.com/tfsh/tfsh/internal/lab"
 	"github.com/tfsh/tfsh/lock"
 	"github.com/tfsh/tfsh/terraform"
@@ -132,6 +133,8 @@ func handoffBench(tfsh, tf, tofu, examples string, n int, only string) {
 				count += fmt.Sprintf(" (%d missed)", missed[who])
 			}
 			fmt.Printf("| %s | %s | %s | %.0f | %.0f | %.0f | %.0f | %s |\n", c.name, who, count, median(xs), pct(xs, 95), minOf(xs), maxOf(xs), goal)
+			emit("handoff", result.Record{Kind: "handoff", Row: who + ", " + c.name, Params: map[string]string{"missed": strconv.Itoa(missed[who])},
+				Stats: []result.Stat{result.Of("handoff", "ms", xs)}})
 		}
 		tool := "terraform"
 		if strings.Contains(filepath.Base(c.binary), "tofu") {
@@ -141,6 +144,8 @@ func handoffBench(tfsh, tf, tofu, examples string, n int, only string) {
 		row("`tfsh run -- plan -lock-timeout=60s`", wt, "p95 ≤ 500 ms")
 		if len(pt) > 0 && len(wt) > 0 {
 			fmt.Printf("| %s | ratio tfsh / terraform | | %.3f | %.3f | | | |\n", c.name, median(wt)/median(pt), pct(wt, 95)/pct(pt, 95))
+			emit("handoff", result.Record{Kind: "handoff", Row: "ratio tfsh / " + tool + ", " + c.name,
+				Stats: []result.Stat{result.One("median ratio", "x", median(wt)/median(pt)), result.One("p95 ratio", "x", pct(wt, 95)/pct(pt, 95))}})
 		}
 		costs = append(costs, precheckCost(ctx, c.name, c.obs, ref, getenv, c.env, c.dir, tfsh, c.binary, n))
 		if s3srv != nil {

@@ -17,15 +17,23 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tfsh/tfsh/internal/bench/result"
 )
 
 func main() {
+	if os.Getenv("TFSH_BENCH_HELPER") == "commit" {
+		commitHelper()
+		return
+	}
 	tfsh := flag.String("tfsh", "bin/tfsh", "tfsh binary")
 	tf := flag.String("terraform", "", "terraform binary")
 	example := flag.String("example", "examples/lab", "configuration to plan")
 	rounds := flag.Int("rounds", 30, "paired rounds")
+	baseline := flag.String("baseline", "", "another tfsh binary (an earlier build) measured in the same rounds as -tfsh, for a paired before/after")
 	resources := flag.Int("resources", 0, "add this many terraform_data resources to the configuration (a larger, more realistic plan)")
 	detectN := flag.Int("detect", 0, "instead: measure lock detection over this many plans per backend (needs -tofu too, and the lab's dynalite)")
 	tofu := flag.String("tofu", "", "tofu binary, for -detect")
@@ -33,6 +41,9 @@ func main() {
 	policyN := flag.Int("policy", 0, "instead: measure what loading policy files adds to a start, over this many paired rounds")
 	auditN := flag.Int("audit", 0, "instead: measure tfsh audit sessions on a generated log of a million events, this many runs per filter (no terraform needed)")
 	backends := flag.String("backends", "", "with -handoff: only these lab examples, comma-separated (., s3-dynamodb, s3-lockfile)")
+	rssSizes := flag.String("rss", "", "instead: measure tfsh's peak RSS while `tfsh run -- plan` streams these many MB of output (comma-separated, e.g. 1,10,100), -rounds times each, through a fake terraform built from internal/bench/faketf")
+	procs := flag.String("procs", "", "instead: measure audit commits from this many concurrent processes on one log (comma-separated, e.g. 1,2,4,8), -rounds times each (no terraform needed)")
+	flag.StringVar(&resultsDir, "results", "", "also write each row as a JSON record (internal/bench/result) into this directory")
 	handoffN := flag.Int("handoff", 0, "instead: measure lock handoff (release to next acquisition), this many handoffs per waiter and backend, plain terraform against tfsh (-tofu adds the S3 lockfile; needs the lab's dynalite)")
 	watchN := flag.Int("watch", 0, "instead: measure tfsh watch's requests per poll for 1, 10 and 100 states, this many polls at 1s per row (needs the lab's dynalite; no terraform)")
 	flag.Parse()
@@ -46,6 +57,18 @@ func main() {
 			fail(err.Error())
 		}
 		auditBench(a, *auditN)
+		return
+	}
+	if *procs != "" {
+		procsBench(*procs, *rounds)
+		return
+	}
+	if *rssSizes != "" {
+		a, err := filepath.Abs(*tfsh)
+		if err != nil {
+			fail(err.Error())
+		}
+		rssBench(a, *rssSizes, *rounds)
 		return
 	}
 	if *tf == "" {
@@ -105,26 +128,40 @@ func main() {
 	plain := []string{*tf, "plan", "-input=false"}
 	wrapped := []string{*tfsh, "run", "--", "plan", "-input=false"}
 	refused := []string{*tfsh, "-c", "apply -lock=false -auto-approve"}
-	// Warm both (page cache, tfsh's version cache, audit log creation).
+	var before []string
+	if *baseline != "" {
+		before = []string{abs(*baseline), "run", "--", "plan", "-input=false"}
+	}
+	// Warm each (page cache, tfsh's version cache, audit log creation).
 	for i := 0; i < 3; i++ {
 		timed(env, dir, plain)
 		timed(env, dir, wrapped)
+		if before != nil {
+			timed(env, dir, before)
+		}
 	}
 
-	var pt, wt, ratios, added []float64
+	// Each round runs every arm once, in a random order.
+	var pt, wt, ratios, added, bt, bratios, gain []float64
 	for i := 0; i < *rounds; i++ {
-		var a, b time.Duration
-		if rand.IntN(2) == 0 {
-			a = timed(env, dir, plain)
-			b = timed(env, dir, wrapped)
-		} else {
-			b = timed(env, dir, wrapped)
-			a = timed(env, dir, plain)
+		arms := []int{0, 1}
+		if before != nil {
+			arms = append(arms, 2)
 		}
-		pt = append(pt, ms(a))
-		wt = append(wt, ms(b))
-		ratios = append(ratios, float64(b)/float64(a))
-		added = append(added, ms(b-a))
+		rand.Shuffle(len(arms), func(i, j int) { arms[i], arms[j] = arms[j], arms[i] })
+		var d [3]time.Duration
+		for _, arm := range arms {
+			d[arm] = timed(env, dir, [][]string{plain, wrapped, before}[arm])
+		}
+		pt = append(pt, ms(d[0]))
+		wt = append(wt, ms(d[1]))
+		ratios = append(ratios, float64(d[1])/float64(d[0]))
+		added = append(added, ms(d[1]-d[0]))
+		if before != nil {
+			bt = append(bt, ms(d[2]))
+			bratios = append(bratios, float64(d[2])/float64(d[0]))
+			gain = append(gain, ms(d[2]-d[1]))
+		}
 	}
 	var rt []float64
 	for i := 0; i < *rounds; i++ {
@@ -141,6 +178,64 @@ func main() {
 	fmt.Printf("| ratio tfsh / terraform | %.3f | %.3f | %.3f | ≤ 1.03 |\n", median(ratios), minOf(ratios), maxOf(ratios))
 	fmt.Printf("| added by tfsh (ms) | %.1f | %.1f | %.1f | ≤ 15 |\n", median(added), minOf(added), maxOf(added))
 	fmt.Printf("| refused command, `tfsh -c 'apply -lock=false'` (ms) | %.1f | %.1f | %.1f | |\n", median(rt), minOf(rt), maxOf(rt))
+	if before != nil {
+		fmt.Printf("| baseline `%s run -- plan` (ms) | %.1f | %.1f | %.1f | |\n", *baseline, median(bt), minOf(bt), maxOf(bt))
+		fmt.Printf("| baseline ratio / terraform | %.3f | %.3f | %.3f | |\n", median(bratios), minOf(bratios), maxOf(bratios))
+		fmt.Printf("| baseline − tfsh, paired (ms; > 0: tfsh is faster) | %.1f | %.1f | %.1f | |\n", median(gain), minOf(gain), maxOf(gain))
+		emit("overhead-baseline", result.Record{Kind: "overhead-baseline", Row: "`plan`, " + filepath.Base(*example) + ", against " + *baseline,
+			Params: map[string]string{"resources": strconv.Itoa(*resources), "rounds": strconv.Itoa(*rounds)},
+			Stats: []result.Stat{result.Of("terraform", "ms", pt), result.Of("baseline", "ms", bt), result.Of("tfsh", "ms", wt),
+				result.Of("baseline ratio", "x", bratios), result.Of("tfsh ratio", "x", ratios), result.Of("baseline − tfsh", "ms", gain)}})
+	}
+	emit("overhead", result.Record{Kind: "overhead", Row: "`plan`, " + filepath.Base(*example),
+		Params: map[string]string{"resources": strconv.Itoa(*resources), "rounds": strconv.Itoa(*rounds)},
+		Stats: []result.Stat{result.Of("terraform", "ms", pt), result.Of("tfsh", "ms", wt), result.Of("ratio", "x", ratios),
+			result.Of("added", "ms", added), result.Of("refused command", "ms", rt)}})
+}
+
+// resultsDir is -results: where emit writes records.
+var resultsDir string
+
+// emit writes rec into resultsDir/NAME.jsonl, with the command that made
+// it, when -results is given.
+func emit(name string, rec result.Record) {
+	if resultsDir == "" {
+		return
+	}
+	if rec.Command == "" {
+		rec.Command = commandLine()
+	}
+	if err := os.MkdirAll(resultsDir, 0o755); err != nil {
+		fail(err.Error())
+	}
+	if err := result.Append(resultsDir, name+".jsonl", rec); err != nil {
+		fail(err.Error())
+	}
+}
+
+// commandLine is how this run was started, as `go run` from the
+// repository, without -results and with the home directory as ~.
+func commandLine() string {
+	args := []string{"go", "run", "./internal/bench"}
+	home, _ := os.UserHomeDir()
+	skip := false
+	for _, a := range os.Args[1:] {
+		switch {
+		case skip:
+			skip = false
+			continue
+		case a == "-results" || a == "--results":
+			skip = true
+			continue
+		case strings.HasPrefix(a, "-results=") || strings.HasPrefix(a, "--results="):
+			continue
+		}
+		if home != "" && strings.HasPrefix(a, home+"/") {
+			a = "~" + a[len(home):]
+		}
+		args = append(args, a)
+	}
+	return strings.Join(args, " ")
 }
 
 func benchEnv(work, tf string) []string {

@@ -5,7 +5,10 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+
+	"github.com/tfsh/tfsh/internal/bench/result"
 )
 
 // policyBench measures what loading policy files adds to a tfsh start: a
@@ -60,4 +63,6 @@ func policyBench(tfsh, tf, examples string, rounds int) {
 	fmt.Printf("| no policy files (built-in rules) | %.1f ms | %.1f | %.1f |\n", median(plain), minOf(plain), maxOf(plain))
 	fmt.Printf("| organisation example (8 rules) + 50-rule project policy | %.1f ms | %.1f | %.1f |\n", median(loaded), minOf(loaded), maxOf(loaded))
 	fmt.Printf("| **added by loading the policy** (paired difference) | **%.1f ms** | %.1f | %.1f |\n", median(diff), minOf(diff), maxOf(diff))
+	emit("policy", result.Record{Kind: "policy", Row: "refused command, 8 + 50 rules against none", Params: map[string]string{"rounds": strconv.Itoa(rounds)},
+		Stats: []result.Stat{result.Of("no policy files", "ms", plain), result.Of("with the policy files", "ms", loaded), result.Of("added by loading", "ms", diff)}})
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/creack/pty"
 
+	"github.com/tfsh/tfsh/internal/bench/result"
 	"github.com/tfsh/tfsh/internal/lab"
 )
 
@@ -65,6 +66,7 @@ func promptBench(tfsh, tf, examples string, n int) {
 			starts, keys = append(starts, s), append(keys, k)
 		}
 		fmt.Printf("| %s | %.1f | %.1f | %.1f | %.1f | start ≤ 50 ms; never blocked |\n", c.name, median(starts), maxOf(starts), median(keys), maxOf(keys))
+		emit("prompt", result.Record{Kind: "prompt", Row: c.name, Stats: []result.Stat{result.Of("start", "ms", starts), result.Of("keystroke to menu", "ms", keys)}})
 	}
 	mu.Lock()
 	for _, c := range held {

@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/tfsh/tfsh/internal/bench/result"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -116,6 +118,9 @@ func watchBench(polls int) {
 			steady, med := run(false)
 			churn, _ := run(true)
 			fmt.Printf("| %s | %d | %.1f | %.1f | %.2f | %.1f | %s |\n", mode, n, steady, steady, steady/float64(n), churn, med.Round(100*time.Microsecond))
+			emit("watch", result.Record{Kind: "watch", Row: mode, Params: map[string]string{"states": strconv.Itoa(n)},
+				Stats: []result.Stat{result.One("requests/s", "req/s", steady), result.One("requests/s per state", "req/s", steady/float64(n)),
+					result.One("requests/poll, every lock changed", "", churn), result.One("poll time", "ms", float64(med.Microseconds())/1000)}})
 		}
 	}
 }

@@ -115,6 +115,7 @@ func BenchmarkShipCost(b *testing.B) {
 	}
 	b.ReportMetric(q(tp, 0.5), "ms-plain-p50")
 	b.ReportMetric(q(ts, 0.5), "ms-shipping-p50")
+	b.ReportMetric(q(ts, 0.5)-q(tp, 0.5), "ms-added-p50")
 	b.ReportMetric(q(tp, 0.95), "ms-plain-p95")
 	b.ReportMetric(q(ts, 0.95), "ms-shipping-p95")
 }
