@@ -4,11 +4,15 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -74,8 +78,54 @@ func StartDynamo(ctx context.Context) (*Dynamo, error) {
 
 var errDynaliteExited = errors.New("dynalite exited before it listened")
 
+// dynaliteGuard is loaded into node before dynalite (--require). dynalite
+// throws from a request's "error" handler, so a client that goes away in
+// the middle of a request (a process killed, a request cancelled when the
+// lock it polled was freed) takes the whole server down with "Error:
+// aborted" (ECONNRESET); the lab's clients do that routinely. The guard
+// logs those and goes on; any other uncaught error still ends dynalite.
+const dynaliteGuard = `process.on('uncaughtException', (err) => {
+  if (err && (err.code === 'ECONNRESET' || err.code === 'EPIPE' || err.message === 'aborted')) {
+    console.error('tfsh lab: a client went away in the middle of a request (' + (err.code || err.message) + '); dynalite goes on');
+    return;
+  }
+  console.error(err);
+  process.exit(1);
+});
+`
+
+// guardFile writes dynaliteGuard to a file of its own (named by its
+// content, so concurrent labs share it) and returns its path.
+func guardFile() (string, error) {
+	sum := sha256.Sum256([]byte(dynaliteGuard))
+	path := filepath.Join(os.TempDir(), "tfsh-dynalite-guard-"+hex.EncodeToString(sum[:6])+".js")
+	if b, err := os.ReadFile(path); err == nil && string(b) == dynaliteGuard {
+		return path, nil
+	}
+	f, err := os.CreateTemp(os.TempDir(), ".tfsh-dynalite-guard-*")
+	if err != nil {
+		return "", fmt.Errorf("lab dynamo: %w", err)
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.WriteString(dynaliteGuard); err != nil {
+		f.Close()
+		return "", fmt.Errorf("lab dynamo: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return "", fmt.Errorf("lab dynamo: %w", err)
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return "", fmt.Errorf("lab dynamo: %w", err)
+	}
+	return path, nil
+}
+
 func startDynalite(ctx context.Context, node, cli string, port int) (*Dynamo, error) {
-	cmd := exec.Command(node, cli,
+	guard, err := guardFile()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(node, "--require", guard, cli,
 		"--host", "127.0.0.1",
 		"--port", strconv.Itoa(port),
 		// Tables are ACTIVE at once instead of after dynalite's default 500 ms.

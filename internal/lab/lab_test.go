@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -204,6 +206,23 @@ func TestDynamo(t *testing.T) {
 	var ccf *types.ConditionalCheckFailedException
 	if err := lock(`{"ID":"b"}`); !errors.As(err, &ccf) {
 		t.Fatalf("second conditional PutItem: %v; want ConditionalCheckFailedException", err)
+	}
+
+	// A client that goes away in the middle of a request (killed, or its
+	// request cancelled) must not take the server down.
+	for range 3 {
+		conn, err := net.Dial("tcp", strings.TrimPrefix(d.URL(), "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(conn, "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-amz-json-1.0\r\nX-Amz-Target: DynamoDB_20120810.GetItem\r\nContent-Length: 1000\r\n\r\n{\"TableName\":")
+		time.Sleep(50 * time.Millisecond) // let it start reading the body
+		conn.(*net.TCPConn).SetLinger(0)  // a reset, as a killed process's socket gives
+		conn.Close()
+	}
+	time.Sleep(100 * time.Millisecond)
+	if _, err := c.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String("locks")}); err != nil {
+		t.Fatalf("after clients went away mid-request: %v\n%s", err, d.Output())
 	}
 
 	if err := d.Close(); err != nil {
