@@ -22,7 +22,8 @@ const (
 	KindHoldReleased = "hold_released"
 )
 
-type holdRecord struct {
+// HoldRecord is the data of hold_placed and hold_released events.
+type HoldRecord struct {
 	Who    string     `json:"who"`
 	Reason string     `json:"reason,omitempty"`
 	Until  *time.Time `json:"until,omitempty"`
@@ -136,7 +137,7 @@ func (s *Session) Hold(ctx context.Context, dir string, dur time.Duration, relea
 			where = append(where, r.Where)
 		}
 		say(fmt.Sprintf("released the hold on %s (%s, placed by %s)", ref.Key, recs[0].Info.Info, recs[0].Info.Who))
-		appendEvent(c, KindHoldReleased, recs[0].Info.ID, holdRecord{Who: s.who, Reason: asked.reason, Info: recs[0].Info, Where: where})
+		appendEvent(c, KindHoldReleased, recs[0].Info.ID, HoldRecord{Who: s.who, Reason: asked.reason, Info: recs[0].Info, Where: where})
 		return s.end(c, audit.CommandEnd{Status: "ok"})
 	}
 	if len(recs) > 0 {
@@ -170,7 +171,7 @@ func (s *Session) Hold(ctx context.Context, dir string, dur time.Duration, relea
 		msg += fmt.Sprintf(" (until %s)", until.Local().Format(time.RFC3339))
 	}
 	say(msg + "; terraform and tofu are refused until tfsh hold --release")
-	appendEvent(c, KindHoldPlaced, li.ID, holdRecord{Who: s.who, Reason: asked.reason, Until: until, Info: &li, Where: where})
+	appendEvent(c, KindHoldPlaced, li.ID, HoldRecord{Who: s.who, Reason: asked.reason, Until: until, Info: &li, Where: where})
 	return s.end(c, audit.CommandEnd{Status: "ok", Reason: li.ID})
 }
 
@@ -182,7 +183,7 @@ func (s *Session) releaseExpired(ctx context.Context, c *audit.Command, ed lock.
 		return false, err
 	}
 	say(fmt.Sprintf("released an expired hold (%s, by %s)", recs[0].Info.Info, recs[0].Info.Who))
-	appendEvent(c, KindHoldReleased, recs[0].Info.ID, holdRecord{Who: s.who, Info: recs[0].Info, Until: &until, Where: where, Expired: true})
+	appendEvent(c, KindHoldReleased, recs[0].Info.ID, HoldRecord{Who: s.who, Info: recs[0].Info, Until: &until, Where: where, Expired: true})
 	return true, nil
 }
 

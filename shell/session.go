@@ -484,7 +484,7 @@ func (s *Session) Run(ctx context.Context, argv []string, line string) Outcome {
 		if hasFlag(final, "force") {
 			method = "terraform force-unlock -force (not compared)"
 		}
-		c.Later(time.Time{}, KindForceUnlock, id, forceUnlockRecord{Who: s.who, Reason: asked.reason, Where: orNone(ref.Backend) + " backend", Method: method, Resolve: s.resolves(ctx, id)})
+		c.Later(time.Time{}, KindForceUnlock, id, ForceUnlockRecord{Who: s.who, Reason: asked.reason, Where: orNone(ref.Backend) + " backend", Method: method, Resolve: s.resolves(ctx, id)})
 	}
 	if end.Status == "failed" && takesLock(final) {
 		// An expired change-freeze hold in the way is released by the

@@ -17,8 +17,9 @@ import (
 // KindForceUnlock is the audit event of a lock tfsh removed.
 const KindForceUnlock = "force_unlock"
 
-// forceUnlockRecord is the data of a force_unlock event.
-type forceUnlockRecord struct {
+// ForceUnlockRecord is the data of a force_unlock event (internal/auditgen
+// writes its generated logs with this same definition).
+type ForceUnlockRecord struct {
 	Who     string     `json:"who"`
 	Reason  string     `json:"reason,omitempty"`
 	Where   string     `json:"where"`
@@ -141,7 +142,7 @@ func (s *Session) guardedUnlock(ctx context.Context, c *audit.Command, inv *terr
 			msg += ": this server cannot delete conditionally, so a lock taken in the instant between the check and the delete would have gone too"
 		}
 		say(msg)
-		rec := forceUnlockRecord{Who: s.who, Reason: reason, Where: r.Where, Info: r.Info, Method: string(method), Resolve: resolves}
+		rec := ForceUnlockRecord{Who: s.who, Reason: reason, Where: r.Where, Info: r.Info, Method: string(method), Resolve: resolves}
 		if err := appendEvent(c, KindForceUnlock, current, rec); err != nil {
 			say("could not record the unlock in the audit log: " + err.Error())
 		}
@@ -195,7 +196,7 @@ func (s *Session) unlockLocal(ctx context.Context, c *audit.Command, ref lock.St
 			return fail("could not remove " + info + ": " + err.Error())
 		}
 		say("removed " + info)
-		if err := appendEvent(c, KindForceUnlock, v.Stale.ID, forceUnlockRecord{Who: s.who, Reason: reason, Where: info, Info: v.Stale, Method: "remove stale .lock.info", Stale: true}); err != nil {
+		if err := appendEvent(c, KindForceUnlock, v.Stale.ID, ForceUnlockRecord{Who: s.who, Reason: reason, Where: info, Info: v.Stale, Method: "remove stale .lock.info", Stale: true}); err != nil {
 			say("could not record the removal in the audit log: " + err.Error())
 		}
 		return audit.CommandEnd{Status: "ok", Reason: v.Stale.ID}
@@ -287,7 +288,8 @@ func (s *Session) resolves(ctx context.Context, id string) []string {
 // KindIntegrityCheck is the audit event of the check after an unlock.
 const KindIntegrityCheck = "integrity_check"
 
-type integrityRecord struct {
+// IntegrityRecord is the data of an integrity_check event.
+type IntegrityRecord struct {
 	LockID         string `json:"lock_id"`
 	UnlockCommand  string `json:"unlock_command"`
 	RefreshCommand string `json:"refresh_command,omitempty"`
@@ -329,7 +331,7 @@ func (s *Session) afterUnlock(ctx context.Context, sigs <-chan os.Signal, mode s
 		}
 	}
 	s.errorf("checking the state after the unlock: %s", Quote(refreshArgs))
-	rec := integrityRecord{LockID: lockID, UnlockCommand: unlockCmd}
+	rec := IntegrityRecord{LockID: lockID, UnlockCommand: unlockCmd}
 	r := s.Run(ctx, refreshArgs, "")
 	rec.RefreshCommand, rec.RefreshExit = r.CommandID, r.ExitCode
 	if r.ExitCode == 0 || r.ExitCode == 2 {

@@ -195,7 +195,7 @@ func TestGuardedUnlock(t *testing.T) {
 	t.Run("recorded: who, reason, the lock removed", func(t *testing.T) {
 		var got []string
 		u.db.Events(ctx, audit.EventFilter{Kinds: []string{KindForceUnlock}}, func(e audit.Event) error {
-			var d forceUnlockRecord
+			var d ForceUnlockRecord
 			json.Unmarshal(e.Data, &d)
 			got = append(got, fmt.Sprintf("%s %s %s %s", e.LockID, d.Reason, d.Info.Who, d.Method))
 			return nil

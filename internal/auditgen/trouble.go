@@ -7,46 +7,7 @@ import (
 
 	"github.com/tfsh/tfsh/audit"
 	"github.com/tfsh/tfsh/lock"
-)
-
-// The shell package's event records (shell/unlock.go, shell/hold.go),
-// field for field: the generator writes what tfsh writes.
-
-type forceUnlockRecord struct {
-	Who     string     `json:"who"`
-	Reason  string     `json:"reason,omitempty"`
-	Where   string     `json:"where"`
-	Info    *lock.Info `json:"info,omitempty"`
-	Method  string     `json:"method"`
-	Stale   bool       `json:"stale,omitempty"`
-	Resolve []string   `json:"resolves,omitempty"`
-}
-
-type integrityRecord struct {
-	LockID         string `json:"lock_id"`
-	UnlockCommand  string `json:"unlock_command"`
-	RefreshCommand string `json:"refresh_command,omitempty"`
-	RefreshExit    int    `json:"refresh_exit"`
-	PlanCommand    string `json:"plan_command,omitempty"`
-	PlanExit       int    `json:"plan_exit"`
-	Verdict        string `json:"verdict"`
-}
-
-type holdRecord struct {
-	Who     string     `json:"who"`
-	Reason  string     `json:"reason,omitempty"`
-	Until   *time.Time `json:"until,omitempty"`
-	Info    *lock.Info `json:"info"`
-	Where   []string   `json:"where"`
-	Expired bool       `json:"expired,omitempty"`
-}
-
-// Event kinds of the shell package.
-const (
-	kindForceUnlock    = "force_unlock"
-	kindIntegrityCheck = "integrity_check"
-	kindHoldPlaced     = "hold_placed"
-	kindHoldReleased   = "hold_released"
+	"github.com/tfsh/tfsh/shell"
 )
 
 // contentionMessage is terraform's "Error message:" for a lock held by
@@ -219,7 +180,7 @@ func (g *gen) waiter(ep *episode, a *actor, k *stateKey, tw time.Time, hs []held
 			// terraform's next retry takes the lock.
 			rel := maxTime(seen, h.until).Add(g.ms(30, 300))
 			until := h.until
-			c.append(rel, kindHoldReleased, h.info.ID, holdRecord{Who: a.who(), Info: h.info, Until: &until, Where: k.where, Expired: true})
+			c.append(rel, shell.KindHoldReleased, h.info.ID, shell.HoldRecord{Who: a.who(), Info: h.info, Until: &until, Where: k.where, Expired: true})
 			h.until = rel
 		}
 		if h.until.IsZero() || h.until.After(deadline) {
@@ -416,9 +377,9 @@ func (g *gen) unlock(ep *episode, a *actor, k *stateKey, t time.Time, info *lock
 	c.info.Line = ""
 	at := c.start.Add(g.ms(100, 800))
 	for _, w := range k.where {
-		rec := forceUnlockRecord{Who: a.who(), Reason: reason, Where: w, Info: info, Method: "conditional delete"}
+		rec := shell.ForceUnlockRecord{Who: a.who(), Reason: reason, Where: w, Info: info, Method: "conditional delete"}
 		db := g.db
-		c.append(at, kindForceUnlock, id, func() any {
+		c.append(at, shell.KindForceUnlock, id, func() any {
 			ev := rec
 			db.Events(g.ctx, audit.EventFilter{LockID: id, Kinds: []string{lock.KindAcquired, lock.KindOrphaned}}, func(e audit.Event) error {
 				ev.Resolve = append(ev.Resolve, e.ID)
@@ -434,7 +395,7 @@ func (g *gen) unlock(ep *episode, a *actor, k *stateKey, t time.Time, info *lock
 	rc := g.checkCommand(s, k, at.Add(g.ms(50, 300)), refresh, g.rng.Float64() < 0.2)
 	plan := []string{"plan", "-detailed-exitcode", "-input=false"}
 	pc := g.checkCommand(s, k, rc.end.Add(g.ms(50, 300)), plan, g.rng.Float64() < 0.4)
-	rec := integrityRecord{LockID: id, RefreshExit: rc.exit, PlanExit: pc.exit}
+	rec := shell.IntegrityRecord{LockID: id, RefreshExit: rc.exit, PlanExit: pc.exit}
 	switch {
 	case rc.exit == 2:
 		rec.Verdict = "drift: the infrastructure differs from the state (the run that held the lock may have changed resources it did not record); review the refresh-only plan above, then apply -refresh-only or fix by hand"
@@ -444,7 +405,7 @@ func (g *gen) unlock(ep *episode, a *actor, k *stateKey, t time.Time, info *lock
 		rec.Verdict = "state consistent, no drift: the state matches the infrastructure and the configuration"
 	}
 	tc := pc.end.Add(g.ms(1, 20))
-	s.appendEvent(tc, kindIntegrityCheck, k.key, id, func() any {
+	s.appendEvent(tc, shell.KindIntegrityCheck, k.key, id, func() any {
 		r := rec
 		r.UnlockCommand, r.RefreshCommand, r.PlanCommand = c.h.ID, rc.c.h.ID, pc.c.h.ID
 		return r
@@ -569,7 +530,7 @@ func (g *gen) hold(ep *episode, t time.Time) bool {
 		text += " (tfsh hold until " + u.Format(time.RFC3339) + ")"
 	}
 	info := &lock.Info{ID: g.uuid(), Operation: holdOp, Info: text, Who: a.who(), Version: "tfsh", Created: placed.UTC(), Path: k.key}
-	c.append(placed, kindHoldPlaced, info.ID, holdRecord{Who: a.who(), Reason: reason, Until: until, Info: info, Where: k.where})
+	c.append(placed, shell.KindHoldPlaced, info.ID, shell.HoldRecord{Who: a.who(), Reason: reason, Until: until, Info: info, Where: k.where})
 	done := placed.Add(g.ms(1, 20))
 	c.end(done, audit.CommandEnd{Status: "ok", Reason: info.ID})
 	s.end(done.Add(g.ms(1, 5)), "ok", 0)
@@ -609,7 +570,7 @@ func (g *gen) hold(ep *episode, t time.Time) bool {
 	rs := ep.session(r, "hold", tr, k, []string{"hold", "--release"})
 	rc := rs.ownCommand(tr.Add(g.ms(5, 40)), k, "hold release", g.allow(tr))
 	gone := rc.start.Add(g.ms(50, 400))
-	rc.append(gone, kindHoldReleased, info.ID, holdRecord{Who: r.who(), Info: info, Where: k.where})
+	rc.append(gone, shell.KindHoldReleased, info.ID, shell.HoldRecord{Who: r.who(), Info: info, Where: k.where})
 	end := gone.Add(g.ms(1, 20))
 	rc.end(end, audit.CommandEnd{Status: "ok"})
 	rs.end(end.Add(g.ms(1, 5)), "ok", 0)
