@@ -144,8 +144,13 @@ func runPipes(spec RunSpec) Result {
 		foreground = term.IsTerminal(int(spec.Stdin.Fd()))
 	}
 	gate := &typedGate{typed: spec.Typed}
-	cmd.Stdout = &tee{user: spec.Stdout, rec: gate.output(recorder(spec, "stdout"))}
-	cmd.Stderr = &tee{user: spec.Stderr, rec: gate.output(recorder(spec, "stderr"))}
+	rl, out, err := newRelay(
+		&tee{user: spec.Stdout, rec: gate.output(recorder(spec, "stdout"))},
+		&tee{user: spec.Stderr, rec: gate.output(recorder(spec, "stderr"))})
+	if err != nil {
+		return Result{Err: err, ExitCode: -1}
+	}
+	cmd.Stdout, cmd.Stderr = out[0], out[1]
 	// Input may answer terraform's prompts: it goes through the gate like
 	// typing on a pty, so that the answer is known before terraform can
 	// print it. That holds for a terminal on stdin too (its output piped,
@@ -158,6 +163,8 @@ func runPipes(spec RunSpec) Result {
 	if spec.Stdin != nil && spec.Typed != nil {
 		var err error
 		if input, err = pipeInput(spec.Stdin, gate); err != nil {
+			closeFiles(out)
+			rl.closeFDs()
 			return Result{Err: err, ExitCode: -1}
 		}
 		cmd.Stdin = input.r
@@ -171,13 +178,14 @@ func runPipes(spec RunSpec) Result {
 	// holds the lock.
 	// Pdeathsig: if tfsh dies, terraform gets the graceful stop.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: !foreground, Pdeathsig: syscall.SIGTERM}
-	// A provisioner's background process may keep the output pipes open
-	// after terraform exits; do not wait for it forever.
-	cmd.WaitDelay = 10 * time.Second
 	start := time.Now()
-	if err := cmd.Start(); err != nil {
+	err = cmd.Start()
+	closeFiles(out) // the child has its own copies
+	if err != nil {
+		rl.closeFDs()
 		return Result{Err: fmt.Errorf("start %s: %w", spec.Path, err), ExitCode: -1}
 	}
+	go rl.run()
 	if spec.Started != nil {
 		spec.Started(cmd.Process.Pid)
 	}
@@ -204,7 +212,10 @@ func runPipes(spec RunSpec) Result {
 			}
 		}()
 	}
-	err := cmd.Wait()
+	err = cmd.Wait()
+	// A provisioner's background process may keep the output pipes open
+	// after terraform exits; do not wait for it forever.
+	rl.finish(relayGrace)
 	close(stop)
 	wg.Wait()
 	if input != nil {

@@ -9,6 +9,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"math/rand/v2"
@@ -16,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -141,8 +143,11 @@ func main() {
 		}
 	}
 
-	// Each round runs every arm once, in a random order.
+	// Each round runs every arm once, in a random order. tfsh's own CPU
+	// time (TFSH_RUSAGE: without terraform's) is the figure that noise on
+	// a shared machine moves least.
 	var pt, wt, ratios, added, bt, bratios, gain []float64
+	cpuFile := [3]string{"", filepath.Join(work, "rusage-tfsh.jsonl"), filepath.Join(work, "rusage-baseline.jsonl")}
 	for i := 0; i < *rounds; i++ {
 		arms := []int{0, 1}
 		if before != nil {
@@ -151,7 +156,11 @@ func main() {
 		rand.Shuffle(len(arms), func(i, j int) { arms[i], arms[j] = arms[j], arms[i] })
 		var d [3]time.Duration
 		for _, arm := range arms {
-			d[arm] = timed(env, dir, [][]string{plain, wrapped, before}[arm])
+			armEnv := env
+			if cpuFile[arm] != "" {
+				armEnv = append(slices.Clip(env), "TFSH_RUSAGE="+cpuFile[arm])
+			}
+			d[arm] = timed(armEnv, dir, [][]string{plain, wrapped, before}[arm])
 		}
 		pt = append(pt, ms(d[0]))
 		wt = append(wt, ms(d[1]))
@@ -178,8 +187,15 @@ func main() {
 	fmt.Printf("| ratio tfsh / terraform | %.3f | %.3f | %.3f | ≤ 1.03 |\n", median(ratios), minOf(ratios), maxOf(ratios))
 	fmt.Printf("| added by tfsh (ms) | %.1f | %.1f | %.1f | ≤ 15 |\n", median(added), minOf(added), maxOf(added))
 	fmt.Printf("| refused command, `tfsh -c 'apply -lock=false'` (ms) | %.1f | %.1f | %.1f | |\n", median(rt), minOf(rt), maxOf(rt))
+	cpu, bcpu := rusageMS(cpuFile[1]), rusageMS(cpuFile[2])
+	if len(cpu) > 0 {
+		fmt.Printf("| tfsh's own CPU time, user + system (ms) | %.1f | %.1f | %.1f | |\n", median(cpu), minOf(cpu), maxOf(cpu))
+	}
 	if before != nil {
 		fmt.Printf("| baseline `%s run -- plan` (ms) | %.1f | %.1f | %.1f | |\n", *baseline, median(bt), minOf(bt), maxOf(bt))
+		if len(bcpu) > 0 {
+			fmt.Printf("| baseline's own CPU time (ms) | %.1f | %.1f | %.1f | |\n", median(bcpu), minOf(bcpu), maxOf(bcpu))
+		}
 		fmt.Printf("| baseline ratio / terraform | %.3f | %.3f | %.3f | |\n", median(bratios), minOf(bratios), maxOf(bratios))
 		fmt.Printf("| baseline − tfsh, paired (ms; > 0: tfsh is faster) | %.1f | %.1f | %.1f | |\n", median(gain), minOf(gain), maxOf(gain))
 		emit("overhead-baseline", result.Record{Kind: "overhead-baseline", Row: "`plan`, " + filepath.Base(*example) + ", against " + *baseline,
@@ -189,8 +205,36 @@ func main() {
 	}
 	emit("overhead", result.Record{Kind: "overhead", Row: "`plan`, " + filepath.Base(*example),
 		Params: map[string]string{"resources": strconv.Itoa(*resources), "rounds": strconv.Itoa(*rounds)},
-		Stats: []result.Stat{result.Of("terraform", "ms", pt), result.Of("tfsh", "ms", wt), result.Of("ratio", "x", ratios),
-			result.Of("added", "ms", added), result.Of("refused command", "ms", rt)}})
+		Stats: append([]result.Stat{result.Of("terraform", "ms", pt), result.Of("tfsh", "ms", wt), result.Of("ratio", "x", ratios),
+			result.Of("added", "ms", added), result.Of("refused command", "ms", rt)}, cpuStats("tfsh CPU", cpu)...)})
+}
+
+// rusageMS reads the lines TFSH_RUSAGE appended: tfsh's user + system CPU
+// time per run, in ms.
+func rusageMS(path string) []float64 {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	var out []float64
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		var ru struct {
+			User int64 `json:"user_us"`
+			Sys  int64 `json:"sys_us"`
+		}
+		if json.Unmarshal([]byte(line), &ru) == nil {
+			out = append(out, float64(ru.User+ru.Sys)/1000)
+		}
+	}
+	return out
+}
+
+// cpuStats is the stat of tfsh's CPU times, none when there are none.
+func cpuStats(name string, ms []float64) []result.Stat {
+	if len(ms) == 0 {
+		return nil
+	}
+	return []result.Stat{result.Of(name, "ms", ms)}
 }
 
 // resultsDir is -results: where emit writes records.
