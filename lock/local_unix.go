@@ -21,23 +21,62 @@ import (
 // Closing the descriptor afterwards would drop any POSIX lock this process
 // held on the file; tfsh never holds one, but code that embeds the observer
 // in a process that does must not observe that file.
+//
+// It runs every few milliseconds while a command runs, so it makes the
+// three system calls and nothing else (no *os.File, whose set-up and
+// clean-up cost more than the calls).
 func fcntlHolder(path string) (pid int, held bool, err error) {
-	f, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) {
+	fd, err := openRetry(path)
+	if errors.Is(err, unix.ENOENT) {
 		return 0, false, nil
 	}
 	if err != nil {
-		return 0, false, err
+		return 0, false, &os.PathError{Op: "open", Path: path, Err: err}
 	}
-	defer f.Close()
+	defer unix.Close(fd)
 	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: io.SeekStart}
-	if err := unix.FcntlFlock(f.Fd(), unix.F_GETLK, &lk); err != nil {
+	if err := unix.FcntlFlock(uintptr(fd), unix.F_GETLK, &lk); err != nil {
 		return 0, false, err
 	}
 	if lk.Type == unix.F_UNLCK {
 		return 0, false, nil
 	}
 	return int(lk.Pid), true, nil
+}
+
+func openRetry(path string) (int, error) {
+	for {
+		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != unix.EINTR {
+			return fd, err
+		}
+	}
+}
+
+// infoStamp identifies one version of a .lock.info file: a rewrite changes
+// its size or times, a new file its inode.
+type infoStamp struct {
+	dev, ino   uint64
+	size       int64
+	mtim, ctim unix.Timespec
+}
+
+// statInfo stats a .lock.info file; ok is false when it does not exist.
+func statInfo(path string) (st infoStamp, ok bool, err error) {
+	var s unix.Stat_t
+	for {
+		err = unix.Stat(path, &s)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	switch {
+	case errors.Is(err, unix.ENOENT):
+		return st, false, nil
+	case err != nil:
+		return st, false, &os.PathError{Op: "stat", Path: path, Err: err}
+	}
+	return infoStamp{dev: uint64(s.Dev), ino: uint64(s.Ino), size: s.Size, mtim: s.Mtim, ctim: s.Ctim}, true, nil
 }
 
 // ProcessAlive reports whether pid names a live process on this host (in

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -99,6 +100,19 @@ type localObserver struct {
 	path         string // the state file whose lock is watched
 	defaultPath  string // the default workspace's state, for List
 	workspaceDir string // where other workspaces' states live, for List
+
+	// The .lock.info last read, kept while neither it (its stat) nor the
+	// lock's holder changed: a held lock is read every 20 ms, and its
+	// record does not change while it is held.
+	mu     sync.Mutex
+	cached struct {
+		ok    bool
+		stamp infoStamp
+		pid   int
+		held  bool
+		info  *Info
+		err   error
+	}
 }
 
 func (o *localObserver) Mechanisms() []Mechanism { return []Mechanism{Local} }
@@ -110,6 +124,57 @@ func InfoPath(statePath string) string {
 	return filepath.Join(dir, "."+name+".lock.info")
 }
 
+// readInfo reads the .lock.info and what it says, or returns what it said
+// last time when neither the file nor the holder changed since.
+func (o *localObserver) readInfo(pid int, held bool) (*Info, error) {
+	path := InfoPath(o.path)
+	stamp, exists, err := statInfo(path)
+	if err != nil || !exists {
+		return interpretInfo(path, nil, err, held)
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	c := &o.cached
+	if !c.ok || c.stamp != stamp || c.pid != pid || c.held != held {
+		// Read after the stat: if the file changes between the two, the
+		// next stat differs from the one kept here and reads it again.
+		data, err := os.ReadFile(path)
+		c.ok = err == nil || errors.Is(err, os.ErrNotExist)
+		c.stamp, c.pid, c.held = stamp, pid, held
+		c.info, c.err = interpretInfo(path, data, err, held)
+	}
+	if c.info == nil {
+		return nil, c.err
+	}
+	info := *c.info // the caller's own
+	return &info, c.err
+}
+
+// interpretInfo is what a .lock.info's content (or the failure to read it)
+// says, for a lock held or not.
+func interpretInfo(path string, data []byte, rerr error, held bool) (*Info, error) {
+	switch {
+	case errors.Is(rerr, os.ErrNotExist):
+		return nil, nil // removed between the stat and the read
+	case rerr != nil:
+		if held {
+			return nil, fmt.Errorf("read %s: %w", path, rerr)
+		}
+		return nil, nil // only a leftover would have been unreadable
+	case len(strings.TrimSpace(string(data))) == 0:
+		return nil, nil // terraform has created the file and is about to write it
+	}
+	info, err := ParseInfo(path, data)
+	if err != nil {
+		if held {
+			return nil, err
+		}
+		// A corrupt leftover with no holder is still only a leftover.
+		return &Info{Info: "unreadable: " + err.Error()}, nil
+	}
+	return info, nil
+}
+
 func (o *localObserver) Observe(ctx context.Context) []View {
 	v := View{Mechanism: Local, Where: o.path, At: time.Now()}
 	pid, held, err := fcntlHolder(o.path)
@@ -118,27 +183,8 @@ func (o *localObserver) Observe(ctx context.Context) []View {
 		return []View{v}
 	}
 	v.Held, v.PID = held, pid
-	data, rerr := os.ReadFile(InfoPath(o.path))
-	var info *Info
-	switch {
-	case errors.Is(rerr, os.ErrNotExist):
-	case rerr != nil:
-		if held {
-			v.Err = fmt.Errorf("read %s: %w", InfoPath(o.path), rerr)
-		}
-	case len(strings.TrimSpace(string(data))) == 0:
-		// terraform has created the file and is about to write it.
-	default:
-		info, err = ParseInfo(InfoPath(o.path), data)
-		if err != nil {
-			if held {
-				v.Err = err
-			} else {
-				// A corrupt leftover with no holder is still only a leftover.
-				info = &Info{Info: "unreadable: " + err.Error()}
-			}
-		}
-	}
+	info, err := o.readInfo(pid, held)
+	v.Err = err
 	if held {
 		v.Info = info
 	} else {

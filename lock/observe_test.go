@@ -143,6 +143,45 @@ func TestLocalObserver(t *testing.T) {
 			t.Fatalf("view = %+v, want held with an InfoError", v)
 		}
 	})
+	// One observer reads a held lock every 20 ms and keeps the record it
+	// read while nothing changed: a record rewritten under the same holder,
+	// with the same size and modification time, and the next holder's
+	// record are read again.
+	t.Run("a rewritten record is read again", func(t *testing.T) {
+		ref, path := localRef(t)
+		info := InfoPath(path)
+		const idA, idB, idC = "aaaaaaaa-82fe-b237-1427-341a963bde72", "bbbbbbbb-82fe-b237-1427-341a963bde72", "cccccccc-82fe-b237-1427-341a963bde72"
+		write(t, info, infoFor(idA))
+		h := holder(t, path)
+		obs, _ := NewObserver(ctx, ref, nil)
+		for range 3 {
+			if v := obs.Observe(ctx)[0]; !v.Held || v.PID != h.Process.Pid || v.Info == nil || v.Info.ID != idA {
+				t.Fatalf("view = %+v (info %+v), want %s held by %d", v, v.Info, idA, h.Process.Pid)
+			}
+		}
+		st, err := os.Stat(info)
+		if err != nil {
+			t.Fatal(err)
+		}
+		write(t, info, infoFor(idB))
+		if err := os.Chtimes(info, st.ModTime(), st.ModTime()); err != nil {
+			t.Fatal(err)
+		}
+		if v := obs.Observe(ctx)[0]; v.Info == nil || v.Info.ID != idB {
+			t.Fatalf("after the rewrite: view = %+v (info %+v), want %s", v, v.Info, idB)
+		}
+		h.Process.Kill()
+		h.Wait()
+		write(t, info, infoFor(idC))
+		h2 := holder(t, path)
+		if v := obs.Observe(ctx)[0]; v.PID != h2.Process.Pid || v.Info == nil || v.Info.ID != idC {
+			t.Fatalf("next holder: view = %+v (info %+v), want %s held by %d", v, v.Info, idC, h2.Process.Pid)
+		}
+		os.Remove(info)
+		if v := obs.Observe(ctx)[0]; v.Info != nil || v.Err != nil || !v.Held {
+			t.Fatalf("record removed: view = %+v, want held without a record", v)
+		}
+	})
 	t.Run("workspace and -state paths", func(t *testing.T) {
 		dir := t.TempDir()
 		write(t, filepath.Join(dir, ".terraform/environment"), "blue")

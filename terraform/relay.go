@@ -144,7 +144,13 @@ func (r *relay) finish(grace time.Duration) {
 	case <-r.done:
 	case <-t.C:
 		unix.Write(r.stop[1], []byte{0})
-		<-r.done
+		select {
+		case <-r.done:
+		case <-time.After(time.Second):
+			// Stuck writing to the user (a reader that stopped reading):
+			// leave it, and the descriptors it uses, as os/exec would.
+			return
+		}
 	}
 	r.closeFDs()
 }
