@@ -57,9 +57,11 @@ go build -o bin/tfsh ./cmd/tfsh
 if [ "$quick" = 1 ]; then
   resources="0:5 300:5 1000:3" policyN=5 count=1 benchtime=0.3s auditN=3 rssSizes=1,100 rssRounds=1
   detectN=5 promptN=3 handoffN=2 events="100000 1000000" procs="1 2" watchN=2 shipN=50x
+  sessionsN=2 sessions=1,8
 else
-  resources="0:30 300:30 1000:20 3000:10" policyN=40 count=3 benchtime=2s auditN=20 rssSizes=1,10,100
+  resources="0:30 300:30 1000:30 3000:15" policyN=40 count=3 benchtime=2s auditN=20 rssSizes=1,10,100
   rssRounds=5 detectN=50 promptN=20 handoffN=20 events="100000 1000000" procs="1 2 4 8" watchN=5 shipN=300x
+  sessionsN=15 sessions=1,2,4,8
 fi
 mode=full
 [ "$quick" = 1 ] && mode=quick
@@ -130,7 +132,7 @@ if want queries; then
   gobench queries go test ./audit -run '^$' -bench 'Sessions1M|Explain1M' -count "$count" -timeout 60m \
     -audit-bench-events "$(echo $events | tr ' ' ,)"
   step "tfsh audit sessions, explain, report, end to end"
-  bench -tfsh bin/tfsh -audit "$auditN"
+  bench -tfsh bin/tfsh -audit "$auditN" -audit-events "$(echo $events | tr ' ' ,)"
 fi
 if want rss; then
   step "tfsh's memory while output streams through it"
@@ -139,6 +141,8 @@ fi
 if want detect; then
   step "lock detection"
   bench -tfsh bin/tfsh -terraform "$tf" -tofu "$tofu" -detect "$detectN"
+  step "lock detection, by concurrent sessions"
+  bench -tfsh bin/tfsh -terraform "$tf" -detect "$sessionsN" -detect-sessions "$sessions"
 fi
 if want prompt; then
   step "start to prompt"
@@ -146,7 +150,7 @@ if want prompt; then
 fi
 if want complete; then
   step "completion"
-  gobench complete go test ./shell -run '^$' -bench CompleteAddresses10k -benchtime "$benchtime" -count "$count"
+  gobench complete go test ./shell -run '^$' -bench CompleteAddresses -benchtime "$benchtime" -count "$count"
 fi
 if want handoff; then
   step "lock handoff"

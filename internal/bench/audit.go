@@ -16,14 +16,20 @@ import (
 	"github.com/tfsh/tfsh/internal/bench/result"
 )
 
-// auditBench measures `tfsh audit sessions` end to end (start, open the
-// log, query, print) on a generated log of a million events
-// (internal/auditgen, cached under $TFSH_CACHE/bench), rounds runs per
-// filter, and prints the Markdown table of BENCHMARKS.md.
-func auditBench(tfsh string, rounds int) {
+// auditBench measures `tfsh audit sessions`, `explain` and `report` end
+// to end (start, open the log, query, print) on generated logs of each
+// size (internal/auditgen, cached under $TFSH_CACHE/bench), rounds runs
+// per case, and prints the Markdown tables.
+func auditBench(tfsh string, rounds int, sizes []int) {
+	for _, n := range sizes {
+		auditBenchLog(tfsh, rounds, n)
+	}
+}
+
+func auditBenchLog(tfsh string, rounds, size int) {
 	ctx := context.Background()
 	start := time.Now()
-	path, err := auditgen.Cached(ctx, auditgen.Options{Events: 1_000_000})
+	path, err := auditgen.Cached(ctx, auditgen.Options{Events: size})
 	if err != nil {
 		fail(err.Error())
 	}

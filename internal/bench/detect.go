@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/tfsh/tfsh/audit"
 	"github.com/tfsh/tfsh/internal/bench/result"
@@ -163,4 +165,63 @@ func prepareCase(ctx context.Context, s3srv *lab.S3, dyn *lab.Dynamo, work, exam
 		initArgs = append(initArgs, "-backend-config=backend.hcl")
 	}
 	return dir, env, initArgs
+}
+
+// detectSessions measures lock detection as concurrent sessions grow: for
+// each level K, K sessions run n plans each at the same time, each on its
+// own state (as K pipelines on one runner), all recording into one audit
+// log; terraform on local state, then on S3 + DynamoDB (one lab server).
+func detectSessions(tfsh, tf, examples string, n int, levels []int) {
+	ctx := context.Background()
+	s3srv, err := lab.StartS3(ctx)
+	if err != nil {
+		fail(err.Error())
+	}
+	defer s3srv.Close()
+	dyn, err := lab.StartDynamo(ctx)
+	if err != nil {
+		fail(err.Error())
+	}
+	defer dyn.Close()
+	work, err := os.MkdirTemp("", "tfsh-bench-detect-sessions-")
+	if err != nil {
+		fail(err.Error())
+	}
+	defer os.RemoveAll(work)
+	most := slices.Max(levels)
+	fmt.Printf("| backend | sessions | commands | seen in the backend | delay p50 (ms) | delay p95 (ms) | delay max (ms) |\n|---|---|---|---|---|---|---|\n")
+	for b, example := range []string{".", "s3-dynamodb"} {
+		name, where := "terraform 1.5.7, local", "local"
+		if example != "." {
+			name, where = "terraform 1.5.7, S3 + DynamoDB", "remote"
+		}
+		// One state per session, made once for the largest level.
+		dirs := make([]string, most)
+		envs := make([][]string, most)
+		for i := range most {
+			dir, env, initArgs := prepareCase(ctx, s3srv, dyn, work, examples, 100*(b+1)+i, tf, example)
+			run(env, dir, initArgs...)
+			run(env, dir, tf, "apply", "-auto-approve", "-input=false")
+			dirs[i], envs[i] = dir, env
+		}
+		for _, k := range levels {
+			db := filepath.Join(work, fmt.Sprintf("sessions-%d-%d.db", b, k))
+			var wg sync.WaitGroup
+			for i := range k {
+				env := append(slices.Clip(envs[i]), "TFSH_AUDIT_DB="+db)
+				wg.Go(func() {
+					for range n {
+						timed(env, dirs[i], []string{tfsh, "run", "--", "plan", "-input=false"})
+					}
+				})
+			}
+			wg.Wait()
+			seen, inferred, delays, _ := detectResults(ctx, db)
+			share := 100 * float64(seen) / float64(max(1, seen+inferred))
+			fmt.Printf("| %s | %d | %d | %d (%.0f%%) | %.1f | %.1f | %.1f |\n", name, k, seen+inferred, seen, share, pct(delays, 50), pct(delays, 95), pct(delays, 100))
+			emit("detect-sessions", result.Record{Kind: "detect-sessions", Row: name,
+				Params: map[string]string{"backend": where, "sessions": strconv.Itoa(k), "commands": strconv.Itoa(seen + inferred)},
+				Stats:  []result.Stat{result.One("seen", "%", share), result.Of("delay", "ms", delays)}})
+		}
+	}
 }

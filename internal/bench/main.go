@@ -38,10 +38,12 @@ func main() {
 	baseline := flag.String("baseline", "", "another tfsh binary (an earlier build) measured in the same rounds as -tfsh, for a paired before/after")
 	resources := flag.Int("resources", 0, "add this many terraform_data resources to the configuration (a larger, more realistic plan)")
 	detectN := flag.Int("detect", 0, "instead: measure lock detection over this many plans per backend (needs -tofu too, and the lab's dynalite)")
+	detectLevels := flag.String("detect-sessions", "", "with -detect N: instead, N plans in each of this many concurrent sessions, each on its own state, one audit log (comma-separated, e.g. 1,4,8; local and S3 + DynamoDB, terraform only)")
 	tofu := flag.String("tofu", "", "tofu binary, for -detect")
 	promptN := flag.Int("prompt", 0, "instead: measure the go-prompt shell over this many starts per backend")
 	policyN := flag.Int("policy", 0, "instead: measure what loading policy files adds to a start, over this many paired rounds")
-	auditN := flag.Int("audit", 0, "instead: measure tfsh audit sessions on a generated log of a million events, this many runs per filter (no terraform needed)")
+	auditN := flag.Int("audit", 0, "instead: measure tfsh audit sessions, explain and report end to end on generated logs (-audit-events), this many runs per case (no terraform needed)")
+	auditEvents := flag.String("audit-events", "1000000", "with -audit: the sizes of the generated logs, comma-separated")
 	backends := flag.String("backends", "", "with -handoff: only these lab examples, comma-separated (., s3-dynamodb, s3-lockfile)")
 	rssSizes := flag.String("rss", "", "instead: measure tfsh's peak RSS while `tfsh run -- plan` streams these many MB of output (comma-separated, e.g. 1,10,100), -rounds times each, through a fake terraform built from internal/bench/faketf")
 	procs := flag.String("procs", "", "instead: measure audit commits from this many concurrent processes on one log (comma-separated, e.g. 1,2,4,8), -rounds times each (no terraform needed)")
@@ -58,7 +60,15 @@ func main() {
 		if err != nil {
 			fail(err.Error())
 		}
-		auditBench(a, *auditN)
+		var sizes []int
+		for _, f := range strings.Split(*auditEvents, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n < 1 {
+				fail("-audit-events: " + f + " is not a number of events")
+			}
+			sizes = append(sizes, n)
+		}
+		auditBench(a, *auditN, sizes)
 		return
 	}
 	if *procs != "" {
@@ -97,6 +107,18 @@ func main() {
 	}
 	if *promptN > 0 {
 		promptBench(*tfsh, *tf, abs(*example), *promptN)
+		return
+	}
+	if *detectN > 0 && *detectLevels != "" {
+		var levels []int
+		for _, f := range strings.Split(*detectLevels, ",") {
+			k, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || k < 1 {
+				fail("-detect-sessions: " + f + " is not a number of sessions")
+			}
+			levels = append(levels, k)
+		}
+		detectSessions(*tfsh, *tf, abs(*example), *detectN, levels)
 		return
 	}
 	if *detectN > 0 {

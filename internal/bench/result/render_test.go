@@ -137,6 +137,27 @@ func TestMissedGoal(t *testing.T) {
 	}
 }
 
+// A missed ratio is out of reach when the same run's refused command (the
+// fixed cost) is itself more than the goal's share of the plan; the row
+// says so and names the nearest ratio. When the fixed cost fits, a miss is
+// a plain miss.
+func TestMissedGoalOutOfReach(t *testing.T) {
+	rec := func(plain, fixed float64) Record {
+		return Record{Kind: "overhead", Row: "plan", Params: map[string]string{"resources": "300"}, Stats: []Stat{
+			Of("terraform", "ms", []float64{plain}), Of("refused command", "ms", []float64{fixed, fixed}),
+			Of("ratio", "x", []float64{1.10, 1.08, 1.2})}}
+	}
+	got := Summary([]Record{rec(190, 12)})
+	want := "| ≤ 1.03 x | **no**, out of reach: tfsh's fixed cost (12 ms, a refused command) is 6.32 % of this 190 ms plan, more than 3 %; nearest: 1.06 x |"
+	if !strings.Contains(got, want) {
+		t.Fatalf("missing %q in\n%s", want, got)
+	}
+	got = Summary([]Record{rec(1000, 12)})
+	if !strings.Contains(got, "| 1.10 x (1.08–1.20) | ≤ 1.03 x | **no** |") {
+		t.Fatalf("a reachable miss is not a plain miss:\n%s", got)
+	}
+}
+
 func TestWorstOfSeveral(t *testing.T) {
 	recs := []Record{
 		{Kind: "detect", Row: "terraform, local", Params: map[string]string{"backend": "local"}, Stats: []Stat{Of("delay", "ms", []float64{1, 2, 3}), One("seen", "%", 100)}},
