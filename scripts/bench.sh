@@ -5,7 +5,7 @@
 # with go run ./internal/bench/render. The Markdown tables each step prints go to the terminal
 # and to RESULTS/log.txt.
 #
-#   scripts/bench.sh                 the full run (make bench): 15 to 20 minutes on 2 CPUs
+#   scripts/bench.sh                 the full run (make bench): about 20 minutes on 2 CPUs
 #   scripts/bench.sh --quick         small counts, a few minutes: checks the machinery; renders
 #                                    into BENCHMARKS.md too, with a header that says so
 #   scripts/bench.sh --results DIR   results here (default .artifacts/bench/DATE-TIME; the last
@@ -14,11 +14,13 @@
 #                                    go run ./internal/bench/render -results DIR
 #   scripts/bench.sh --only a,b      only these steps (names below); the others read "not measured"
 #
-# Steps: overhead (plan, paired with plain terraform, at 0/300/1000/3000 resources), refused
+# Steps: overhead (plan, paired with plain terraform, at 0/300/1000/3000 resources, with tfsh's
+# own CPU time), refused
 # (policy loading at start), policy (Go benchmarks), append (audit append, commit, and commits
 # from 1/2/4/8 processes), verify, queries (sessions and explain on 100k and 1M events, in
 # process and end to end), rss (tfsh's memory while 1/10/100 MB of output stream through it),
-# detect, prompt, complete, handoff, team (pull of 100,000 events from the shared table and what
+# detect (per backend, and by 1/2/4/8 concurrent sessions), prompt, complete (1k/10k/100k
+# addresses), handoff, team (pull of 100,000 events from the shared table and what
 # shipping adds to a command, against dynalite), watch (tfsh watch's requests per state).
 # The generated log of a million events is made once (two to four minutes) and cached under
 # $TFSH_CACHE/bench.
