@@ -198,6 +198,15 @@ func main() {
 	for i := 0; i < *rounds; i++ {
 		rt = append(rt, ms(timedExpect(env, dir, refused, 3)))
 	}
+	if resultsDir != "" {
+		// One more plan with a CPU profile of tfsh, kept with the results
+		// (go tool pprof bin/tfsh FILE) rather than in git.
+		prof := filepath.Join(resultsDir, fmt.Sprintf("overhead-%d.pprof", *resources))
+		if err := os.MkdirAll(resultsDir, 0o755); err != nil {
+			fail(err.Error())
+		}
+		timed(append(slices.Clip(env), "TFSH_CPUPROFILE="+prof), dir, wrapped)
+	}
 
 	host, _ := os.Hostname()
 	fmt.Printf("Machine: %s, %d CPUs, %s/%s, %s. Date: %s. %s. %d paired rounds. Configuration: %s plus %d terraform_data resources.\n\n",
