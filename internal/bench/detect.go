@@ -23,21 +23,8 @@ import (
 // how many reads that cost per second of command.
 func detect(tfsh, tf, tofu, examples string, n int) {
 	ctx := context.Background()
-	s3srv, err := lab.StartS3(ctx)
-	if err != nil {
-		fail(err.Error())
-	}
-	defer s3srv.Close()
-	dyn, err := lab.StartDynamo(ctx)
-	if err != nil {
-		fail(err.Error())
-	}
-	defer dyn.Close()
-	work, err := os.MkdirTemp("", "tfsh-bench-detect-")
-	if err != nil {
-		fail(err.Error())
-	}
-	defer os.RemoveAll(work)
+	s3srv, dyn, work, stop := startLab("tfsh-bench-detect-")
+	defer stop()
 
 	type kase struct{ name, binary, example string }
 	cases := []kase{
@@ -173,21 +160,8 @@ func prepareCase(ctx context.Context, s3srv *lab.S3, dyn *lab.Dynamo, work, exam
 // log; terraform on local state, then on S3 + DynamoDB (one lab server).
 func detectSessions(tfsh, tf, examples string, n int, levels []int) {
 	ctx := context.Background()
-	s3srv, err := lab.StartS3(ctx)
-	if err != nil {
-		fail(err.Error())
-	}
-	defer s3srv.Close()
-	dyn, err := lab.StartDynamo(ctx)
-	if err != nil {
-		fail(err.Error())
-	}
-	defer dyn.Close()
-	work, err := os.MkdirTemp("", "tfsh-bench-detect-sessions-")
-	if err != nil {
-		fail(err.Error())
-	}
-	defer os.RemoveAll(work)
+	s3srv, dyn, work, stop := startLab("tfsh-bench-detect-sessions-")
+	defer stop()
 	most := slices.Max(levels)
 	fmt.Printf("| backend | sessions | commands | seen in the backend | delay p50 (ms) | delay p95 (ms) | delay max (ms) |\n|---|---|---|---|---|---|---|\n")
 	for b, example := range []string{".", "s3-dynamodb"} {

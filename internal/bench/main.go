@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/tfsh/tfsh/internal/bench/result"
+	"github.com/tfsh/tfsh/internal/lab"
 )
 
 func main() {
@@ -60,15 +61,7 @@ func main() {
 		if err != nil {
 			fail(err.Error())
 		}
-		var sizes []int
-		for _, f := range strings.Split(*auditEvents, ",") {
-			n, err := strconv.Atoi(strings.TrimSpace(f))
-			if err != nil || n < 1 {
-				fail("-audit-events: " + f + " is not a number of events")
-			}
-			sizes = append(sizes, n)
-		}
-		auditBench(a, *auditN, sizes)
+		auditBench(a, *auditN, counts("-audit-events", *auditEvents, "numbers of events, like 100000,1000000"))
 		return
 	}
 	if *procs != "" {
@@ -110,15 +103,7 @@ func main() {
 		return
 	}
 	if *detectN > 0 && *detectLevels != "" {
-		var levels []int
-		for _, f := range strings.Split(*detectLevels, ",") {
-			k, err := strconv.Atoi(strings.TrimSpace(f))
-			if err != nil || k < 1 {
-				fail("-detect-sessions: " + f + " is not a number of sessions")
-			}
-			levels = append(levels, k)
-		}
-		detectSessions(*tfsh, *tf, abs(*example), *detectN, levels)
+		detectSessions(*tfsh, *tf, abs(*example), *detectN, counts("-detect-sessions", *detectLevels, "numbers of sessions, like 1,4,8"))
 		return
 	}
 	if *detectN > 0 {
@@ -238,6 +223,45 @@ func main() {
 		Params: map[string]string{"resources": strconv.Itoa(*resources), "rounds": strconv.Itoa(*rounds)},
 		Stats: append([]result.Stat{result.Of("terraform", "ms", pt), result.Of("tfsh", "ms", wt), result.Of("ratio", "x", ratios),
 			result.Of("added", "ms", added), result.Of("refused command", "ms", rt)}, cpuStats("tfsh CPU", cpu)...)})
+}
+
+// counts parses a flag's comma-separated list of positive numbers.
+func counts(name, list, want string) []int {
+	var out []int
+	for _, f := range strings.Split(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			fail(fmt.Sprintf("%s %q: give %s", name, list, want))
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+// startLab starts the lab's S3 and DynamoDB servers and a work directory;
+// stop ends all three.
+func startLab(prefix string) (s3srv *lab.S3, dyn *lab.Dynamo, work string, stop func()) {
+	ctx := context.Background()
+	s3srv, err := lab.StartS3(ctx)
+	if err != nil {
+		fail(err.Error())
+	}
+	dyn, err = lab.StartDynamo(ctx)
+	if err != nil {
+		s3srv.Close()
+		fail(err.Error())
+	}
+	work, err = os.MkdirTemp("", prefix)
+	if err != nil {
+		s3srv.Close()
+		dyn.Close()
+		fail(err.Error())
+	}
+	return s3srv, dyn, work, func() {
+		os.RemoveAll(work)
+		dyn.Close()
+		s3srv.Close()
+	}
 }
 
 // rusageMS reads the lines TFSH_RUSAGE appended: tfsh's user + system CPU

@@ -37,11 +37,7 @@ func procsBench(procsList string, rounds int) {
 		fail(err.Error())
 	}
 	fmt.Printf("| processes | commands | commands/s, all processes (median) | one command: median (ms) | p95 | max |\n|---|---|---|---|---|---|\n")
-	for _, f := range strings.Split(procsList, ",") {
-		p, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || p <= 0 {
-			fail(fmt.Sprintf("-procs %q: give process counts, like 1,2,4,8", procsList))
-		}
+	for _, p := range counts("-procs", procsList, "process counts, like 1,2,4,8") {
 		var rates, per []float64
 		for r := range max(1, rounds) {
 			path := filepath.Join(work, fmt.Sprintf("procs-%d-%d.db", p, r))

@@ -42,11 +42,7 @@ func rssBench(tfsh, sizesMB string, rounds int) {
 	env := benchEnv(work, fake)
 	fmt.Println("| output through `tfsh run -- plan` | tfsh max RSS (wait4), median (MB) | min | max | tfsh VmHWM, median (MB) | wall (s) | goal |")
 	fmt.Println("|---|---|---|---|---|---|---|")
-	for _, f := range strings.Split(sizesMB, ",") {
-		mb, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || mb <= 0 {
-			fail(fmt.Sprintf("-rss %q: give sizes in MB, like 1,10,100", sizesMB))
-		}
+	for _, mb := range counts("-rss", sizesMB, "sizes in MB, like 1,10,100") {
 		var rss, hwm, wall []float64
 		for r := range rounds {
 			runEnv := append(append([]string(nil), env...), "TFSH_BENCH_OUTPUT_MB="+strconv.Itoa(mb),

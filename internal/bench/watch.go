@@ -29,16 +29,8 @@ import (
 // poll (the worst case: each changed .tflock is read again).
 func watchBench(polls int) {
 	ctx := context.Background()
-	s3srv, err := lab.StartS3(ctx)
-	if err != nil {
-		fail(err.Error())
-	}
-	defer s3srv.Close()
-	dyn, err := lab.StartDynamo(ctx)
-	if err != nil {
-		fail(err.Error())
-	}
-	defer dyn.Close()
+	s3srv, dyn, _, stop := startLab("tfsh-bench-watch-")
+	defer stop()
 	env := map[string]string{
 		"AWS_ENDPOINT_URL_DYNAMODB": dyn.URL(), "AWS_ENDPOINT_URL_S3": s3srv.URL(),
 		"AWS_ACCESS_KEY_ID": lab.AccessKeyID, "AWS_SECRET_ACCESS_KEY": lab.SecretAccessKey, "AWS_REGION": lab.Region,
