@@ -134,7 +134,7 @@ if want queries; then
   gobench queries go test ./audit -run '^$' -bench 'Sessions1M|Explain1M' -count "$count" -timeout 60m \
     -audit-bench-events "$(echo $events | tr ' ' ,)"
   step "tfsh audit sessions, explain, report, end to end"
-  bench -tfsh bin/tfsh -audit "$auditN" -audit-events "$(echo $events | tr ' ' ,)"
+  bench -tfsh bin/tfsh -terraform "$tf" -audit "$auditN" -audit-events "$(echo $events | tr ' ' ,)"
 fi
 if want rss; then
   step "tfsh's memory while output streams through it"

@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -19,14 +21,71 @@ import (
 // auditBench measures `tfsh audit sessions`, `explain` and `report` end
 // to end (start, open the log, query, print) on generated logs of each
 // size (internal/auditgen, cached under $TFSH_CACHE/bench), rounds runs
-// per case, and prints the Markdown tables.
-func auditBench(tfsh string, rounds int, sizes []int) {
+// per case, and prints the Markdown tables. With tf, it also measures a
+// refused command (the per-command path: open, record, close) on a new
+// log and on a copy of each generated one.
+func auditBench(tfsh, tf string, rounds int, sizes []int) {
+	if tf != "" {
+		refusedBench(tfsh, tf, rounds, "", 0)
+	}
 	for _, n := range sizes {
-		auditBenchLog(tfsh, rounds, n)
+		path := auditBenchLog(tfsh, rounds, n)
+		if tf != "" {
+			refusedBench(tfsh, tf, rounds, path, n)
+		}
 	}
 }
 
-func auditBenchLog(tfsh string, rounds, size int) {
+// refusedBench times `tfsh -c 'apply -lock=false'` (refused: no terraform
+// runs) recording into a copy of the log at path, or a new log.
+func refusedBench(tfsh, tf string, rounds int, path string, events int) {
+	work, err := os.MkdirTemp("", "tfsh-bench-refused-")
+	if err != nil {
+		fail(err.Error())
+	}
+	defer os.RemoveAll(work)
+	db := filepath.Join(work, "audit.db")
+	if path != "" {
+		if err := copyFile(path, db); err != nil {
+			fail(err.Error())
+		}
+	}
+	env := append(benchEnv(work, tf), "TFSH_AUDIT_DB="+db)
+	argv := []string{tfsh, "-c", "apply -lock=false -auto-approve"}
+	for range 3 { // warm: the page cache, tfsh's version cache, a new log's creation
+		timedExpect(env, work, argv, 3)
+	}
+	var ts []float64
+	for range rounds {
+		ts = append(ts, ms(timedExpect(env, work, argv, 3)))
+	}
+	on := fmt.Sprintf("a copy of the log of %d events", events)
+	if path == "" {
+		on = "a new log"
+	}
+	fmt.Printf("\nA refused command (`tfsh -c 'apply -lock=false'`: start, record, exit) on %s, %d runs: %.1f ms (%.1f–%.1f)\n", on, rounds, median(ts), minOf(ts), maxOf(ts))
+	emit("audit", result.Record{Kind: "audit", Row: "refused command `tfsh -c 'apply -lock=false'`", Params: map[string]string{"events": strconv.Itoa(events)},
+		Stats: []result.Stat{result.Of("time", "ms", ts)}})
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+func auditBenchLog(tfsh string, rounds, size int) string {
 	ctx := context.Background()
 	start := time.Now()
 	path, err := auditgen.Cached(ctx, auditgen.Options{Events: size})
@@ -123,6 +182,7 @@ func auditBenchLog(tfsh string, rounds, size int) {
 		emit("audit", result.Record{Kind: "audit", Row: "`tfsh " + c.args[0] + "`", Params: map[string]string{"events": strconv.FormatInt(events, 10), "span": c.span, "incidents": n},
 			Stats: []result.Stat{result.Of("time", "ms", ts)}})
 	}
+	return path
 }
 
 // countChains runs explain with --json and counts the chains.

@@ -61,7 +61,13 @@ func main() {
 		if err != nil {
 			fail(err.Error())
 		}
-		auditBench(a, *auditN, counts("-audit-events", *auditEvents, "numbers of events, like 100000,1000000"))
+		tfPath := *tf
+		if tfPath != "" {
+			if tfPath, err = filepath.Abs(tfPath); err != nil {
+				fail(err.Error())
+			}
+		}
+		auditBench(a, tfPath, *auditN, counts("-audit-events", *auditEvents, "numbers of events, like 100000,1000000"))
 		return
 	}
 	if *procs != "" {
