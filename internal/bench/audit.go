@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -46,7 +45,7 @@ func refusedBench(tfsh, tf string, rounds int, path string, events int) {
 	defer os.RemoveAll(work)
 	db := filepath.Join(work, "audit.db")
 	if path != "" {
-		if err := copyFile(path, db); err != nil {
+		if err := auditgen.CopyFile(path, db); err != nil {
 			fail(err.Error())
 		}
 	}
@@ -66,29 +65,6 @@ func refusedBench(tfsh, tf string, rounds int, path string, events int) {
 	fmt.Printf("\nA refused command (`tfsh -c 'apply -lock=false'`: start, record, exit) on %s, %d runs: %.1f ms (%.1f–%.1f)\n", on, rounds, median(ts), minOf(ts), maxOf(ts))
 	emit("audit", result.Record{Kind: "audit", Row: "refused command `tfsh -c 'apply -lock=false'`", Params: map[string]string{"events": strconv.Itoa(events)},
 		Stats: []result.Stat{result.Of("time", "ms", ts)}})
-}
-
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	// On disk before the clock starts: a copy still being written back
-	// (a gigabyte for the 1M log) slows every fsync the commands make.
-	if err := out.Sync(); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }
 
 func auditBenchLog(tfsh string, rounds, size int) string {
