@@ -80,6 +80,9 @@ func (c *Command) Output(s Stream) io.Writer {
 	if c.out == nil {
 		c.out = newOutputRecorder(c)
 	}
+	if s != Note {
+		c.out.warmUp()
+	}
 	w := &streamWriter{rec: c.out, stream: s, red: streamRedactor{r: c.red}}
 	c.out.mu.Lock()
 	c.out.writers = append(c.out.writers, w)
@@ -141,6 +144,8 @@ type outputRecorder struct {
 	closed  bool
 	sending sync.WaitGroup // chunks cut but not yet queued
 	queue   chan chunk
+	warm    chan struct{} // closed when the compressor is worth making now
+	warmed  sync.Once
 	free    chan []byte // stored chunks' buffers, for the next chunks
 	stop    chan struct{}
 	done    chan struct{}
@@ -150,7 +155,7 @@ type outputRecorder struct {
 }
 
 func newOutputRecorder(c *Command) *outputRecorder {
-	r := &outputRecorder{c: c, digest: sha256.New(), queue: make(chan chunk, chunkQueue),
+	r := &outputRecorder{c: c, digest: sha256.New(), queue: make(chan chunk, chunkQueue), warm: make(chan struct{}),
 		free: make(chan []byte, chunkQueue+1), stop: make(chan struct{}), done: make(chan struct{})}
 	go r.store()
 	go r.age()
@@ -244,15 +249,33 @@ func (r *outputRecorder) send(ch *chunk) {
 	r.sending.Done()
 }
 
+// warmUp has the compressor made now, in the background: the command's
+// output is terraform's, and may be more than a note.
+func (r *outputRecorder) warmUp() {
+	r.warmed.Do(func() { close(r.warm) })
+}
+
 func (r *outputRecorder) store() {
 	defer close(r.done)
-	// The compressor is made now, while the command runs, rather than
-	// after it when the last chunk is stored: making one costs about 1 ms
-	// in tfsh (its tables are freshly mapped memory), and the time after
-	// terraform exits is what the user waits for.
 	var z chunkCompressor
-	z.w, _ = flate.NewWriter(&z.buf, flate.BestSpeed)
-	for ch := range r.queue {
+	warm := r.warm
+	for {
+		var ch chunk
+		select {
+		case <-warm:
+			// Made while the command runs rather than after it, when the
+			// last chunk is stored: making one costs about 1 ms (its
+			// tables are freshly mapped memory), and the time after
+			// terraform exits is what the user waits for.
+			warm = nil
+			z.init()
+			continue
+		case c, ok := <-r.queue:
+			if !ok {
+				return
+			}
+			ch = c
+		}
 		if err := r.c.s.db.storeChunk(r.c.ID, ch, &z); err != nil {
 			r.errMu.Lock()
 			if r.err == nil {
@@ -309,13 +332,38 @@ func (r *outputRecorder) close() (string, int64, int, error) {
 // (0.4 ms before compressing a byte), and a stream of output made one per
 // 64 KiB chunk. BestSpeed: on terraform's output it is about ten times
 // faster than the default level for 4 % more bytes.
+//
+// The writer is made only when a command's output may be worth it (warmUp)
+// or a chunk is larger than storedMax. Until then a chunk is one stored
+// deflate block: a command that only has tfsh's own notes, such as a
+// refusal, then allocates no tables at all, which was about 1 ms of CPU and
+// a garbage collection in every refused command.
 type chunkCompressor struct {
 	buf bytes.Buffer
 	w   *flate.Writer
 }
 
+// storedMax is the largest chunk stored without compression while there is
+// no compressor: a few notes, where deflate saves a few hundred bytes.
+const storedMax = 4 << 10
+
+func (z *chunkCompressor) init() {
+	if z.w == nil {
+		z.w, _ = flate.NewWriter(&z.buf, flate.BestSpeed)
+	}
+}
+
 func (z *chunkCompressor) compress(raw []byte) ([]byte, error) {
 	z.buf.Reset()
+	if z.w == nil && len(raw) <= storedMax {
+		// RFC 1951 §3.2.4: BFINAL=1 and BTYPE=00 in the first byte, then
+		// LEN and its complement NLEN, little-endian, then the bytes.
+		n := uint16(len(raw))
+		z.buf.Write([]byte{1, byte(n), byte(n >> 8), ^byte(n), ^byte(n >> 8)})
+		z.buf.Write(raw)
+		return z.buf.Bytes(), nil
+	}
+	z.init()
 	z.w.Reset(&z.buf)
 	z.w.Write(raw)
 	if err := z.w.Close(); err != nil {

@@ -60,3 +60,32 @@ audit {
 		}
 	})
 }
+
+func TestNameChecks(t *testing.T) {
+	long := strings.Repeat("a", 255)
+	for _, c := range []struct {
+		name        string
+		table, rule bool
+	}{
+		{"", false, false},
+		{"ab", false, true},
+		{"abc", true, true},
+		{"tfsh-audit.v2_x", true, true},
+		{long, true, true},
+		{long + "a", false, true},
+		{"-abc", true, false},
+		{"_abc", true, false},
+		{".abc", true, false},
+		{"9abc", true, true},
+		{"a b c", false, false},
+		{"abc/d", false, false},
+		{"abcé", false, false},
+	} {
+		if got := validTableName(c.name); got != c.table {
+			t.Errorf("validTableName(%q)=%v, want %v", c.name, got, c.table)
+		}
+		if got := validRuleName(c.name); got != c.rule {
+			t.Errorf("validRuleName(%q)=%v, want %v", c.name, got, c.rule)
+		}
+	}
+}

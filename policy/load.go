@@ -366,7 +366,6 @@ var (
 	auditSchema  = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 		{Name: "dynamodb_table"}, {Name: "ship_timeout"}, {Name: "ttl_days"}, {Name: "enforced"},
 	}}
-	tableName      = regexp.MustCompile(`^[A-Za-z0-9_.-]{3,255}$`)
 	settingsSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 		{Name: "lock_timeout_default"}, {Name: "lock_timeout_max"}, {Name: "lock_timeout_over_max"},
 		{Name: "audit_required"}, {Name: "timezone"}, {Name: "after_unlock"}, {Name: "lock_held_alert"}, {Name: "enforced"},
@@ -375,7 +374,7 @@ var (
 		{Name: "when"}, {Name: "action"}, {Name: "message"}, {Name: "description"},
 		{Name: "enforced"}, {Name: "enabled"}, {Name: "reason_pattern"},
 	}}
-	ruleName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
+
 )
 
 // Load reads the built-in defaults and then each source in order, and
@@ -689,7 +688,7 @@ func (m *merger) audit(b *hcl.Block, src Source, diags *hcl.Diagnostics) {
 				continue
 			}
 			t := v.AsString()
-			if t != "" && !tableName.MatchString(t) {
+			if t != "" && !validTableName(t) {
 				*diags = append(*diags, errAt(a.Expr.Range().Ptr(), "Invalid table name",
 					"A DynamoDB table name has 3 to 255 letters, digits, '_', '-' and '.' (\"\" turns sharing off)."))
 				continue
@@ -728,7 +727,7 @@ func (m *merger) audit(b *hcl.Block, src Source, diags *hcl.Diagnostics) {
 
 func (m *merger) rule(b *hcl.Block, src Source, diags *hcl.Diagnostics) {
 	name := b.Labels[0]
-	if !ruleName.MatchString(name) {
+	if !validRuleName(name) {
 		*diags = append(*diags, errAt(b.LabelRanges[0].Ptr(), "Invalid rule name",
 			"A rule name starts with a letter or digit and has only letters, digits, '-', '_' and '.'."))
 		return
@@ -1200,4 +1199,20 @@ func oldCommandNames(ex hcl.Expression, diags *hcl.Diagnostics) {
 		}
 		return nil
 	})
+}
+
+// validTableName tells a DynamoDB table name: 3 to 255 of [A-Za-z0-9_.-].
+// These checks are plain loops rather than regexps: compiling the table
+// name's {3,255} alone cost about 0.2 ms at every tfsh start.
+func validTableName(s string) bool {
+	return len(s) >= 3 && len(s) <= 255 && strings.TrimLeftFunc(s, nameChar) == ""
+}
+
+// validRuleName tells a rule name: a letter or digit, then [A-Za-z0-9_.-].
+func validRuleName(s string) bool {
+	return s != "" && s[0] != '_' && s[0] != '.' && s[0] != '-' && strings.TrimLeftFunc(s, nameChar) == ""
+}
+
+func nameChar(r rune) bool {
+	return r < 0x80 && (r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '.' || r == '-')
 }
