@@ -80,9 +80,6 @@ func (c *Command) Output(s Stream) io.Writer {
 	if c.out == nil {
 		c.out = newOutputRecorder(c)
 	}
-	if s != Note {
-		c.out.warmUp()
-	}
 	w := &streamWriter{rec: c.out, stream: s, red: streamRedactor{r: c.red}}
 	c.out.mu.Lock()
 	c.out.writers = append(c.out.writers, w)
@@ -186,6 +183,9 @@ func (r *outputRecorder) frame(s Stream, data []byte) {
 	r.buf.Write(hdr[:n])
 	r.buf.Write(data)
 	r.total += int64(len(data))
+	if r.total > storedMax {
+		r.warmUp()
+	}
 	var ch *chunk
 	if r.buf.Len() >= chunkMaxBytes || now.Sub(r.bufAt) >= chunkMaxAge {
 		ch = r.cutLocked()
@@ -249,8 +249,9 @@ func (r *outputRecorder) send(ch *chunk) {
 	r.sending.Done()
 }
 
-// warmUp has the compressor made now, in the background: the command's
-// output is terraform's, and may be more than a note.
+// warmUp has the compressor made now, in the background, once the output
+// is more than one stored block will take: a larger output usually goes
+// on, and its chunks are best compressed.
 func (r *outputRecorder) warmUp() {
 	r.warmed.Do(func() { close(r.warm) })
 }
@@ -333,18 +334,18 @@ func (r *outputRecorder) close() (string, int64, int, error) {
 // 64 KiB chunk. BestSpeed: on terraform's output it is about ten times
 // faster than the default level for 4 % more bytes.
 //
-// The writer is made only when a command's output may be worth it (warmUp)
-// or a chunk is larger than storedMax. Until then a chunk is one stored
-// deflate block: a command that only has tfsh's own notes, such as a
-// refusal, then allocates no tables at all, which was about 1 ms of CPU and
-// a garbage collection in every refused command.
+// The writer is made only once a command's output passes storedMax
+// (warmUp), or for a chunk larger than that. Until then a chunk is one
+// stored deflate block: a command with a short output (a refusal, a small
+// plan) then allocates no tables at all, which was about 1 ms of CPU and a
+// garbage collection in every such command.
 type chunkCompressor struct {
 	buf bytes.Buffer
 	w   *flate.Writer
 }
 
 // storedMax is the largest chunk stored without compression while there is
-// no compressor: a few notes, where deflate saves a few hundred bytes.
+// no compressor: a short output, where deflate saves a kilobyte or two.
 const storedMax = 4 << 10
 
 func (z *chunkCompressor) init() {
