@@ -571,22 +571,57 @@ func setup(ctx context.Context, c common, mode string, args []string, stdin, ask
 		}
 		pch <- loadResult{loaded, err}
 	}()
-	path, err := terraform.Find(c.terraform, getenv)
-	if err != nil {
-		return nil, firstErr(pch, err)
-	}
-	bin, err := terraform.Identify(ctx, path, cacheDir())
-	if err != nil {
-		return nil, firstErr(pch, err)
-	}
 	dbPath := c.auditDB
 	if dbPath == "" {
 		if dbPath, err = audit.DefaultPath(); err != nil {
 			return nil, firstErr(pch, err)
 		}
 	}
+	// The log is opened while terraform is identified and the session's
+	// facts gathered: each is a fraction of a millisecond of system calls.
+	type opened struct {
+		db  *audit.DB
+		err error
+	}
+	och := make(chan opened, 1)
+	go func() {
+		db, err := audit.Open(ctx, dbPath)
+		och <- opened{db, err}
+	}()
+	closeLog := func() {
+		if o := <-och; o.db != nil {
+			o.db.Close()
+		}
+	}
+	path, err := terraform.Find(c.terraform, getenv)
+	if err != nil {
+		closeLog()
+		return nil, firstErr(pch, err)
+	}
+	bin, err := terraform.Identify(ctx, path, cacheDir())
+	if err != nil {
+		closeLog()
+		return nil, firstErr(pch, err)
+	}
+	host, _ := os.Hostname()
+	info := audit.SessionInfo{
+		Mode:             mode,
+		User:             userName(),
+		Host:             host,
+		PID:              os.Getpid(),
+		PIDStart:         audit.ProcessStart(os.Getpid()),
+		PIDNS:            audit.PIDNamespace(),
+		CWD:              cwd,
+		TfshVersion:      tfshVersion(),
+		Terraform:        bin.Path,
+		TerraformName:    bin.Name,
+		TerraformVersion: bin.Version,
+		Args:             redactOwnArgs(args),
+		CI:               ci.Detect(getenv).Map(),
+	}
 	scratch := ""
-	db, dbErr := audit.Open(ctx, dbPath)
+	o := <-och
+	db, dbErr := o.db, o.err
 	pr := <-pch
 	if pr.err != nil {
 		if db != nil {
@@ -622,22 +657,6 @@ func setup(ctx context.Context, c common, mode string, args []string, stdin, ask
 
 	outFile, _ := stdout.(*os.File)
 	pty := stdin != nil && outFile != nil && term.IsTerminal(int(stdin.Fd())) && term.IsTerminal(int(outFile.Fd()))
-	host, _ := os.Hostname()
-	info := audit.SessionInfo{
-		Mode:             mode,
-		User:             userName(),
-		Host:             host,
-		PID:              os.Getpid(),
-		PIDStart:         audit.ProcessStart(os.Getpid()),
-		PIDNS:            audit.PIDNamespace(),
-		CWD:              cwd,
-		TfshVersion:      tfshVersion(),
-		Terraform:        bin.Path,
-		TerraformName:    bin.Name,
-		TerraformVersion: bin.Version,
-		Args:             redactOwnArgs(args),
-		CI:               ci.Detect(getenv).Map(),
-	}
 	var askFn func(context.Context, string) (string, error)
 	if ask != nil {
 		askFn = shell.TerminalAsk(ask, stderr)
