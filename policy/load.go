@@ -374,7 +374,6 @@ var (
 		{Name: "when"}, {Name: "action"}, {Name: "message"}, {Name: "description"},
 		{Name: "enforced"}, {Name: "enabled"}, {Name: "reason_pattern"},
 	}}
-
 )
 
 // Load reads the built-in defaults and then each source in order, and
