@@ -148,7 +148,7 @@ if want detect; then
 fi
 if want prompt; then
   step "start to prompt"
-  bench -tfsh bin/tfsh -terraform "$tf" -prompt "$promptN"
+  bench -tfsh bin/tfsh -terraform "$tf" -prompt "$promptN" -prompt-events "$(echo $events | tr ' ' ,)"
 fi
 if want complete; then
   step "completion"
@@ -160,7 +160,7 @@ if want handoff; then
 fi
 if want team; then
   step "the shared audit log: pull, and what shipping adds"
-  gobench team go test ./internal/teamlog -run '^$' -bench 'Pull100k' -benchtime 1x -count "$count" -timeout 30m
+  gobench team go test ./internal/teamlog -run '^$' -bench '^BenchmarkPull$' -benchtime 1x -count "$count" -timeout 30m
   gobench ship go test ./internal/teamlog -run '^$' -bench 'ShipCost' -benchtime "$shipN" -count "$count"
 fi
 if want watch; then

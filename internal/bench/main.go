@@ -44,11 +44,13 @@ func main() {
 	promptN := flag.Int("prompt", 0, "instead: measure the go-prompt shell over this many starts per backend")
 	policyN := flag.Int("policy", 0, "instead: measure what loading policy files adds to a start, over this many paired rounds")
 	auditN := flag.Int("audit", 0, "instead: measure tfsh audit sessions, explain and report end to end on generated logs (-audit-events), this many runs per case (no terraform needed)")
+	promptEvents := flag.String("prompt-events", "", "with -prompt: also start on copies of generated logs of these sizes, comma-separated")
 	auditEvents := flag.String("audit-events", "1000000", "with -audit: the sizes of the generated logs, comma-separated")
 	backends := flag.String("backends", "", "with -handoff: only these lab examples, comma-separated (., s3-dynamodb, s3-lockfile)")
 	rssSizes := flag.String("rss", "", "instead: measure tfsh's peak RSS while `tfsh run -- plan` streams these many MB of output (comma-separated, e.g. 1,10,100), -rounds times each, through a fake terraform built from internal/bench/faketf")
 	procs := flag.String("procs", "", "instead: measure audit commits from this many concurrent processes on one log (comma-separated, e.g. 1,2,4,8), -rounds times each (no terraform needed)")
 	flag.StringVar(&resultsDir, "results", "", "also write each row as a JSON record (internal/bench/result) into this directory")
+	handoffWaitersList := flag.String("handoff-waiters", "", "with -handoff N: instead, N rounds of a holder with this many waiters queued behind it, comma-separated (local and S3 + DynamoDB)")
 	handoffN := flag.Int("handoff", 0, "instead: measure lock handoff (release to next acquisition), this many handoffs per waiter and backend, plain terraform against tfsh (-tofu adds the S3 lockfile; needs the lab's dynalite)")
 	watchN := flag.Int("watch", 0, "instead: measure tfsh watch's requests per poll for 1, 10 and 100 states, this many polls at 1s per row (needs the lab's dynalite; no terraform)")
 	flag.Parse()
@@ -93,6 +95,10 @@ func main() {
 		return a
 	}
 	*tfsh, *tf = abs(*tfsh), abs(*tf)
+	if *handoffN > 0 && *handoffWaitersList != "" {
+		handoffWaiters(*tfsh, *tf, abs(*example), *handoffN, counts("-handoff-waiters", *handoffWaitersList, "numbers of waiters, like 1,2,4"))
+		return
+	}
 	if *handoffN > 0 {
 		if *tofu != "" {
 			*tofu = abs(*tofu)
@@ -105,7 +111,11 @@ func main() {
 		return
 	}
 	if *promptN > 0 {
-		promptBench(*tfsh, *tf, abs(*example), *promptN)
+		var sizes []int
+		if *promptEvents != "" {
+			sizes = counts("-prompt-events", *promptEvents, "numbers of events, like 100000,1000000")
+		}
+		promptBench(*tfsh, *tf, abs(*example), *promptN, sizes)
 		return
 	}
 	if *detectN > 0 && *detectLevels != "" {

@@ -8,12 +8,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/creack/pty"
 
+	"github.com/tfsh/tfsh/internal/auditgen"
 	"github.com/tfsh/tfsh/internal/bench/result"
 	"github.com/tfsh/tfsh/internal/lab"
 )
@@ -21,8 +23,11 @@ import (
 // promptBench measures the go-prompt shell on a pseudo-terminal: time from
 // starting tfsh to its first prompt, and from a keystroke to the
 // completion menu it brings, on the local lab and on an S3 backend whose
-// endpoints accept connections and never answer (a black hole).
-func promptBench(tfsh, tf, examples string, n int) {
+// endpoints accept connections and never answer (a black hole); then, for
+// each of sizes, the start on the local lab with a copy of a generated log
+// of that many events (the log is opened, crashed sessions looked for and
+// the history read before the first prompt).
+func promptBench(tfsh, tf, examples string, n int, sizes []int) {
 	work, err := os.MkdirTemp("", "tfsh-bench-prompt-")
 	if err != nil {
 		fail(err.Error())
@@ -73,6 +78,36 @@ func promptBench(tfsh, tf, examples string, n int) {
 		c.Close()
 	}
 	mu.Unlock()
+	if len(sizes) == 0 {
+		return
+	}
+	fmt.Printf("\nStart to first prompt by the size of the audit log (local state, %d starts each; each start adds a session to the copy):\n\n", n)
+	fmt.Println("| audit log | start to first prompt, median (ms) | min | max | goal |")
+	fmt.Println("|---|---|---|---|---|")
+	dir := filepath.Join(work, "case0")
+	for _, size := range append([]int{0}, sizes...) {
+		db := filepath.Join(work, fmt.Sprintf("log-%d.db", size))
+		name := "a new log"
+		if size > 0 {
+			path, err := auditgen.Cached(context.Background(), auditgen.Options{Events: size})
+			if err != nil {
+				fail(err.Error())
+			}
+			if err := auditgen.CopyFile(path, db); err != nil {
+				fail(err.Error())
+			}
+			name = fmt.Sprintf("a copy of the log of %d events", size)
+		}
+		env := lab.Env(benchEnv(work, tf), "TERM=xterm", "TFSH_AUDIT_DB="+db)
+		promptOnce(tfsh, dir, env) // warm: the page cache, a new log's creation
+		var starts []float64
+		for range n {
+			s, _ := promptOnce(tfsh, dir, env)
+			starts = append(starts, s)
+		}
+		fmt.Printf("| %s | %.1f | %.1f | %.1f | ≤ 50 ms |\n", name, median(starts), minOf(starts), maxOf(starts))
+		emit("prompt", result.Record{Kind: "prompt-log", Row: name, Params: map[string]string{"events": strconv.Itoa(size)}, Stats: []result.Stat{result.Of("start", "ms", starts)}})
+	}
 }
 
 // promptOnce starts tfsh on a pty and returns the milliseconds to its

@@ -2,6 +2,7 @@ package teamlog_test
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -12,15 +13,21 @@ import (
 	"github.com/tfsh/tfsh/internal/teamlog"
 )
 
-// BenchmarkPull100k ships a generated log of 100,000 events
+// BenchmarkPull ships a generated log of 10,000 or 100,000 events
 // (internal/auditgen: 30 days of a team's sessions, a tenth of the
 // commands with output) to dynalite, then pulls the table into a fresh
-// log, and appends one session there (the first own append after 100,000
+// log, and appends one session there (the first own append after the
 // pulled rows). Run it with -benchtime 1x: one iteration is the whole
 // round trip.
-func BenchmarkPull100k(b *testing.B) {
+func BenchmarkPull(b *testing.B) {
+	for _, n := range []int{10_000, 100_000} {
+		b.Run(fmt.Sprintf("events=%d", n), func(b *testing.B) { benchPull(b, n) })
+	}
+}
+
+func benchPull(b *testing.B, events int) {
 	ctx := context.Background()
-	cached, err := auditgen.Cached(ctx, auditgen.Options{Events: 100_000})
+	cached, err := auditgen.Cached(ctx, auditgen.Options{Events: events})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -37,7 +44,7 @@ func BenchmarkPull100k(b *testing.B) {
 		}
 		start := time.Now()
 		res, err := (&teamlog.Shipper{DB: src, Client: c, Table: name, Concurrency: 32}).Ship(ctx)
-		if err != nil || res.Shipped != 100_000 {
+		if err != nil || res.Shipped != events {
 			b.Fatalf("ship: %+v, %v", res, err)
 		}
 		b.ReportMetric(time.Since(start).Seconds(), "s-ship")
@@ -46,7 +53,7 @@ func BenchmarkPull100k(b *testing.B) {
 		b.StartTimer()
 		start = time.Now()
 		pr, err := (&teamlog.Puller{Client: c, Table: name}).Pull(ctx, into, teamlog.PullFilter{})
-		if err != nil || len(pr.Origins) != 1 || pr.Origins[0].Added != 100_000 {
+		if err != nil || len(pr.Origins) != 1 || pr.Origins[0].Added != events {
 			b.Fatalf("pull: %+v, %v", pr, err)
 		}
 		b.ReportMetric(time.Since(start).Seconds(), "s-pull")

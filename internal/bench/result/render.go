@@ -82,7 +82,7 @@ var Figures = []Figure{
 	{Name: "verify 1M events, in process", Kind: "gobench", Row: "BenchmarkVerify1M", Params: nil, Stat: "ns/op", Scale: 1e-9, Unit: "s", Goal: 5},
 	{Name: "tfsh RSS while streaming 100 MB of output", Kind: "rss", Params: map[string]string{"output_mb": "100"}, Stat: "rss", Unit: "MB", Goal: 40},
 	{Name: "verify 1M events with 108k signed anchors, in process", Kind: "gobench", Row: "BenchmarkVerify1MAnchors", Stat: "ns/op", Scale: 1e-9, Unit: "s"},
-	{Name: "pull of 100k events from the shared table (dynalite)", Kind: "gobench", Row: "BenchmarkPull100k", Stat: "s-pull", Unit: "s", Goal: 10},
+	{Name: "pull of 100k events from the shared table (dynalite)", Kind: "gobench", Row: "BenchmarkPull/events=100000", Stat: "s-pull", Unit: "s", Goal: 10},
 	{Name: "shipping to the shared table, added to a command (median)", Kind: "gobench", Row: "BenchmarkShipCost", Stat: "ms-added-p50", Unit: "ms", Goal: 2},
 	{Name: "`tfsh watch` requests/s per state (table, 100 states, 1 s interval)", Kind: "watch", Row: "table", Params: map[string]string{"states": "100"}, Stat: "requests/s per state", Unit: "req/s"},
 }
@@ -305,8 +305,11 @@ func Table(recs []Record, region string) string {
 }
 
 func firstColumn(kind string) string {
-	if kind == "gobench" {
+	switch kind {
+	case "gobench":
 		return "benchmark"
+	case "prompt-log":
+		return "audit log"
 	}
 	return kind
 }
