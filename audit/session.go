@@ -300,6 +300,10 @@ type CommandEnd struct {
 	// command_start's run: tfsh waited for the lock itself and gave
 	// terraform what was left of the -lock-timeout (redacted).
 	Run []string `json:"run,omitempty"`
+	// Attempts is how many times terraform ran, when more than once: tfsh
+	// ran it again after it lost the race for the lock (the earlier runs'
+	// output is in the record, shown to nobody).
+	Attempts int `json:"attempts,omitempty"`
 }
 
 // End flushes the recorded output and writes command_end with its digest.

@@ -19,8 +19,9 @@
 # (policy loading at start), policy (Go benchmarks), append (audit append, commit, and commits
 # from 1/2/4/8 processes), verify, queries (sessions and explain on 100k and 1M events, in
 # process and end to end), rss (tfsh's memory while 1/10/100 MB of output stream through it),
-# detect (per backend, and by 1/2/4/8 concurrent sessions), prompt, complete (1k/10k/100k
-# addresses), handoff, team (pull of 100,000 events from the shared table and what
+# detect (per backend, and by 1/2/4/8 concurrent sessions), prompt (and by audit log size),
+# complete (1k/10k/100k addresses), handoff (and by 1/2/4 waiters queued), team (pull of 10,000
+# and 100,000 events from the shared table and what
 # shipping adds to a command, against dynalite), watch (tfsh watch's requests per state).
 # The generated log of a million events is made once (two to four minutes) and cached under
 # $TFSH_CACHE/bench.
@@ -37,7 +38,7 @@ while [ $# -gt 0 ]; do
   --no-render) render=0; shift ;;
   --results) results=${2:?--results takes a directory}; shift 2 ;;
   --only) only=${2:?--only takes a list of steps}; shift 2 ;;
-  -h | --help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h | --help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   *) echo "bench.sh: unknown argument: $1" >&2; exit 2 ;;
   esac
 done
@@ -58,11 +59,11 @@ go build -o bin/tfsh ./cmd/tfsh
 
 if [ "$quick" = 1 ]; then
   resources="0:5 300:5 1000:3" policyN=5 count=1 benchtime=0.3s auditN=3 rssSizes=1,100 rssRounds=1
-  detectN=5 promptN=3 handoffN=2 events="100000 1000000" procs="1 2" watchN=2 shipN=50x
+  detectN=5 promptN=3 handoffN=2 waitersN=1 events="100000 1000000" procs="1 2" watchN=2 shipN=50x
   sessionsN=2 sessions=1,8
 else
   resources="0:30 300:30 1000:30 3000:15" policyN=40 count=3 benchtime=2s auditN=20 rssSizes=1,10,100
-  rssRounds=5 detectN=50 promptN=20 handoffN=20 events="100000 1000000" procs="1 2 4 8" watchN=5 shipN=300x
+  rssRounds=5 detectN=50 promptN=20 handoffN=20 waitersN=5 events="100000 1000000" procs="1 2 4 8" watchN=5 shipN=300x
   sessionsN=15 sessions=1,2,4,8
 fi
 mode=full
@@ -157,6 +158,8 @@ fi
 if want handoff; then
   step "lock handoff"
   bench -tfsh bin/tfsh -terraform "$tf" -tofu "$tofu" -handoff "$handoffN"
+  step "lock handoff, by waiters"
+  bench -tfsh bin/tfsh -terraform "$tf" -handoff "$waitersN" -handoff-waiters 1,2,4
 fi
 if want team; then
   step "the shared audit log: pull, and what shipping adds"

@@ -403,58 +403,79 @@ func (s *Session) Run(ctx context.Context, argv []string, line string) Outcome {
 			return out
 		}
 	}
-	lw := s.newLockWatch(c, final, ref, lock.Getenv(getenv), say, ch)
-	var ranArgv []string // the arguments, when tfsh's own wait changed them
-	if pre != nil {
-		wctx, stop := untilSignal(ctx, sigs)
-		pw := s.preWait(wctx, lw, pre, final, ref, say, live)
-		if stop() || pw.interrupted || ctx.Err() != nil {
-			ch.end()
-			hctx, stop := untilSignal(context.WithoutCancel(ctx), sigs)
-			ch.wait(hctx)
-			stop()
-			return s.end(c, audit.CommandEnd{Status: "interrupted", ExitCode: ExitInterrupted, Reason: "interrupted while waiting for the lock, before terraform started"})
+	// A run that loses the race for the lock (another waiter took it
+	// first, or terraform could not read the holder and gave up) is run
+	// again when output is not on a terminal: its output is held back
+	// until it has the lock, and a lost run's is recorded, not shown. At a
+	// terminal, terraform waits on its own as the user sees it.
+	guard := !s.cfg.PTY
+	decidedArgv, decided := runArgv, final
+	var (
+		ranArgv    []string // the arguments, when tfsh's own wait changed them
+		lw         *lockWatch
+		res        terraform.Result
+		resized    io.Writer // the Resize stream, from the first change of size
+		at         waitAttempt
+		attempts   int
+		freeLosses int // lost runs in a row that found the lock free first
+	)
+	for {
+		attempts++
+		lw = s.newLockWatch(c, decided, ref, lock.Getenv(getenv), say, ch)
+		runArgv, final, ranArgv = decidedArgv, decided, nil
+		var pw preWaitResult
+		if pre != nil {
+			at.guard = guard
+			wctx, stop := untilSignal(ctx, sigs)
+			pw = s.preWait(wctx, lw, pre, decided, ref, say, live, at)
+			pre.stop()
+			if stop() || pw.interrupted || ctx.Err() != nil {
+				ch.end()
+				hctx, stop := untilSignal(context.WithoutCancel(ctx), sigs)
+				ch.wait(hctx)
+				stop()
+				return s.end(c, audit.CommandEnd{Status: "interrupted", ExitCode: ExitInterrupted, Attempts: multiple(attempts),
+					Reason: "interrupted while waiting for the lock, before terraform started"})
+			}
+			if pw.argv != nil {
+				runArgv, final, ranArgv = pw.argv, pw.inv, terraform.RedactArgs(pw.argv)
+			}
 		}
-		if pw.argv != nil {
-			runArgv, final, ranArgv = pw.argv, pw.inv, terraform.RedactArgs(pw.argv)
+		lw.watch(final, s.cfg.Now())
+		stdout, stderr := s.cfg.Out, s.cfg.Err
+		var held *heldOutput
+		if guard && !pw.deadline.IsZero() {
+			held = newHeldOutput()
+			lw.held.Store(held)
+			stdout, stderr = held.wrap(stdout), held.wrap(stderr)
 		}
+		res = s.runTerraform(ctx, c, lw, runArgv, env, stdout, stderr, sigs, &resized)
+		if held != nil && s.lostRace(res, lw, pw.deadline) && ctx.Err() == nil && attempts < maxAttempts {
+			if pw.waited {
+				freeLosses = 0
+			} else if freeLosses++; freeLosses >= 3 {
+				held.release()
+				say(fmt.Sprintf("terraform failed on the lock on %s %d times in a row although tfsh read it free each time: not running it again (does tfsh read the lock terraform takes? see tfsh locks)", ref.Key, freeLosses))
+				break
+			}
+			shown := held.drop()
+			lw.finish(false, true)
+			left := pw.deadline.Sub(s.cfg.Now()).Truncate(time.Millisecond)
+			msg := fmt.Sprintf("terraform lost the race for the lock on %s to %s: tfsh waits for it and runs terraform again (attempt %d, %s left of -lock-timeout=%s)",
+				ref.Key, raceWinner(lw.lockErr.Load()), attempts+1, left, decided.LockTimeout.Value)
+			if !shown {
+				msg += "; the lost run's output is in the audit record"
+			}
+			say(msg)
+			at = waitAttempt{deadline: pw.deadline, again: true}
+			pre = s.startPrecheck(ctx, decided, ref, lock.Getenv(getenv))
+			continue
+		}
+		held.release()
+		break
 	}
-	lw.watch(final, s.cfg.Now())
-	var resized io.Writer // the Resize stream, from the first change of size
-	res := terraform.Run(ctx, terraform.RunSpec{
-		Path:    s.cfg.Binary.Path,
-		Args:    runArgv,
-		Dir:     s.dir,
-		Env:     env,
-		Stdin:   s.cfg.Stdin,
-		Stdout:  s.cfg.Out,
-		Stderr:  s.cfg.Err,
-		PTY:     s.cfg.PTY,
-		Signals: sigs,
-		Started: lw.started,
-		// An answer at terraform's prompt may be a secret (a variable's
-		// value): every typed line is redacted from the command's record.
-		Typed: func(line string) { c.AddSecrets(line, strings.TrimSpace(line)) },
-		// Sizes go into the record, so that a replay exported as asciicast
-		// changes size where the user's terminal did.
-		Resized: func(cols, rows int) {
-			if resized == nil {
-				resized = c.Output(audit.Resize)
-			}
-			fmt.Fprintf(resized, "%dx%d", cols, rows)
-		},
-		Record: func(stream string) io.Writer {
-			switch stream {
-			case "stderr":
-				return lw.scan(c.Output(audit.Stderr))
-			case "tty":
-				return lw.scan(c.Output(audit.TTY))
-			}
-			return lw.scan(c.Output(audit.Stdout))
-		},
-	})
 
-	end := audit.CommandEnd{ExitCode: res.ExitCode, Signal: res.Signal, Run: ranArgv}
+	end := audit.CommandEnd{ExitCode: res.ExitCode, Signal: res.Signal, Run: ranArgv, Attempts: multiple(attempts)}
 	switch {
 	case !res.Started && errors.Is(res.Err, context.Canceled):
 		end.Status, end.ExitCode, end.Reason = "interrupted", ExitInterrupted, "interrupted before terraform started"
@@ -670,4 +691,62 @@ func termInfo(in *os.File, getenv func(string) string) *audit.TermInfo {
 		return nil
 	}
 	return &audit.TermInfo{Cols: cols, Rows: rows, Type: getenv("TERM")}
+}
+
+// runTerraform runs terraform once for command c, recording its output
+// through lw's scanners; resized keeps the Resize stream across runs.
+func (s *Session) runTerraform(ctx context.Context, c *audit.Command, lw *lockWatch, argv, env []string, stdout, stderr io.Writer, sigs chan os.Signal, resized *io.Writer) terraform.Result {
+	return terraform.Run(ctx, terraform.RunSpec{
+		Path:    s.cfg.Binary.Path,
+		Args:    argv,
+		Dir:     s.dir,
+		Env:     env,
+		Stdin:   s.cfg.Stdin,
+		Stdout:  stdout,
+		Stderr:  stderr,
+		PTY:     s.cfg.PTY,
+		Signals: sigs,
+		Started: lw.started,
+		// An answer at terraform's prompt may be a secret (a variable's
+		// value): every typed line is redacted from the command's record.
+		Typed: func(line string) { c.AddSecrets(line, strings.TrimSpace(line)) },
+		// Sizes go into the record, so that a replay exported as asciicast
+		// changes size where the user's terminal did.
+		Resized: func(cols, rows int) {
+			if *resized == nil {
+				*resized = c.Output(audit.Resize)
+			}
+			fmt.Fprintf(*resized, "%dx%d", cols, rows)
+		},
+		Record: func(stream string) io.Writer {
+			switch stream {
+			case "stderr":
+				return lw.scan(c.Output(audit.Stderr))
+			case "tty":
+				return lw.scan(c.Output(audit.TTY))
+			}
+			return lw.scan(c.Output(audit.Stdout))
+		},
+	})
+}
+
+// multiple is n when a command ran terraform more than once, else 0 (not
+// recorded).
+func multiple(n int) int {
+	if n > 1 {
+		return n
+	}
+	return 0
+}
+
+// raceWinner names the holder a lost run reported.
+func raceWinner(d *terraform.LockDiag) string {
+	if d == nil || d.Info == nil {
+		return "another run (terraform could not read its holder)"
+	}
+	who := d.Info.Who
+	if who == "" {
+		who = "another run"
+	}
+	return fmt.Sprintf("%s (lock %s)", who, d.Info.ID)
 }

@@ -407,17 +407,39 @@ type preWaitResult struct {
 	interrupted bool
 	argv        []string              // nil: run as decided before
 	inv         *terraform.Invocation // what terraform makes of argv
+	// deadline is the end of the -lock-timeout when tfsh read the lock and
+	// manages the wait (a run that loses the race before it may be run
+	// again); zero when terraform waits on its own.
+	deadline time.Time
+	waited   bool // the lock was held at the first read
+}
+
+// waitAttempt is what one pre-wait knows of the runs before it.
+type waitAttempt struct {
+	// deadline ends the wait; zero for a command's first, which ends at
+	// its -lock-timeout from now.
+	deadline time.Time
+	// guard: tfsh runs terraform again if it loses the race for the lock
+	// (output is not on a terminal), so after a wait it starts terraform
+	// with -lock-timeout=0s rather than with what is left: a lost race
+	// then ends at once, not in terraform's 1, 2, 4 s backoff.
+	guard bool
+	// again: a wait after a lost race; terraform starts with
+	// -lock-timeout=0s even when the lock is free at the first read.
+	again bool
 }
 
 // preWait is tfsh's own wait for a lock someone else holds, before it
 // starts terraform: terraform's retry backoff (1, 2, 4, 8, 16 s) can leave
 // a freed lock unused for up to 16 s, so tfsh reads the lock where it lives
-// and starts terraform as soon as it is free, with what is left of the
-// -lock-timeout (a race with another waiter still ends in terraform's own
-// retry). At the deadline terraform starts with -lock-timeout=0s, so that
-// the failure is terraform's own diagnostic, recorded as contention. With
-// a free lock at the pre-check, terraform starts at once.
-func (s *Session) preWait(ctx context.Context, lw *lockWatch, pre *precheck, final *terraform.Invocation, ref lock.StateRef, say func(string), live *liveLine) preWaitResult {
+// and starts terraform as soon as it is free: with -lock-timeout=0s when
+// tfsh runs terraform again after a lost race (at.guard; see Session.Run),
+// else with what is left of the -lock-timeout (a race with another waiter
+// then ends in terraform's own retry). At the deadline terraform starts
+// with -lock-timeout=0s, so that the failure is terraform's own
+// diagnostic, recorded as contention. With a free lock at the pre-check,
+// terraform starts at once.
+func (s *Session) preWait(ctx context.Context, lw *lockWatch, pre *precheck, final *terraform.Invocation, ref lock.StateRef, say func(string), live *liveLine, at waitAttempt) preWaitResult {
 	timeout, ok := final.LockTimeoutValue()
 	if pre == nil || lw == nil || !ok || timeout <= 0 || !mayPreWait(final, ref) {
 		return preWaitResult{}
@@ -443,6 +465,9 @@ func (s *Session) preWait(ctx context.Context, lw *lockWatch, pre *precheck, fin
 		Now:      s.cfg.Now,
 		Emit:     lw.emit,
 	}
+	if !at.deadline.IsZero() {
+		spec.Deadline = at.deadline
+	}
 	if !pre.at.IsZero() && start.Sub(pre.at) < precheckFresh {
 		spec.First = pre.views
 	}
@@ -459,7 +484,7 @@ func (s *Session) preWait(ctx context.Context, lw *lockWatch, pre *precheck, fin
 			say("did not change -lock-timeout after the wait: terraform would read these arguments differently; it waits its full -lock-timeout again")
 			return preWaitResult{}
 		}
-		return preWaitResult{argv: argv, inv: inv}
+		return preWaitResult{argv: argv, inv: inv, waited: res.Waited > 0}
 	}
 	switch {
 	case res.Outcome == lock.WaitInterrupted:
@@ -475,6 +500,16 @@ func (s *Session) preWait(ctx context.Context, lw *lockWatch, pre *precheck, fin
 			say(fmt.Sprintf("the lock on %s is still held after %s, the -lock-timeout: starting terraform with -lock-timeout=0s, which reports the holder", ref.Key, timeout))
 		}
 		return out
+	case at.guard && (res.Waited > 0 || at.again):
+		left := max(spec.Deadline.Sub(s.cfg.Now()).Truncate(time.Millisecond), time.Millisecond)
+		out := with("0s")
+		if out.argv != nil {
+			out.deadline = spec.Deadline
+			if res.Waited > 0 {
+				say(fmt.Sprintf("added -lock-timeout=0s after tfsh's wait: if another run takes the lock first, tfsh waits for it again (%s left of -lock-timeout=%s)", left, final.LockTimeout.Value))
+			}
+		}
+		return out
 	case res.Waited > 0:
 		// Free (or no longer readable, when terraform's own retry goes on
 		// waiting): terraform gets what is left of the timeout.
@@ -485,5 +520,23 @@ func (s *Session) preWait(ctx context.Context, lw *lockWatch, pre *precheck, fin
 		}
 		return out
 	}
-	return preWaitResult{}
+	return preWaitResult{deadline: spec.Deadline, waited: res.Waited > 0}
+}
+
+// lostRaceMargin is the least time left of the -lock-timeout for which a
+// run that lost the race is run again: less, and the next run would only
+// report the same holder.
+const lostRaceMargin = 100 * time.Millisecond
+
+// maxAttempts bounds the runs of one command; the -lock-timeout bounds
+// them first in all but a pathological case.
+const maxAttempts = 100
+
+// lostRace reports a run that failed on the lock it found held (or could
+// not read: terraform gives up at once then) while time is left: terraform
+// did nothing else, so running it again once the lock is free is what the
+// -lock-timeout asked for.
+func (s *Session) lostRace(res terraform.Result, lw *lockWatch, deadline time.Time) bool {
+	return res.Started && res.Signal == "" && res.ExitCode == 1 && lw.lockErr.Load() != nil &&
+		!deadline.IsZero() && deadline.Sub(s.cfg.Now()) > lostRaceMargin
 }

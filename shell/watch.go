@@ -93,6 +93,12 @@ type lockWatch struct {
 	say func(string)
 	// report shows a wait for someone else's lock while it lasts.
 	report atomic.Pointer[waitReport]
+	// held is the output held back while the run may be a lost race; our
+	// lock seen releases it.
+	held atomic.Pointer[heldOutput]
+	// lockErr is the last lock failure terraform reported ("Error
+	// acquiring the state lock"), nil if none.
+	lockErr atomic.Pointer[terraform.LockDiag]
 }
 
 // started is RunSpec.Started.
@@ -162,6 +168,8 @@ func (lw *lockWatch) emit(ev lock.Event) {
 		lw.ch.async(name, map[string]any{"lock": data})
 	}
 	switch ev.Kind {
+	case lock.KindAcquired:
+		lw.held.Load().release()
 	case lock.KindWait:
 		lw.report.Load().started(ev, holder)
 	case lock.KindWaitEnd:
@@ -267,7 +275,12 @@ func (lw *lockWatch) scan(rec io.Writer) io.Writer {
 	if lw == nil {
 		return rec
 	}
-	sc := terraform.NewDiagScanner(func(d terraform.LockDiag) { lw.w.Diagnostic(diagnostic(d)) })
+	sc := terraform.NewDiagScanner(func(d terraform.LockDiag) {
+		if d.Kind == terraform.DiagLockError {
+			lw.lockErr.Store(&d)
+		}
+		lw.w.Diagnostic(diagnostic(d))
+	})
 	lw.scanners = append(lw.scanners, sc)
 	return io.MultiWriter(rec, sc)
 }

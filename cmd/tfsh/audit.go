@@ -472,9 +472,17 @@ func renderSession(w io.Writer, rec *audit.SessionRecord, frames func(string) ([
 			fmt.Fprintf(w, "    ran        %s\n", esc(ran))
 		}
 		if e := c.End; e != nil && len(e.Run) > 0 {
-			// tfsh waited for the lock itself and gave terraform the rest
-			// of its -lock-timeout.
-			fmt.Fprintf(w, "    then ran   %s (tfsh waited for the lock, then gave terraform the rest of its -lock-timeout)\n", esc(shell.Quote(e.Run)))
+			// tfsh waited for the lock itself, then gave terraform the rest
+			// of its -lock-timeout, or 0s when it runs terraform again
+			// after a lost race.
+			why := "tfsh waited for the lock, then gave terraform the rest of its -lock-timeout"
+			if strings.HasSuffix(e.Run[len(e.Run)-1], "-lock-timeout=0s") {
+				why = "tfsh waited for the lock itself: -lock-timeout=0s at the deadline reports the holder, and before it ends a race lost to another waiter at once"
+			}
+			fmt.Fprintf(w, "    then ran   %s (%s)\n", esc(shell.Quote(e.Run)), why)
+		}
+		if e := c.End; e != nil && e.Attempts > 1 {
+			fmt.Fprintf(w, "    attempts   %d (terraform lost the race for the lock %d times; the lost runs' output is in the record)\n", e.Attempts, e.Attempts-1)
 		}
 		if eff := shell.Quote(c.Info.Effective); len(c.Info.Env) > 0 {
 			fmt.Fprintf(w, "    effective  %s\n", esc(eff))

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -197,8 +199,10 @@ func TestFastHandoff(t *testing.T) {
 					we.At.Sub(relA[0].At), acqB.At.Sub(we.At))
 
 				// What B showed: the holder by its CI run, a line every
-				// second (the injected interval), the end; and the rest of
-				// its timeout given to terraform.
+				// second (the injected interval), the end; and terraform
+				// started with -lock-timeout=0s (a race lost to another
+				// waiter would end at once, and tfsh would wait again),
+				// with the rest of the timeout said.
 				waiting := regexp.MustCompile(`(?m)^tfsh: waiting for lock on \S+ held by bob via GitHub run 1234, job deploy \([^)]*\): apply -auto-approve[^\n]*$`)
 				if n := len(waiting.FindAllString(b.stderr, -1)); n < 2 {
 					t.Fatalf("B showed %d waiting lines, want one at the start and one a second:\n%s", n, b.stderr)
@@ -206,9 +210,9 @@ func TestFastHandoff(t *testing.T) {
 				if !regexp.MustCompile(`(?m)^tfsh: lock on \S+ free after [0-9.ms]+s$`).MatchString(b.stderr) {
 					t.Fatalf("B did not say the lock was free:\n%s", b.stderr)
 				}
-				added := regexp.MustCompile(`(?m)^tfsh: added -lock-timeout=(\S+) \(what is left of -lock-timeout=60s after tfsh's wait\)$`).FindStringSubmatch(b.stderr)
+				added := regexp.MustCompile(`(?m)^tfsh: added -lock-timeout=0s after tfsh's wait: if another run takes the lock first, tfsh waits for it again \((\S+) left of -lock-timeout=60s\)$`).FindStringSubmatch(b.stderr)
 				if added == nil {
-					t.Fatalf("B did not say it gave terraform the rest of the timeout:\n%s", b.stderr)
+					t.Fatalf("B did not say it started terraform with -lock-timeout=0s and what is left of the timeout:\n%s", b.stderr)
 				}
 				left, err := time.ParseDuration(added[1])
 				if err != nil || left <= 0 || left >= 60*time.Second {
@@ -217,11 +221,11 @@ func TestFastHandoff(t *testing.T) {
 				if got, want := strings.Join(bc.start.Run, " "), "plan -input=false -lock-timeout=60s"; got != want {
 					t.Fatalf("command_start run %q, want %q", got, want)
 				}
-				if bc.end == nil || strings.Join(bc.end.Run, " ") != "plan -input=false -lock-timeout=60s -lock-timeout="+added[1] {
-					t.Fatalf("command_end %+v, want run with -lock-timeout=%s last", bc.end, added[1])
+				if bc.end == nil || strings.Join(bc.end.Run, " ") != "plan -input=false -lock-timeout=60s -lock-timeout=0s" || bc.end.Attempts != 0 {
+					t.Fatalf("command_end %+v, want run with -lock-timeout=0s last, one attempt", bc.end)
 				}
 
-				if show := h.run(nil, "audit", "show", bc.session); !strings.Contains(show.stdout, "    then ran   plan -input=false -lock-timeout=60s -lock-timeout="+added[1]+" (tfsh waited") {
+				if show := h.run(nil, "audit", "show", bc.session); !strings.Contains(show.stdout, "    then ran   plan -input=false -lock-timeout=60s -lock-timeout=0s (tfsh waited") {
 					t.Fatalf("tfsh audit show does not say what terraform was started with:\n%s%s", show.stdout, show.stderr)
 				}
 
@@ -370,4 +374,116 @@ func TestWaitLineAtTerminal(t *testing.T) {
 	if n := strings.Count(rp.stdout, "tfsh: waiting for lock on "); n != 1 || strings.Contains(rp.stdout, "\x1b[K") || !strings.Contains(rp.stdout, "tfsh: lock on ") {
 		t.Fatalf("replay shows the wait %d times (want once, without redraws, then its end):\n%s%s", n, rp.stdout, rp.stderr)
 	}
+}
+
+// TestLostRaceRunsAgain: a command that waited for the lock starts
+// terraform with -lock-timeout=0s the moment it is free; when another run
+// takes the lock in between (here: C, a real terraform apply that the
+// wrapper standing in for terraform starts, on the first plan only, and
+// waits for until it holds the lock), terraform fails at once on C's lock,
+// tfsh keeps that failure from the user (it is in the record), waits for C
+// and runs terraform again, which succeeds. Without tfsh, terraform would
+// sit in its own 1, 2, 4 s backoff.
+func TestLostRaceRunsAgain(t *testing.T) {
+	tf := labtest.Terraform(t)
+	dir := labtest.Example(t, ".", tf, nil, nil)
+	h := newHarness(t, dir, tf)
+	h.must("run", "--", "init", "-input=false")
+	mark := filepath.Join(t.TempDir(), "first-plan")
+	wrapper := filepath.Join(t.TempDir(), "terraform")
+	script := `#!/bin/sh
+if [ "$1" = plan ] && mkdir "$MARK" 2>/dev/null; then
+  ( "$REAL" apply -auto-approve -input=false -var hold_seconds=2 -var run_id=winner >"$MARK/c.log" 2>&1 & )
+  i=0
+  while [ ! -s .terraform.tfstate.lock.info ] && [ $i -lt 3000 ]; do sleep 0.01; i=$((i+1)); done
+fi
+exec "$REAL" "$@"
+`
+	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// A holds the lock, so that B waits in tfsh first.
+	seen := map[string]bool{}
+	for _, e := range only(h.lockEvents(), "lock_acquired", "apply") {
+		seen[e.ID] = true
+	}
+	cmd, out, adone := h.startEnv(nil, "run", "--", "apply", "-auto-approve", "-input=false", "-var", "hold_seconds=2", "-var", "run_id=holder")
+	h.waitEvent("A's lock_acquired", cmd, out, func(e lockEvent) bool { return acquiredBy("apply")(e) && !seen[e.ID] })
+	b := h.run([]string{"TFSH_TERRAFORM=" + wrapper, "MARK=" + mark, "REAL=" + tf}, "run", "--", "plan", "-input=false", "-lock-timeout=60s")
+	if err := wait(t, adone, out); err != nil {
+		t.Fatalf("A: %v\n%s", err, out.String())
+	}
+	if b.code != 0 {
+		t.Fatalf("B = %d, want 0 (run again after the lost race):\n%s%s", b.code, b.stdout, b.stderr)
+	}
+	if _, err := os.Stat(mark); err != nil {
+		t.Fatalf("the wrapper never started C: %v", err)
+	}
+	cLog, _ := os.ReadFile(filepath.Join(mark, "c.log"))
+	if !strings.Contains(string(cLog), "Apply complete!") {
+		t.Fatalf("C did not apply:\n%s", cLog)
+	}
+	lost := regexp.MustCompile(`(?m)^tfsh: terraform lost the race for the lock on \S+ to \S+ \(lock ([0-9a-f-]{36})\): tfsh waits for it and runs terraform again \(attempt 2, \S+ left of -lock-timeout=60s\); the lost run's output is in the audit record$`).FindStringSubmatch(b.stderr)
+	if lost == nil {
+		t.Fatalf("B did not say it lost the race and runs terraform again:\n%s", b.stderr)
+	}
+	if strings.Contains(b.stdout+b.stderr, "Error acquiring the state lock") {
+		t.Fatalf("B showed the lost run's lock error:\n%s%s", b.stdout, b.stderr)
+	}
+	if !strings.Contains(b.stdout, "Plan:") && !strings.Contains(b.stdout, "No changes") {
+		t.Fatalf("B did not show the plan of its second run:\n%s", b.stdout)
+	}
+	bc := h.lastCommand("plan")
+	if bc.end == nil || bc.end.Attempts != 2 || bc.end.ExitCode != 0 || strings.Join(bc.end.Run, " ") != "plan -input=false -lock-timeout=60s -lock-timeout=0s" {
+		t.Fatalf("B's command_end %+v, want 2 attempts, exit 0, run with -lock-timeout=0s", bc.end)
+	}
+	// The record: A's lock waited for, C's lock lost to (terraform's
+	// contention), C's lock waited for, then B's own.
+	if got, want := bc.kinds(), "lock_wait lock_wait_end lock_contention lock_wait lock_wait_end lock_acquired lock_released"; got != want {
+		t.Fatalf("B's lock events %q, want %q", got, want)
+	}
+	if c := bc.only("lock_contention")[0]; c.LockID != lost[1] || bc.only("lock_wait")[1].LockID != lost[1] {
+		t.Fatalf("B's contention on %s and second wait on %s, want C's lock %s", c.LockID, bc.only("lock_wait")[1].LockID, lost[1])
+	}
+	// The lost run's output is in the record, with the note B showed.
+	db, err := audit.Open(context.Background(), h.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var rec strings.Builder
+	if err := db.Frames(context.Background(), bc.id, func(f audit.Frame) error {
+		rec.Write(f.Data)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(rec.String(), "Error acquiring the state lock") || !strings.Contains(rec.String(), "terraform lost the race") {
+		t.Fatalf("the record lacks the lost run's lock error or tfsh's note:\n%s", rec.String())
+	}
+	if show := h.run(nil, "audit", "show", bc.session); !strings.Contains(show.stdout, "    attempts   2 (terraform lost the race for the lock 1 times") {
+		t.Fatalf("tfsh audit show does not give the attempts:\n%s%s", show.stdout, show.stderr)
+	}
+	// explain: B waited on C's lock and acquired after it (the lost race
+	// is not B's failure).
+	ex := h.run(nil, "explain", "--json", bc.id)
+	var x audit.Explanation
+	if err := json.Unmarshal([]byte(ex.stdout), &x); err != nil || ex.code != 0 {
+		t.Fatalf("explain: %d %v\n%s%s", ex.code, err, ex.stdout, ex.stderr)
+	}
+	found := false
+	for _, ch := range x.Chains {
+		for _, w := range ch.Waiters {
+			if w.CommandID == bc.id && ch.LockID == lost[1] {
+				found = true
+				if w.Outcome != "acquired" {
+					t.Fatalf("explain: B on C's lock %+v, want acquired\n%s", w, ex.stdout)
+				}
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("explain does not show B waiting on C's lock %s:\n%s", lost[1], ex.stdout)
+	}
+	h.verify()
 }

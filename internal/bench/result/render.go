@@ -73,6 +73,7 @@ var Figures = []Figure{
 	{Name: "acquisitions seen, 8 concurrent sessions (worst backend)", Kind: "detect-sessions", Params: map[string]string{"sessions": "8"}, Stat: "seen", Unit: "%", Goal: 95, AtLeast: true},
 	{Name: "handoff p95 (tfsh, worst backend)", Kind: "handoff", Row: "`tfsh", Stat: "handoff", P95: true, Unit: "ms", Goal: 500},
 	{Name: "handoff p95, ratio tfsh / terraform (worst backend)", Kind: "handoff", Row: "ratio", Stat: "p95 ratio", Unit: "x"},
+	{Name: "handoff p95, 4 waiters queued (tfsh, worst backend)", Kind: "handoff-waiters", Row: "tfsh,", Params: map[string]string{"waiters": "4"}, Stat: "handoff", P95: true, Unit: "ms", Goal: 500},
 	{Name: "policy evaluation, 50 rules (17 matching)", Kind: "gobench", Row: "BenchmarkDecide50", Stat: "ns/op", Scale: 1e-3, Unit: "µs", Goal: 50},
 	{Name: "audit append, batches of 100 (synchronous=NORMAL)", Kind: "gobench", Row: "BenchmarkAppendBatch/sync=NORMAL", Stat: "events/s", Unit: "events/s", Goal: 20000, AtLeast: true},
 	{Name: "audit commit of one command (NORMAL)", Kind: "gobench", Row: "BenchmarkCommandCommit/sync=NORMAL", Stat: "ns/op", Scale: 1e-6, Unit: "ms", Goal: 2},
