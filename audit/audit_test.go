@@ -605,3 +605,51 @@ func TestAddSecretsWhileRunning(t *testing.T) {
 		return nil
 	})
 }
+
+// TestNotesAloneAreNotCompressed: a command with only tfsh's notes (a
+// refusal) stores them as one stored deflate block, without making a
+// compressor; terraform's output is compressed. Both read back the same.
+func TestNotesAloneAreNotCompressed(t *testing.T) {
+	db := MustOpenDB(t)
+	ctx := context.Background()
+	s, _, err := db.StartSession(ctx, testInfo(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	note := "tfsh: refused by rule \"no-unlocked-writes\" (built-in): apply writes state\n"
+	plan := strings.Repeat("terraform_data.r: Refreshing state...\n", 20)
+	frames := map[string][]byte{}
+	for _, c := range []struct {
+		name   string
+		stream audit.Stream
+		data   string
+	}{{"notes", audit.Note, note}, {"terraform", audit.Stdout, plan}} {
+		cmd, err := s.StartCommand(ctx, audit.CommandInfo{Subcommand: "apply"}, audit.Decision{Action: "allow"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd.Output(c.stream).Write([]byte(c.data))
+		if err := cmd.End(ctx, audit.CommandEnd{Status: "ok"}); err != nil {
+			t.Fatal(err)
+		}
+		var z []byte
+		var rawLen int
+		if err := db.SQL().QueryRowContext(ctx, `SELECT frames, raw_len FROM output_chunks WHERE command_id = ?`, cmd.ID).Scan(&z, &rawLen); err != nil {
+			t.Fatal(err)
+		}
+		frames[c.name] = z
+		var got strings.Builder
+		if err := db.Frames(ctx, cmd.ID, func(f audit.Frame) error { got.Write(f.Data); return nil }); err != nil || got.String() != c.data {
+			t.Fatalf("%s read back %q, %v", c.name, got.String(), err)
+		}
+		if c.name == "notes" && (z[0] != 1 || len(z) != rawLen+5) {
+			t.Fatalf("notes stored as %d bytes starting %#x, want a stored block of %d", len(z), z[0], rawLen+5)
+		}
+		if c.name == "terraform" && len(z) >= rawLen/2 {
+			t.Fatalf("terraform's output stored as %d bytes of %d, want compressed", len(z), rawLen)
+		}
+	}
+	if res, err := db.Verify(ctx); err != nil || !res.OK() {
+		t.Fatalf("verify = %+v, %v", res, err)
+	}
+}

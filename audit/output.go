@@ -126,6 +126,7 @@ type chunk struct {
 	seq     int
 	startNS int64
 	raw     []byte
+	notes   bool // only tfsh's own notes
 }
 
 type outputRecorder struct {
@@ -134,18 +135,20 @@ type outputRecorder struct {
 	writers []*streamWriter
 	buf     bytes.Buffer
 	bufAt   time.Time
-	startNS int64
-	seq     int
-	total   int64
-	digest  hash.Hash
-	closed  bool
-	sending sync.WaitGroup // chunks cut but not yet queued
-	queue   chan chunk
-	warm    chan struct{} // closed when the compressor is worth making now
-	warmed  sync.Once
-	free    chan []byte // stored chunks' buffers, for the next chunks
-	stop    chan struct{}
-	done    chan struct{}
+	// bufOther: buf holds more than tfsh's notes.
+	bufOther bool
+	startNS  int64
+	seq      int
+	total    int64
+	digest   hash.Hash
+	closed   bool
+	sending  sync.WaitGroup // chunks cut but not yet queued
+	queue    chan chunk
+	warm     chan struct{} // closed when the compressor is worth making now
+	warmed   sync.Once
+	free     chan []byte // stored chunks' buffers, for the next chunks
+	stop     chan struct{}
+	done     chan struct{}
 
 	errMu sync.Mutex
 	err   error // first storage error
@@ -183,7 +186,8 @@ func (r *outputRecorder) frame(s Stream, data []byte) {
 	r.buf.Write(hdr[:n])
 	r.buf.Write(data)
 	r.total += int64(len(data))
-	if r.total > storedMax {
+	if s != Note {
+		r.bufOther = true
 		r.warmUp()
 	}
 	var ch *chunk
@@ -235,7 +239,8 @@ func (r *outputRecorder) cutLocked() *chunk {
 	}
 	r.buf = *bytes.NewBuffer(next[:0])
 	r.digest.Write(raw)
-	ch := &chunk{seq: r.seq, startNS: r.startNS, raw: raw}
+	ch := &chunk{seq: r.seq, startNS: r.startNS, raw: raw, notes: !r.bufOther}
+	r.bufOther = false
 	r.seq++
 	r.sending.Add(1)
 	return ch
@@ -249,9 +254,9 @@ func (r *outputRecorder) send(ch *chunk) {
 	r.sending.Done()
 }
 
-// warmUp has the compressor made now, in the background, once the output
-// is more than one stored block will take: a larger output usually goes
-// on, and its chunks are best compressed.
+// warmUp has the compressor made now, in the background, when terraform's
+// output starts: its chunks are compressed, and the time after terraform
+// exits, when the last one is stored, is what the user waits for.
 func (r *outputRecorder) warmUp() {
 	r.warmed.Do(func() { close(r.warm) })
 }
@@ -334,18 +339,17 @@ func (r *outputRecorder) close() (string, int64, int, error) {
 // 64 KiB chunk. BestSpeed: on terraform's output it is about ten times
 // faster than the default level for 4 % more bytes.
 //
-// The writer is made only once a command's output passes storedMax
-// (warmUp), or for a chunk larger than that. Until then a chunk is one
-// stored deflate block: a command with a short output (a refusal, a small
-// plan) then allocates no tables at all, which was about 1 ms of CPU and a
-// garbage collection in every such command.
+// The writer is made only for terraform's output (warmUp, when it starts).
+// A chunk of tfsh's own notes alone, up to storedMax, is one stored
+// deflate block: a refused command then allocates no tables at all, which
+// was about 1 ms of CPU and a garbage collection in every refusal.
 type chunkCompressor struct {
 	buf bytes.Buffer
 	w   *flate.Writer
 }
 
-// storedMax is the largest chunk stored without compression while there is
-// no compressor: a short output, where deflate saves a kilobyte or two.
+// storedMax is the largest chunk of notes stored without compression: a
+// few of tfsh's lines, where deflate saves a few hundred bytes.
 const storedMax = 4 << 10
 
 func (z *chunkCompressor) init() {
@@ -354,9 +358,9 @@ func (z *chunkCompressor) init() {
 	}
 }
 
-func (z *chunkCompressor) compress(raw []byte) ([]byte, error) {
+func (z *chunkCompressor) compress(raw []byte, notes bool) ([]byte, error) {
 	z.buf.Reset()
-	if z.w == nil && len(raw) <= storedMax {
+	if notes && len(raw) <= storedMax {
 		// RFC 1951 §3.2.4: BFINAL=1 and BTYPE=00 in the first byte, then
 		// LEN and its complement NLEN, little-endian, then the bytes.
 		n := uint16(len(raw))
@@ -374,7 +378,7 @@ func (z *chunkCompressor) compress(raw []byte) ([]byte, error) {
 }
 
 func (d *DB) storeChunk(commandID string, ch chunk, z *chunkCompressor) error {
-	frames, err := z.compress(ch.raw)
+	frames, err := z.compress(ch.raw, ch.notes)
 	if err != nil {
 		return err
 	}
