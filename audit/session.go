@@ -296,13 +296,14 @@ type CommandEnd struct {
 	// OutputWithheld says why the output was not stored (only its length).
 	OutputWithheld string `json:"output_withheld,omitempty"`
 	Reason         string `json:"reason,omitempty"`
-	// Run is the argv terraform was started with when it differs from
-	// command_start's run: tfsh waited for the lock itself and gave
-	// terraform what was left of the -lock-timeout (redacted).
+	// Run is the argv terraform was last started with when it differs
+	// from command_start's run: tfsh waited for the lock itself and gave
+	// terraform -lock-timeout=0s, or what was left of the -lock-timeout at
+	// a terminal (redacted).
 	Run []string `json:"run,omitempty"`
 	// Attempts is how many times terraform ran, when more than once: tfsh
-	// ran it again after it lost the race for the lock (the earlier runs'
-	// output is in the record, shown to nobody).
+	// ran it again after it lost the race for the lock (the lost runs'
+	// output is in the record; it was held back from the user).
 	Attempts int `json:"attempts,omitempty"`
 }
 

@@ -8,14 +8,22 @@ import (
 
 // heldOutput holds terraform's output back from the user while the run may
 // still turn out to be a lost race for the lock, which tfsh hides and
-// runs again (see Session.Run). It is released, in the order written, as
-// soon as the run is known to have the lock, when it has held heldMax
-// bytes or heldFor, or when the caller decides after terraform exits;
-// from then on writes pass straight through. What it holds is recorded
-// all the same: the recorder sits beside it, not behind it.
+// runs again (see Session.Run). What it holds is recorded all the same: the
+// recorder sits beside it, not behind it.
+//
+// It is let go (release) when the run is known to have the lock, after
+// heldFor, or at heldMax bytes: what was held is then shown, in the order
+// written, before the next write; flush shows what is left once the run
+// has ended. drop discards it all, and what comes after. Output reaches the
+// user only from the writer's goroutine or from flush, never under the
+// mutex, so a user's stdout that stops reading stalls the relay as it
+// would without the hold, and nothing else.
 type heldOutput struct {
 	mu      sync.Mutex
-	holding bool
+	holding bool // writes are kept
+	dropped bool // a lost run: writes are discarded
+	writing bool // a write to the user is under way
+	shown   bool // something reached the user
 	frames  []heldFrame
 	size    int
 	timer   *time.Timer
@@ -30,8 +38,9 @@ const (
 	// heldMax: a lost race is a short diagnostic; more output than this is
 	// a run that got past the lock.
 	heldMax = 64 << 10
-	// heldFor: terraform tries the lock within a second of starting, on a
-	// remote backend too; output is never kept from the user longer.
+	// heldFor: terraform tries the lock within a second or two of
+	// starting, on a remote backend too; output is not kept from the user
+	// longer.
 	heldFor = 2 * time.Second
 )
 
@@ -52,46 +61,81 @@ type heldWriter struct {
 func (hw heldWriter) Write(p []byte) (int, error) {
 	h := hw.h
 	h.mu.Lock()
-	defer h.mu.Unlock()
+	if h.dropped {
+		h.mu.Unlock()
+		return len(p), nil
+	}
 	if h.holding && h.size+len(p) <= heldMax {
 		h.frames = append(h.frames, heldFrame{hw.w, append([]byte(nil), p...)})
 		h.size += len(p)
+		h.mu.Unlock()
 		return len(p), nil
 	}
-	h.flushLocked()
-	return hw.w.Write(p)
+	frames := h.take()
+	h.writing, h.shown = true, true
+	h.mu.Unlock()
+	for _, f := range frames {
+		f.w.Write(f.data)
+	}
+	n, err := hw.w.Write(p)
+	h.mu.Lock()
+	h.writing = false
+	h.mu.Unlock()
+	return n, err
 }
 
-// release shows what was held and lets the rest through.
+// take ends the hold and returns what it kept; h.mu is held.
+func (h *heldOutput) take() []heldFrame {
+	h.holding = false
+	frames := h.frames
+	h.frames, h.size = nil, 0
+	return frames
+}
+
+// release lets output through from the next write on. It never writes
+// itself: it is called from the lock watcher and a timer.
 func (h *heldOutput) release() {
 	if h == nil {
 		return
 	}
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.flushLocked()
+	h.holding = false
+	h.mu.Unlock()
 }
 
-func (h *heldOutput) flushLocked() {
-	if !h.holding {
+// flush shows what is still held, once the run has ended; not while a write
+// to the user is stuck (the relay left it behind), which would stall tfsh
+// too.
+func (h *heldOutput) flush() {
+	if h == nil {
 		return
 	}
-	h.holding = false
+	h.mu.Lock()
 	h.timer.Stop()
-	for _, f := range h.frames {
+	if h.dropped || h.writing {
+		h.mu.Unlock()
+		return
+	}
+	frames := h.take()
+	if len(frames) > 0 {
+		h.writing, h.shown = true, true
+	}
+	h.mu.Unlock()
+	for _, f := range frames {
 		f.w.Write(f.data)
 	}
-	h.frames, h.size = nil, 0
+	h.mu.Lock()
+	h.writing = false
+	h.mu.Unlock()
 }
 
-// drop discards what was held, and reports whether anything had already
-// been shown (the hold was released before the run ended).
+// drop discards what is held and anything written later, and reports
+// whether some of the run's output had already been shown.
 func (h *heldOutput) drop() (shown bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.timer.Stop()
-	shown = !h.holding
-	h.holding = false
-	h.frames, h.size = nil, 0
-	return shown
+	h.take()
+	h.dropped = true
+	return h.shown
 }

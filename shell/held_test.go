@@ -37,12 +37,31 @@ func TestHeldOutput(t *testing.T) {
 			t.Fatalf("shown %q, want %q", got, want)
 		}
 	})
-	t.Run("dropped: nothing shown", func(t *testing.T) {
+	t.Run("dropped: nothing shown, then or later", func(t *testing.T) {
 		var log []string
 		h := newHeldOutput()
-		h.wrap(orderedSink{"err", &log}).Write([]byte("Error acquiring the state lock"))
+		w := h.wrap(orderedSink{"err", &log})
+		w.Write([]byte("Error acquiring the state lock"))
 		if shown := h.drop(); shown || len(log) != 0 {
 			t.Fatalf("drop shown=%v, log %q", shown, log)
+		}
+		w.Write([]byte("late"))
+		h.flush()
+		if len(log) != 0 {
+			t.Fatalf("shown after drop: %q", log)
+		}
+	})
+	t.Run("released with nothing more written: flush shows it", func(t *testing.T) {
+		var log []string
+		h := newHeldOutput()
+		h.wrap(orderedSink{"out", &log}).Write([]byte("a"))
+		h.release()
+		if len(log) != 0 {
+			t.Fatalf("release wrote %q itself", log)
+		}
+		h.flush()
+		if got := strings.Join(log, " "); got != "out:a" {
+			t.Fatalf("flush showed %q", got)
 		}
 	})
 	t.Run("more than heldMax is let through", func(t *testing.T) {
@@ -84,6 +103,8 @@ func TestLostRace(t *testing.T) {
 		{"no lock error", terraform.Result{Started: true, ExitCode: 1}, &lockWatch{}, later, false},
 		{"another exit code", terraform.Result{Started: true, ExitCode: 2}, withErr(nil), later, false},
 		{"killed", terraform.Result{Started: true, ExitCode: 1, Signal: "interrupt"}, withErr(nil), later, false},
+		{"given a signal", terraform.Result{Started: true, ExitCode: 1, Forwarded: []string{"interrupt"}}, withErr(nil), later, false},
+		{"read tfsh's input", terraform.Result{Started: true, ExitCode: 1, Input: 4}, withErr(nil), later, false},
 		{"at the deadline", terraform.Result{Started: true, ExitCode: 1}, withErr(nil), now.Add(lostRaceMargin), false},
 		{"terraform waits on its own", terraform.Result{Started: true, ExitCode: 1}, withErr(nil), time.Time{}, false},
 	} {

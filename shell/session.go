@@ -434,8 +434,11 @@ func (s *Session) Run(ctx context.Context, argv []string, line string) Outcome {
 				hctx, stop := untilSignal(context.WithoutCancel(ctx), sigs)
 				ch.wait(hctx)
 				stop()
-				return s.end(c, audit.CommandEnd{Status: "interrupted", ExitCode: ExitInterrupted, Attempts: multiple(attempts),
-					Reason: "interrupted while waiting for the lock, before terraform started"})
+				reason := "interrupted while waiting for the lock, before terraform started"
+				if attempts > 1 {
+					reason = "interrupted while waiting for the lock, after terraform lost the race for it"
+				}
+				return s.end(c, audit.CommandEnd{Status: "interrupted", ExitCode: ExitInterrupted, Attempts: multiple(attempts), Reason: reason})
 			}
 			if pw.argv != nil {
 				runArgv, final, ranArgv = pw.argv, pw.inv, terraform.RedactArgs(pw.argv)
@@ -454,12 +457,12 @@ func (s *Session) Run(ctx context.Context, argv []string, line string) Outcome {
 			if pw.waited {
 				freeLosses = 0
 			} else if freeLosses++; freeLosses >= 3 {
-				held.release()
+				held.flush()
 				say(fmt.Sprintf("terraform failed on the lock on %s %d times in a row although tfsh read it free each time: not running it again (does tfsh read the lock terraform takes? see tfsh locks)", ref.Key, freeLosses))
 				break
 			}
 			shown := held.drop()
-			lw.finish(false, true)
+			lw.finishLost()
 			left := pw.deadline.Sub(s.cfg.Now()).Truncate(time.Millisecond)
 			msg := fmt.Sprintf("terraform lost the race for the lock on %s to %s: tfsh waits for it and runs terraform again (attempt %d, %s left of -lock-timeout=%s)",
 				ref.Key, raceWinner(lw.lockErr.Load()), attempts+1, left, decided.LockTimeout.Value)
@@ -471,7 +474,7 @@ func (s *Session) Run(ctx context.Context, argv []string, line string) Outcome {
 			pre = s.startPrecheck(ctx, decided, ref, lock.Getenv(getenv))
 			continue
 		}
-		held.release()
+		held.flush()
 		break
 	}
 

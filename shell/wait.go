@@ -484,7 +484,7 @@ func (s *Session) preWait(ctx context.Context, lw *lockWatch, pre *precheck, fin
 			say("did not change -lock-timeout after the wait: terraform would read these arguments differently; it waits its full -lock-timeout again")
 			return preWaitResult{}
 		}
-		return preWaitResult{argv: argv, inv: inv, waited: res.Waited > 0}
+		return preWaitResult{argv: argv, inv: inv, waited: res.Outcome == lock.WaitReleased}
 	}
 	switch {
 	case res.Outcome == lock.WaitInterrupted:
@@ -500,7 +500,10 @@ func (s *Session) preWait(ctx context.Context, lw *lockWatch, pre *precheck, fin
 			say(fmt.Sprintf("the lock on %s is still held after %s, the -lock-timeout: starting terraform with -lock-timeout=0s, which reports the holder", ref.Key, timeout))
 		}
 		return out
-	case at.guard && (res.Waited > 0 || at.again):
+	case at.guard && (res.Outcome == lock.WaitReleased || at.again && res.Outcome == lock.WaitFree):
+		// Only when tfsh saw the lock free: after failed reads
+		// (WaitUnobserved) terraform keeps its own retry, with what is
+		// left of the timeout, and is not run again.
 		left := max(spec.Deadline.Sub(s.cfg.Now()).Truncate(time.Millisecond), time.Millisecond)
 		out := with("0s")
 		if out.argv != nil {
@@ -520,7 +523,10 @@ func (s *Session) preWait(ctx context.Context, lw *lockWatch, pre *precheck, fin
 		}
 		return out
 	}
-	return preWaitResult{deadline: spec.Deadline, waited: res.Waited > 0}
+	if res.Outcome != lock.WaitFree {
+		return preWaitResult{}
+	}
+	return preWaitResult{deadline: spec.Deadline}
 }
 
 // lostRaceMargin is the least time left of the -lock-timeout for which a
@@ -535,8 +541,10 @@ const maxAttempts = 100
 // lostRace reports a run that failed on the lock it found held (or could
 // not read: terraform gives up at once then) while time is left: terraform
 // did nothing else, so running it again once the lock is free is what the
-// -lock-timeout asked for.
+// -lock-timeout asked for. Not a run that was given a signal (terraform
+// stops its wait on one) or that read any of tfsh's input (a second run
+// would not get it again).
 func (s *Session) lostRace(res terraform.Result, lw *lockWatch, deadline time.Time) bool {
-	return res.Started && res.Signal == "" && res.ExitCode == 1 && lw.lockErr.Load() != nil &&
-		!deadline.IsZero() && deadline.Sub(s.cfg.Now()) > lostRaceMargin
+	return res.Started && res.Signal == "" && len(res.Forwarded) == 0 && res.Input == 0 && res.ExitCode == 1 &&
+		lw.lockErr.Load() != nil && !deadline.IsZero() && deadline.Sub(s.cfg.Now()) > lostRaceMargin
 }

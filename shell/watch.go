@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/user"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -169,7 +170,13 @@ func (lw *lockWatch) emit(ev lock.Event) {
 	}
 	switch ev.Kind {
 	case lock.KindAcquired:
-		lw.held.Load().release()
+		// Only a lock the kernel names our terraform's holder of: a remote
+		// lock is taken for ours by who and when, which another run of
+		// the same user on the same host also matches (until terraform's
+		// contention says otherwise); there the hold lasts its 2 s.
+		if ev.Source == lock.SourceBackend && ev.PID != 0 && slices.Contains(ev.Mechanisms, lock.Local) {
+			lw.held.Load().release()
+		}
 	case lock.KindWait:
 		lw.report.Load().started(ev, holder)
 	case lock.KindWaitEnd:
@@ -290,10 +297,25 @@ func (lw *lockWatch) finish(ok, locked bool) {
 	if lw == nil {
 		return
 	}
+	lw.settle(ok, locked, true)
+}
+
+// finishLost ends the watch of a run that lost the race for the lock and
+// will be run again: its events (the contention above all) are written at
+// once, before the next run's, not deferred to command_end.
+func (lw *lockWatch) finishLost() {
+	lw.settle(false, true, false)
+}
+
+// settle flushes the scanners and has the watcher record how the run
+// left the lock; with deferred, events from then on go with command_end.
+func (lw *lockWatch) settle(ok, locked, deferred bool) {
 	for _, sc := range lw.scanners {
 		sc.Close()
 	}
-	lw.ending.Store(true)
+	if deferred {
+		lw.ending.Store(true)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	lw.w.Finish(ctx, lock.Exit{OK: ok, Locked: locked})

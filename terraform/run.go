@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -71,8 +72,11 @@ type Result struct {
 	Signal   string // the signal that killed the child, if any
 	// Forwarded lists the signals tfsh passed on.
 	Forwarded []string
-	Duration  time.Duration
-	Err       error // tfsh could not run the command at all
+	// Input is how many bytes of tfsh's stdin were passed to the child
+	// (without a terminal; 0 on a pty).
+	Input    int64
+	Duration time.Duration
+	Err      error // tfsh could not run the command at all
 }
 
 // Run starts the child, copies its streams and waits for it. ctx cancels a
@@ -218,11 +222,13 @@ func runPipes(spec RunSpec) Result {
 	rl.finish(relayGrace)
 	close(stop)
 	wg.Wait()
+	res := exitResult(cmd, err, start, fwd)
 	if input != nil {
 		input.stop()
+		res.Input = input.n.Load()
 	}
 	gate.close()
-	return exitResult(cmd, err, start, fwd)
+	return res
 }
 
 // pipedInput copies tfsh's non-terminal stdin to the child through a pipe,
@@ -233,6 +239,7 @@ type pipedInput struct {
 	wakeW   *os.File
 	done    chan struct{}
 	stopped bool
+	n       atomic.Int64 // bytes passed to the child
 }
 
 func pipeInput(in *os.File, gate *typedGate) (*pipedInput, error) {
@@ -251,7 +258,7 @@ func pipeInput(in *os.File, gate *typedGate) (*pipedInput, error) {
 		defer close(p.done)
 		// Polls, so that it stops when the child is gone instead of
 		// blocking in read; closing w at EOF gives the child its EOF.
-		copyInput(&gatedInput{gate: gate, pty: w}, int(in.Fd()), int(wake.Fd()))
+		copyInput(&gatedInput{gate: gate, pty: w, n: &p.n}, int(in.Fd()), int(wake.Fd()))
 		w.Close()
 	}()
 	return p, nil
@@ -475,10 +482,14 @@ func (o *gatedOutput) Write(p []byte) (int, error) {
 type gatedInput struct {
 	gate *typedGate
 	pty  io.Writer
+	n    *atomic.Int64 // bytes passed on, when counted
 }
 
 func (w *gatedInput) Write(p []byte) (int, error) {
 	w.gate.input(p)
+	if w.n != nil {
+		w.n.Add(int64(len(p)))
+	}
 	return w.pty.Write(p)
 }
 

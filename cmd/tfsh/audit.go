@@ -476,7 +476,7 @@ func renderSession(w io.Writer, rec *audit.SessionRecord, frames func(string) ([
 			// of its -lock-timeout, or 0s when it runs terraform again
 			// after a lost race.
 			why := "tfsh waited for the lock, then gave terraform the rest of its -lock-timeout"
-			if strings.HasSuffix(e.Run[len(e.Run)-1], "-lock-timeout=0s") {
+			if lastLockTimeout(e.Run) == "0s" {
 				why = "tfsh waited for the lock itself: -lock-timeout=0s at the deadline reports the holder, and before it ends a race lost to another waiter at once"
 			}
 			fmt.Fprintf(w, "    then ran   %s (%s)\n", esc(shell.Quote(e.Run)), why)
@@ -716,4 +716,19 @@ func writeJSON(w io.Writer, v any) error {
 func fileExists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil
+}
+
+// lastLockTimeout is the value of the last -lock-timeout in argv (the one
+// terraform uses), "" if none.
+func lastLockTimeout(argv []string) string {
+	v := ""
+	for _, a := range argv {
+		if a == "--" {
+			break
+		}
+		if x, ok := strings.CutPrefix(strings.TrimLeft(a, "-"), "lock-timeout="); ok && strings.HasPrefix(a, "-") {
+			v = x
+		}
+	}
+	return v
 }
