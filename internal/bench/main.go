@@ -235,8 +235,11 @@ func main() {
 			Stats: []result.Stat{result.Of("terraform", "ms", pt), result.Of("baseline", "ms", bt), result.Of("tfsh", "ms", wt),
 				result.Of("baseline ratio", "x", bratios), result.Of("tfsh ratio", "x", ratios), result.Of("baseline − tfsh", "ms", gain)}})
 	}
+	lo, hi := result.MedianCI95(added)
+	fmt.Printf("\nThe median added is %.1f ms; its 95 %% confidence interval (order statistics of the %d paired rounds) is %.1f to %.1f ms.\n", median(added), len(added), lo, hi)
 	emit("overhead", result.Record{Kind: "overhead", Row: "`plan`, " + filepath.Base(*example),
-		Params: map[string]string{"resources": strconv.Itoa(*resources), "rounds": strconv.Itoa(*rounds)},
+		Params: map[string]string{"resources": strconv.Itoa(*resources), "rounds": strconv.Itoa(*rounds),
+			result.AddedCI: fmt.Sprintf("%s to %s", result.Num(lo), result.Num(hi))},
 		Stats: append([]result.Stat{result.Of("terraform", "ms", pt), result.Of("tfsh", "ms", wt), result.Of("ratio", "x", ratios),
 			result.Of("added", "ms", added), result.Of("refused command", "ms", rt)}, cpuStats("tfsh CPU", cpu)...)})
 }

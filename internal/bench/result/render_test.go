@@ -170,3 +170,34 @@ func TestWorstOfSeveral(t *testing.T) {
 		}
 	}
 }
+
+// A missed added time whose confidence interval includes the goal is
+// within noise, and says so with the interval; one whose interval is above
+// the goal is a plain miss.
+func TestMissedGoalWithinNoise(t *testing.T) {
+	rec := func(ci string) Record {
+		return Record{Kind: "overhead", Row: "plan", Params: map[string]string{"resources": "1000", AddedCI: ci}, Stats: []Stat{
+			Of("added", "ms", []float64{-40, 23, 90})}}
+	}
+	got := Summary([]Record{rec("4.5 to 41.2")})
+	if want := "**no**, within noise: the median's 95 % confidence interval, 4.50 to 41.2 ms, includes 15 ms |"; !strings.Contains(got, want) {
+		t.Fatalf("missing %q in\n%s", want, got)
+	}
+	got = Summary([]Record{rec("16.2 to 41.2")})
+	if !strings.Contains(got, "| ≤ 15 ms | **no** |") {
+		t.Fatalf("a miss outside the interval is not a plain miss:\n%s", got)
+	}
+}
+
+func TestMedianCI95(t *testing.T) {
+	xs := make([]float64, 30)
+	for i := range xs {
+		xs[29-i] = float64(i + 1) // 30 .. 1, unsorted
+	}
+	if lo, hi := MedianCI95(xs); lo != 10 || hi != 21 {
+		t.Fatalf("MedianCI95(1..30) = %v, %v; want 10, 21 (P(X ≤ 9) = 2.1 %% for Binomial(30, ½))", lo, hi)
+	}
+	if lo, hi := MedianCI95([]float64{3, 1, 2}); lo != 1 || hi != 3 {
+		t.Fatalf("three samples: %v, %v; want the range", lo, hi)
+	}
+}

@@ -57,6 +57,30 @@ func Of(name, unit string, xs []float64) Stat {
 	return st
 }
 
+// MedianCI95 is a distribution-free confidence interval of at least 95 %
+// for the median of xs: the order statistics k and n+1−k, with k the
+// largest for which Binomial(n, ½) ≤ k−1 has probability at most 2.5 %.
+// It holds whatever the shape of the noise. With fewer than 6 samples it
+// is the range (which then covers less).
+func MedianCI95(xs []float64) (lo, hi float64) {
+	n := len(xs)
+	if n == 0 {
+		return 0, 0
+	}
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	k, cdf, term := 0, 0.0, math.Pow(0.5, float64(n)) // term: P(X = j)
+	for j := 0; j < n && cdf+term <= 0.025; j++ {
+		cdf += term
+		k = j + 1
+		term *= float64(n-j) / float64(j+1)
+	}
+	if k < 1 {
+		k = 1
+	}
+	return s[k-1], s[n-k]
+}
+
 // One is a Stat of a single value (a count, a share).
 func One(name, unit string, x float64) Stat { return Of(name, unit, []float64{x}) }
 
