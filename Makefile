@@ -10,5 +10,5 @@ test:           ## install the lab (cached) and pass every check and test
 build:
 	go build -o bin/tfsh ./cmd/tfsh
 
-bench:          ## every figure of BENCHMARKS.md in one run (15-20 min); rewrites its tables
+bench:          ## every figure of BENCHMARKS.md in one run (about 22 min); rewrites its tables
 	@bash scripts/bench.sh

@@ -5,7 +5,7 @@
 # with go run ./internal/bench/render. The Markdown tables each step prints go to the terminal
 # and to RESULTS/log.txt.
 #
-#   scripts/bench.sh                 the full run (make bench): about 20 minutes on 2 CPUs
+#   scripts/bench.sh                 the full run (make bench): about 22 minutes on 2 CPUs
 #   scripts/bench.sh --quick         small counts, a few minutes: checks the machinery; renders
 #                                    into BENCHMARKS.md too, with a header that says so
 #   scripts/bench.sh --results DIR   results here (default .artifacts/bench/DATE-TIME; the last

@@ -102,15 +102,8 @@ func handoffBench(tfsh, tf, tofu, examples string, n int, only string) {
 			// first try) meets the release at different phases.
 			hold := 1 + float64(r%5)*0.5
 			offset := time.Duration(100+rand.IntN(500)) * time.Millisecond
-			order := []string{"terraform", "tfsh"}
-			if rand.IntN(2) == 0 {
-				order[0], order[1] = order[1], order[0]
-			}
-			for _, who := range order {
-				argv := plain
-				if who == "tfsh" {
-					argv = wrapped
-				}
+			for _, w := range inRandomOrder(plain, wrapped) {
+				who, argv := w.who, w.argv
 				d, ok := oneHandoff(c.obs, every, c.env, c.dir, c.binary, argv, hold, offset, fmt.Sprintf("h%d-%s", r, who))
 				if !ok {
 					missed[who]++

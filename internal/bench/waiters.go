@@ -56,15 +56,8 @@ func handoffWaiters(tfsh, tf, examples string, n int, levels []int) {
 			drained := map[string][]float64{}
 			missed := map[string]int{}
 			for r := range n {
-				order := []string{"terraform", "tfsh"}
-				if rand.IntN(2) == 0 {
-					order[0], order[1] = order[1], order[0]
-				}
-				for _, who := range order {
-					argv := plain
-					if who == "tfsh" {
-						argv = wrapped
-					}
+				for _, w := range inRandomOrder(plain, wrapped) {
+					who, argv := w.who, w.argv
 					hs, drain, miss := queueHandoffs(obs, every, env, dir, tf, argv, k, fmt.Sprintf("q%d-%d-%s", k, r, who))
 					got[who] = append(got[who], hs...)
 					drained[who] = append(drained[who], drain.Seconds())
@@ -131,6 +124,9 @@ func queueHandoffs(obs lock.Observer, every time.Duration, env []string, dir, tf
 	if err := holder.Wait(); err != nil {
 		fail(fmt.Sprintf("holder apply: %v\n%s", err, holderOut.String()))
 	}
+	// A few more reads of the free lock: the last release must be seen
+	// whole, not cut short by the cancel.
+	time.Sleep(20 * every)
 	cancel()
 	<-tr.done
 	return tr.handoffs(first, k)
@@ -183,4 +179,20 @@ func sameKeys(a, b map[string]bool) bool {
 		}
 	}
 	return true
+}
+
+// waiterRun is one kind of waiter of a round: plain terraform or tfsh.
+type waiterRun struct {
+	who  string // "terraform" or "tfsh"
+	argv []string
+}
+
+// inRandomOrder gives a round's two waiter kinds in a random order, so
+// that load drift hits both alike.
+func inRandomOrder(plain, wrapped []string) []waiterRun {
+	runs := []waiterRun{{"terraform", plain}, {"tfsh", wrapped}}
+	if rand.IntN(2) == 0 {
+		runs[0], runs[1] = runs[1], runs[0]
+	}
+	return runs
 }
