@@ -453,6 +453,11 @@ func (s *Session) Run(ctx context.Context, argv []string, line string) Outcome {
 			stdout, stderr = held.wrap(stdout), held.wrap(stderr)
 		}
 		res = s.runTerraform(ctx, c, lw, runArgv, env, stdout, stderr, sigs, &resized)
+		if held != nil {
+			// A diagnostic the output ended inside is reported at the
+			// scanners' close: before deciding whether the run lost.
+			lw.closeScanners()
+		}
 		if held != nil && s.lostRace(res, lw, pw.deadline) && ctx.Err() == nil && attempts < maxAttempts {
 			if pw.waited {
 				freeLosses = 0

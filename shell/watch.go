@@ -310,9 +310,7 @@ func (lw *lockWatch) finishLost() {
 // settle flushes the scanners and has the watcher record how the run
 // left the lock; with deferred, events from then on go with command_end.
 func (lw *lockWatch) settle(ok, locked, deferred bool) {
-	for _, sc := range lw.scanners {
-		sc.Close()
-	}
+	lw.closeScanners()
 	if deferred {
 		lw.ending.Store(true)
 	}
@@ -358,4 +356,12 @@ func stateFlags(inv *terraform.Invocation) (state, stateOut string) {
 		}
 	}
 	return state, stateOut
+}
+
+// closeScanners flushes the output scanners: a diagnostic still open is
+// reported now. Closing twice is harmless.
+func (lw *lockWatch) closeScanners() {
+	for _, sc := range lw.scanners {
+		sc.Close()
+	}
 }
